@@ -1,0 +1,39 @@
+//! Overseer's engine: the actors that run a job, the messages they exchange, and the ports
+//! (`Store`, `Operation`) through which they reach the outside world.
+//!
+//! Nothing in this crate speaks SQL, HTTP or Redis. The application crate implements the ports
+//! (PostgreSQL store, Google Ads and noop operations) and starts the engine with [`Engine::start`].
+//! The engine's own tests use [`memory_store::MemoryStore`] and scripted operations, so every
+//! actor can be exercised deterministically without a database.
+//!
+//! The path of one item: [`supervisor`] claims the job, [`job`] spawns a [`customer`] actor per
+//! customer with pending items, the customer actor asks the [`rate_limiter`] for a permit before
+//! every call of the [`operation`], and hands each terminal outcome to the [`db_writer`], which
+//! commits outcomes in batches through the [`store`]; after each commit the [`progress`] hub
+//! fans the job's committed counters out to websocket feeds.
+
+pub mod config;
+pub mod customer;
+pub mod db_writer;
+pub mod engine;
+pub mod job;
+pub mod memory_store;
+pub mod metrics;
+pub mod model;
+pub mod operation;
+pub mod progress;
+pub mod rate_limiter;
+pub mod store;
+pub mod supervisor;
+
+pub use config::{EngineConfig, LimiterConfig, WriterConfig};
+pub use engine::Engine;
+pub use model::{
+    ClaimedJob, ItemId, ItemStatus, JobId, JobProgress, JobStatus, OutcomeRecord, WorkItem,
+};
+pub use operation::{
+    BatchError, CallGate, GateClosed, ItemOutcome, Operation, OperationError, OperationRegistry,
+    PreparedCustomer, Scope,
+};
+pub use rate_limiter::Permit;
+pub use store::{Store, StoreError};

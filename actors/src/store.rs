@@ -1,0 +1,79 @@
+//! The `Store` port: everything the engine needs from durable storage, and nothing more.
+//!
+//! The PostgreSQL adapter lives in the application crate; [`crate::memory_store::MemoryStore`]
+//! implements the same contract for the engine's tests. The contract that both must keep:
+//! only `pending` items ever change status (a second outcome for an item is ignored), job
+//! counters move by exactly the rows that changed in the same transaction, and every write to a
+//! job's items is refused when the caller's lease epoch is no longer the job's (fencing).
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::model::{ClaimedJob, ItemId, JobId, JobProgress, JobStatus, OutcomeRecord, WorkItem};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database could not be reached or the statement failed for a reason that may pass
+    /// (connection lost, pool timeout, serialization failure). Callers retry.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// The request itself is wrong; retrying will not help.
+    #[error("store rejected the request: {0}")]
+    Rejected(String),
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Takes ownership of up to `limit` runnable jobs (`pending` or `running`) that nobody holds
+    /// a live lease on, marks them `running` and returns them with a new lease epoch.
+    async fn claim_jobs(
+        &self,
+        node_id: &str,
+        lease: Duration,
+        limit: usize,
+    ) -> Result<Vec<ClaimedJob>, StoreError>;
+
+    /// Extends the lease. `Ok(false)` means the lease is lost (another epoch owns the job).
+    async fn renew_lease(
+        &self,
+        job_id: JobId,
+        node_id: &str,
+        epoch: i64,
+        lease: Duration,
+    ) -> Result<bool, StoreError>;
+
+    /// Gives the job up so another claim can take it at once (no-op if not held under `epoch`).
+    async fn release_job(&self, job_id: JobId, node_id: &str, epoch: i64)
+    -> Result<(), StoreError>;
+
+    /// Current status, `None` when the job does not exist.
+    async fn job_status(&self, job_id: JobId) -> Result<Option<JobStatus>, StoreError>;
+
+    /// Customers of the job that still have pending items, in a stable order.
+    async fn customers_with_pending(&self, job_id: JobId) -> Result<Vec<String>, StoreError>;
+
+    /// Pending items of one customer with `id > after_id`, in id order, at most `limit`.
+    async fn pending_items(
+        &self,
+        job_id: JobId,
+        customer_id: &str,
+        after_id: ItemId,
+        limit: usize,
+    ) -> Result<Vec<WorkItem>, StoreError>;
+
+    /// Commits outcomes in one transaction: items still `pending` take their outcome, and each
+    /// touched job's counters grow by the rows that actually changed. Returns the counters of
+    /// the touched jobs after the commit.
+    async fn flush_outcomes(
+        &self,
+        outcomes: &[OutcomeRecord],
+    ) -> Result<Vec<JobProgress>, StoreError>;
+
+    /// Marks the job `completed` if it is still running under `epoch` and has no pending item.
+    /// Returns the status the job has afterwards.
+    async fn complete_job(&self, job_id: JobId, epoch: i64) -> Result<JobStatus, StoreError>;
+
+    /// Marks the job `failed` with `error` if it is still running under `epoch`.
+    async fn fail_job(&self, job_id: JobId, epoch: i64, error: &str) -> Result<(), StoreError>;
+}

@@ -1,0 +1,135 @@
+//! Starting Overseer in one of its roles: the engine (claims and runs jobs), the HTTP API, or
+//! both. The pool, migrations and the operation registry are set up the same way for every
+//! role; tests start an [`App`] in-process on a free port.
+
+use std::{sync::Arc, time::Instant};
+
+use overseer_actors::{Engine, OperationRegistry};
+
+use crate::{
+    config::Config,
+    http::{self, AppState, RunningServer},
+    ops,
+    store::{self, PgStore},
+};
+
+/// Which parts of Overseer a process runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Roles {
+    pub engine: bool,
+    pub api: bool,
+}
+
+impl Roles {
+    pub const SERVE: Roles = Roles {
+        engine: true,
+        api: true,
+    };
+}
+
+/// A started Overseer process (or its in-process equivalent in tests).
+pub struct App {
+    pub store: PgStore,
+    pub redis: Option<crate::redis::ConnectionManager>,
+    pub engine: Option<Engine>,
+    pub server: Option<RunningServer>,
+    pub config: Arc<Config>,
+    /// Live progress (websocket feeds); [`App::stop`] closes its sessions.
+    pub live: http::ws::LiveFeeds,
+}
+
+impl App {
+    /// Connects (creating and migrating the database if needed) and starts the given roles.
+    /// Must run inside an actix system.
+    pub async fn start(config: Config, roles: Roles) -> anyhow::Result<App> {
+        let registry = ops::registry(&config);
+        Self::start_with(config, roles, registry).await
+    }
+
+    pub async fn start_with(
+        config: Config,
+        roles: Roles,
+        registry: OperationRegistry,
+    ) -> anyhow::Result<App> {
+        let config = Arc::new(config);
+        let pool = store::connect(&config.pool_settings()).await?;
+        let store = PgStore::new(pool);
+        let registry = Arc::new(registry);
+        // Before any actor starts, so the engine's first increments are recorded.
+        crate::telemetry::metrics::install(registry.names());
+        let redis = match &config.redis_url {
+            Some(url) => match crate::redis::connect(url).await {
+                Ok(connection) => Some(connection),
+                Err(error) => {
+                    tracing::warn!(%error, "going on without Redis");
+                    None
+                }
+            },
+            None => None,
+        };
+        let mut live = http::ws::LiveFeeds::start(&config, redis.as_ref());
+        let engine = roles.engine.then(|| {
+            Engine::start(
+                config.engine_config(),
+                live.publishing_store(crate::redis::cache::InvalidatingStore::wrap(
+                    Arc::new(store.clone()),
+                    crate::redis::cache::ListCache::new(
+                        redis.clone(),
+                        &config.redis_prefix,
+                        std::time::Duration::from_millis(config.list_cache_ttl_ms),
+                    ),
+                )),
+                registry.clone(),
+            )
+        });
+        if let Some(engine) = &engine {
+            live.attach_engine(engine);
+        }
+        let server = if roles.api {
+            let state = AppState {
+                store: store.clone(),
+                registry,
+                config: config.clone(),
+                supervisor: engine.as_ref().map(|e| e.supervisor.clone()),
+                redis: redis.clone(),
+                live: live.clone(),
+                started_at: Instant::now(),
+            };
+            let server = http::start(state, &config.http_addr, 2)?;
+            if server.addrs.iter().all(|a| a.ip().is_loopback()) {
+                tracing::info!(addrs = ?server.addrs,
+                    "HTTP API listening on loopback only (OVERSEER_HTTP_ADDR=0.0.0.0:8080 exposes it)");
+            } else {
+                tracing::warn!(addrs = ?server.addrs, token = config.api_token.is_some(),
+                    "HTTP API listening beyond loopback; set OVERSEER_API_TOKEN unless a proxy guards it");
+            }
+            Some(server)
+        } else {
+            None
+        };
+        Ok(App {
+            store,
+            redis,
+            engine,
+            server,
+            config,
+            live,
+        })
+    }
+
+    /// Closes every websocket session ("going away"), then stops the HTTP server gracefully.
+    pub async fn stop(&self) {
+        self.live.shut_down();
+        if let Some(server) = &self.server {
+            server.handle.stop(true).await;
+        }
+    }
+
+    /// The API's base URL, e.g. `http://127.0.0.1:41234`.
+    pub fn base_url(&self) -> Option<String> {
+        self.server
+            .as_ref()
+            .and_then(|s| s.addrs.first())
+            .map(|a| format!("http://{a}"))
+    }
+}

@@ -1,0 +1,465 @@
+//! One typed `Config` for the whole application, read from an optional TOML file
+//! (`overseer.toml`, or the path in `OVERSEER_CONFIG`) and then from the environment:
+//! `DATABASE_URL`, `REDIS_URL`, and `OVERSEER_<FIELD>` for every other field (upper case).
+//! Environment values win. Defaults work on a developer machine. The README's configuration
+//! table lists the same fields.
+
+use std::{collections::BTreeMap, path::Path, time::Duration};
+
+use overseer_actors::{EngineConfig, LimiterConfig, WriterConfig};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::store::pool::PoolSettings;
+
+#[derive(Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// PostgreSQL URL; the database is created if missing.
+    pub database_url: String,
+    /// Redis URL; unset runs a single node without Redis.
+    pub redis_url: Option<String>,
+    /// Prefix of every Redis key and channel, so deployments (and tests) can share a server.
+    pub redis_prefix: String,
+    /// Address the HTTP API listens on.
+    pub http_addr: String,
+    /// This node's id (owner of the jobs it runs); default host name + pid.
+    pub node_id: Option<String>,
+    /// Bearer token for `/api`; unset leaves the API open. Secret.
+    pub api_token: Option<String>,
+    /// Bearer token for `/metrics`; unset leaves it open. Secret.
+    pub metrics_token: Option<String>,
+    /// How long a cached `GET /api/jobs` page may be served from Redis; 0 turns the cache off.
+    /// Status changes invalidate it at once; this bounds how old a running job's counters can be.
+    pub list_cache_ttl_ms: u64,
+    /// `text` (default) or `json` logs.
+    pub log_format: String,
+
+    /// Connections in the pool.
+    pub pool_size: usize,
+    /// How long a request waits for a free connection before failing.
+    pub pool_wait_timeout_ms: u64,
+    /// TCP connect timeout to PostgreSQL.
+    pub connect_timeout_ms: u64,
+    /// Server-side statement timeout for every statement.
+    pub statement_timeout_ms: u64,
+
+    /// Largest JSON submission body.
+    pub max_json_body_bytes: usize,
+    /// Largest CSV submission body.
+    pub max_csv_body_bytes: usize,
+    /// Most items in one job.
+    pub max_items_per_job: u64,
+
+    /// Jobs this node runs at once.
+    pub max_running_jobs: usize,
+    /// Customers one job works on at once.
+    pub max_concurrent_customers: usize,
+    /// Items read per query by a customer actor.
+    pub page_size: usize,
+    /// Attempts per item for retryable failures.
+    pub max_attempts: u32,
+    /// Backoff between retries of an item: from this…
+    pub retry_min_ms: u64,
+    /// …up to this.
+    pub retry_max_ms: u64,
+    /// How often the Supervisor looks for claimable jobs.
+    pub claim_interval_ms: u64,
+    /// How often a running job checks for pause/cancel and renews its lease.
+    pub control_interval_ms: u64,
+    /// Lease on a claimed job.
+    pub lease_ms: u64,
+    /// Restarts of one customer's worker before its remaining items fail.
+    pub max_customer_restarts: u32,
+    /// Threads that Job and Customer actors are spread over.
+    pub worker_threads: usize,
+
+    /// DbWriter: flush when this many outcomes are buffered…
+    pub flush_max_items: usize,
+    /// …or this often.
+    pub flush_interval_ms: u64,
+    /// DbWriter: flushes in flight at once (connections used).
+    pub flush_connections: usize,
+    /// DbWriter: producers wait when this many outcomes are buffered.
+    pub max_buffered: usize,
+
+    /// RateLimiter: global (developer token) calls per second; 0 = unlimited.
+    pub rate_limit_global_per_sec: f64,
+    /// RateLimiter: global burst.
+    pub rate_limit_global_burst: f64,
+    /// RateLimiter: calls per second per customer account; 0 = unlimited.
+    pub rate_limit_customer_per_sec: f64,
+    /// RateLimiter: per-customer burst.
+    pub rate_limit_customer_burst: f64,
+
+    /// Google Ads API base URL.
+    pub google_ads_endpoint: String,
+    /// Google Ads API version in request paths.
+    pub google_ads_api_version: String,
+    /// OAuth2 token endpoint.
+    pub google_ads_token_url: String,
+    /// Developer token (optional; sent as `developer-token` when set). Secret.
+    pub google_ads_developer_token: Option<String>,
+    /// OAuth2 client id.
+    pub google_ads_client_id: Option<String>,
+    /// OAuth2 client secret. Secret.
+    pub google_ads_client_secret: Option<String>,
+    /// OAuth2 refresh token. Secret.
+    pub google_ads_refresh_token: Option<String>,
+    /// Manager account id sent as `login-customer-id` (dashes allowed).
+    pub google_ads_login_customer_id: Option<String>,
+    /// Timeout of one Google Ads request.
+    pub google_ads_request_timeout_ms: u64,
+}
+
+/// Fields whose values are never shown or logged.
+pub const SECRET_FIELDS: [&str; 5] = [
+    "api_token",
+    "metrics_token",
+    "google_ads_developer_token",
+    "google_ads_client_secret",
+    "google_ads_refresh_token",
+];
+
+impl Default for Config {
+    fn default() -> Self {
+        let engine = EngineConfig::default();
+        let limiter = LimiterConfig::default();
+        let writer = WriterConfig::default();
+        Self {
+            database_url: "postgres://postgres@127.0.0.1:5432/overseer".into(),
+            redis_url: None,
+            redis_prefix: "overseer:".into(),
+            http_addr: "127.0.0.1:8080".into(),
+            node_id: None,
+            api_token: None,
+            metrics_token: None,
+            list_cache_ttl_ms: 2_000,
+            log_format: "text".into(),
+            pool_size: 16,
+            pool_wait_timeout_ms: 10_000,
+            connect_timeout_ms: 5_000,
+            statement_timeout_ms: 120_000,
+            max_json_body_bytes: 64 << 20,
+            max_csv_body_bytes: 1 << 30,
+            max_items_per_job: 5_000_000,
+            max_running_jobs: engine.max_running_jobs,
+            max_concurrent_customers: engine.max_concurrent_customers,
+            page_size: engine.page_size,
+            max_attempts: engine.max_attempts,
+            retry_min_ms: engine.retry_min.as_millis() as u64,
+            retry_max_ms: engine.retry_max.as_millis() as u64,
+            claim_interval_ms: engine.claim_interval.as_millis() as u64,
+            control_interval_ms: engine.control_interval.as_millis() as u64,
+            lease_ms: engine.lease.as_millis() as u64,
+            max_customer_restarts: engine.max_customer_restarts,
+            worker_threads: engine.worker_arbiters,
+            flush_max_items: writer.flush_max_items,
+            flush_interval_ms: writer.flush_interval.as_millis() as u64,
+            flush_connections: writer.flush_connections,
+            max_buffered: writer.max_buffered,
+            rate_limit_global_per_sec: limiter.global_rate_per_sec.unwrap_or(0.0),
+            rate_limit_global_burst: limiter.global_burst,
+            rate_limit_customer_per_sec: limiter.customer_rate_per_sec.unwrap_or(0.0),
+            rate_limit_customer_burst: limiter.customer_burst,
+            google_ads_endpoint: "https://googleads.googleapis.com".into(),
+            google_ads_api_version: "v26".into(),
+            google_ads_token_url: "https://oauth2.googleapis.com/token".into(),
+            google_ads_developer_token: None,
+            google_ads_client_id: None,
+            google_ads_client_secret: None,
+            google_ads_refresh_token: None,
+            google_ads_login_customer_id: None,
+            google_ads_request_timeout_ms: 60_000,
+        }
+    }
+}
+
+/// Debug output is the redacted view, so a stray `{:?}` cannot leak a secret into a log.
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Config {}", self.redacted())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading {path}: {error}")]
+    File { path: String, error: String },
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// Variables read without the `OVERSEER_` prefix, as deployments name them.
+const UNPREFIXED: [(&str, &str); 2] =
+    [("DATABASE_URL", "database_url"), ("REDIS_URL", "redis_url")];
+
+impl Config {
+    /// Reads the file (if any) and the process environment.
+    pub fn load() -> Result<Config, ConfigError> {
+        let vars: BTreeMap<String, String> = std::env::vars().collect();
+        let path = vars
+            .get("OVERSEER_CONFIG")
+            .cloned()
+            .unwrap_or_else(|| "overseer.toml".into());
+        let file = if Path::new(&path).exists() {
+            Some(
+                std::fs::read_to_string(&path).map_err(|e| ConfigError::File {
+                    path: path.clone(),
+                    error: e.to_string(),
+                })?,
+            )
+        } else {
+            None
+        };
+        Self::from_sources(file.as_deref(), &vars)
+    }
+
+    /// Builds the config from a TOML text and environment variables (testable without touching
+    /// the process environment).
+    pub fn from_sources(
+        toml_text: Option<&str>,
+        vars: &BTreeMap<String, String>,
+    ) -> Result<Config, ConfigError> {
+        let mut merged = match toml_text {
+            Some(text) => {
+                let table: toml::Table =
+                    toml::from_str(text).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+                serde_json::to_value(table).map_err(|e| ConfigError::Invalid(e.to_string()))?
+            }
+            None => Value::Object(Map::new()),
+        };
+        let known = serde_json::to_value(Config::default())
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        let Value::Object(known) = known else {
+            return Err(ConfigError::Invalid("config is not a table".into()));
+        };
+        let Value::Object(target) = &mut merged else {
+            return Err(ConfigError::Invalid("config file is not a table".into()));
+        };
+        for (name, value) in vars {
+            let field = UNPREFIXED
+                .iter()
+                .find(|(var, _)| var == name)
+                .map(|(_, field)| field.to_string())
+                .or_else(|| {
+                    name.strip_prefix("OVERSEER_")
+                        .map(str::to_ascii_lowercase)
+                        .filter(|f| known.contains_key(f))
+                });
+            let Some(field) = field else { continue };
+            let typed = match known.get(&field) {
+                Some(Value::Number(_)) => value
+                    .trim()
+                    .parse::<serde_json::Number>()
+                    .map(Value::Number)
+                    .map_err(|_| {
+                        ConfigError::Invalid(format!("{name}={value:?} is not a number"))
+                    })?,
+                Some(Value::Bool(_)) => Value::Bool(matches!(
+                    value.trim().to_ascii_lowercase().as_str(),
+                    "1" | "true" | "yes" | "on"
+                )),
+                _ => Value::String(value.clone()),
+            };
+            target.insert(field, typed);
+        }
+        let config: Config =
+            serde_json::from_value(merged).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        config.check()?;
+        Ok(config)
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        let positive = [
+            ("pool_size", self.pool_size),
+            ("max_running_jobs", self.max_running_jobs),
+            ("max_concurrent_customers", self.max_concurrent_customers),
+            ("page_size", self.page_size),
+            ("worker_threads", self.worker_threads),
+            ("flush_max_items", self.flush_max_items),
+            ("flush_connections", self.flush_connections),
+            ("max_buffered", self.max_buffered),
+        ];
+        for (name, value) in positive {
+            if value == 0 {
+                return Err(ConfigError::Invalid(format!("{name} must be at least 1")));
+            }
+        }
+        if self.flush_connections >= self.pool_size {
+            return Err(ConfigError::Invalid(format!(
+                "flush_connections ({}) must be below pool_size ({}), or nothing else could run",
+                self.flush_connections, self.pool_size
+            )));
+        }
+        if self.max_attempts == 0 {
+            return Err(ConfigError::Invalid(
+                "max_attempts must be at least 1".into(),
+            ));
+        }
+        if !["text", "json"].contains(&self.log_format.as_str()) {
+            return Err(ConfigError::Invalid(format!(
+                "log_format must be text or json, not {:?}",
+                self.log_format
+            )));
+        }
+        for (name, rate) in [
+            ("rate_limit_global_per_sec", self.rate_limit_global_per_sec),
+            (
+                "rate_limit_customer_per_sec",
+                self.rate_limit_customer_per_sec,
+            ),
+        ] {
+            if !rate.is_finite() || rate < 0.0 {
+                return Err(ConfigError::Invalid(format!("{name} must be 0 or more")));
+            }
+        }
+        Ok(())
+    }
+
+    /// This node's id: configured, or host name and pid.
+    pub fn node_id(&self) -> String {
+        self.node_id.clone().unwrap_or_else(|| {
+            let host = std::fs::read_to_string("/etc/hostname")
+                .map(|h| h.trim().to_string())
+                .ok()
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| "localhost".into());
+            format!("{host}-{}", std::process::id())
+        })
+    }
+
+    pub fn pool_settings(&self) -> PoolSettings {
+        PoolSettings {
+            database_url: self.database_url.clone(),
+            node_id: self.node_id(),
+            max_size: self.pool_size,
+            connect_timeout: Duration::from_millis(self.connect_timeout_ms),
+            wait_timeout: Duration::from_millis(self.pool_wait_timeout_ms),
+            statement_timeout: Duration::from_millis(self.statement_timeout_ms),
+        }
+    }
+
+    pub fn engine_config(&self) -> EngineConfig {
+        let rate = |r: f64| (r > 0.0).then_some(r);
+        EngineConfig {
+            node_id: self.node_id(),
+            max_running_jobs: self.max_running_jobs,
+            max_concurrent_customers: self.max_concurrent_customers,
+            page_size: self.page_size,
+            max_attempts: self.max_attempts,
+            retry_min: Duration::from_millis(self.retry_min_ms),
+            retry_max: Duration::from_millis(self.retry_max_ms),
+            claim_interval: Duration::from_millis(self.claim_interval_ms.max(10)),
+            control_interval: Duration::from_millis(self.control_interval_ms.max(10)),
+            lease: Duration::from_millis(self.lease_ms.max(1000)),
+            max_customer_restarts: self.max_customer_restarts,
+            worker_arbiters: self.worker_threads,
+            writer: WriterConfig {
+                flush_max_items: self.flush_max_items,
+                flush_interval: Duration::from_millis(self.flush_interval_ms.max(1)),
+                flush_connections: self.flush_connections,
+                max_buffered: self.max_buffered,
+                ..WriterConfig::default()
+            },
+            limiter: LimiterConfig {
+                global_rate_per_sec: rate(self.rate_limit_global_per_sec),
+                global_burst: self.rate_limit_global_burst,
+                customer_rate_per_sec: rate(self.rate_limit_customer_per_sec),
+                customer_burst: self.rate_limit_customer_burst,
+                ..LimiterConfig::default()
+            },
+        }
+    }
+
+    /// The config as shown to people: secrets replaced.
+    pub fn redacted(&self) -> Value {
+        let mut shown = serde_json::to_value(self).unwrap_or(Value::Null);
+        if let Value::Object(map) = &mut shown {
+            for field in SECRET_FIELDS {
+                if map.get(field).is_some_and(|v| !v.is_null()) {
+                    map.insert(field.into(), Value::String("[redacted]".into()));
+                }
+            }
+            if let Some(Value::String(url)) = map.get("database_url") {
+                map.insert("database_url".into(), Value::String(redact_url(url)));
+            }
+            if let Some(Value::String(url)) = map.get("redis_url") {
+                map.insert("redis_url".into(), Value::String(redact_url(url)));
+            }
+        }
+        shown
+    }
+}
+
+/// Hides the password of a `scheme://user:password@host/…` URL.
+fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    match rest.split_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            if userinfo.contains(':') {
+                format!("{scheme}://{user}:[redacted]@{host}")
+            } else {
+                url.to_string()
+            }
+        }
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn environment_overrides_file_and_defaults() {
+        let config = Config::from_sources(
+            Some("pool_size = 4\nflush_max_items = 100"),
+            &vars(&[
+                ("OVERSEER_FLUSH_MAX_ITEMS", "500"),
+                ("DATABASE_URL", "postgres://x/y"),
+            ]),
+        )
+        .expect("valid");
+        assert_eq!(config.pool_size, 4);
+        assert_eq!(config.flush_max_items, 500);
+        assert_eq!(config.database_url, "postgres://x/y");
+        assert_eq!(config.flush_interval_ms, 250);
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        let err = Config::from_sources(None, &vars(&[("OVERSEER_POOL_SIZE", "many")]))
+            .expect_err("invalid");
+        assert!(err.to_string().contains("OVERSEER_POOL_SIZE"), "{err}");
+        let err = Config::from_sources(Some("pool_sise = 3"), &BTreeMap::new()).expect_err("typo");
+        assert!(err.to_string().contains("pool_sise"), "{err}");
+    }
+
+    #[test]
+    fn secrets_are_redacted() {
+        let config = Config {
+            api_token: Some("s3cret".into()),
+            google_ads_client_secret: Some("gsecret".into()),
+            google_ads_refresh_token: Some("grefresh".into()),
+            google_ads_developer_token: Some("gdev".into()),
+            database_url: "postgres://u:hunter2@db/x".into(),
+            ..Config::default()
+        };
+        let shown = config.redacted().to_string();
+        assert!(
+            !shown.contains("s3cret") && !shown.contains("hunter2"),
+            "{shown}"
+        );
+    }
+}

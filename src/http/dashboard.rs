@@ -1,0 +1,37 @@
+//! The dashboard at `/`: one HTML page, one script and one stylesheet, compiled into the binary
+//! (no build step, no CDN). The page is a client of the public API only: `GET /api/jobs` for
+//! the table, `/api/ws` for live progress and the rate limiter, `/api/jobs/{id}/items` for
+//! failed items, the state-change routes for its buttons and `POST /api/jobs` for CSV uploads.
+//! When the API needs a token, the page asks for it once and keeps it in the browser.
+
+use actix_web::{HttpResponse, http::header, web};
+
+const INDEX_HTML: &str = include_str!("dashboard/index.html");
+const APP_JS: &str = include_str!("dashboard/app.js");
+const STYLE_CSS: &str = include_str!("dashboard/style.css");
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/", web::get().to(index))
+        .route("/dashboard/app.js", web::get().to(app_js))
+        .route("/dashboard/style.css", web::get().to(style_css));
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, content_type))
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .insert_header(("X-Content-Type-Options", "nosniff"))
+        .body(body)
+}
+
+async fn index() -> HttpResponse {
+    asset("text/html; charset=utf-8", INDEX_HTML)
+}
+
+async fn app_js() -> HttpResponse {
+    asset("text/javascript; charset=utf-8", APP_JS)
+}
+
+async fn style_css() -> HttpResponse {
+    asset("text/css; charset=utf-8", STYLE_CSS)
+}

@@ -1,0 +1,151 @@
+//! Liveness, readiness, pool status and the effective configuration. Liveness touches
+//! nothing; readiness measures a round trip to PostgreSQL (503 when it fails) and to Redis when
+//! one is configured ("degraded" when only Redis fails: Overseer works without it); pool status
+//! is the pool's own numbers; `/api/config` is the configuration in force, secrets redacted.
+
+use std::time::{Duration, Instant};
+
+use actix_web::{HttpResponse, web};
+use serde::Serialize;
+use serde_json::json;
+
+use super::AppState;
+
+/// Longest wait for Redis's answer to a readiness probe.
+const REDIS_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/health", web::get().to(live))
+        .route("/health/ready", web::get().to(ready))
+        .route("/health/pool", web::get().to(pool))
+        .route("/config", web::get().to(config));
+}
+
+/// Liveness: `{"status": "ok"}`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Liveness {
+    pub status: String,
+}
+
+/// One dependency's probe.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Probe {
+    pub ok: bool,
+    /// Round trip of the probe; null when it was not attempted.
+    pub latency_ms: Option<f64>,
+    /// Why it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Readiness: `ok`, `degraded` (only Redis is down) or `down` (PostgreSQL is; status 503).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Readiness {
+    /// `ok`, `degraded` or `down`.
+    pub status: String,
+    pub postgres: Probe,
+    /// Null when no Redis is configured.
+    pub redis: Option<Probe>,
+}
+
+/// The connection pool's numbers.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct PoolStatus {
+    pub max_size: usize,
+    pub size: usize,
+    pub available: usize,
+    pub waiting: usize,
+}
+
+#[utoipa::path(get, path = "/api/health", tag = "health",
+    responses((status = 200, description = "The process is alive", body = Liveness)))]
+pub async fn live() -> HttpResponse {
+    HttpResponse::Ok().json(json!({"status": "ok"}))
+}
+
+async fn probe_postgres(state: &AppState) -> Probe {
+    let started = Instant::now();
+    let result = match state.store.pool.get().await {
+        Ok(client) => client
+            .simple_query("SELECT 1")
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    Probe {
+        ok: result.is_ok(),
+        latency_ms: Some(started.elapsed().as_secs_f64() * 1000.0),
+        error: result.err(),
+    }
+}
+
+async fn probe_redis(state: &AppState) -> Option<Probe> {
+    state.config.redis_url.as_ref()?;
+    let Some(mut connection) = state.redis.clone() else {
+        return Some(Probe {
+            ok: false,
+            latency_ms: None,
+            error: Some("not connected: Redis was unreachable at start-up".into()),
+        });
+    };
+    let started = Instant::now();
+    let result = match tokio::time::timeout(
+        REDIS_PROBE_TIMEOUT,
+        crate::redis::ping(&mut connection),
+    )
+    .await
+    {
+        Ok(result) => result.map(|_| ()),
+        Err(_) => Err("timed out".to_string()),
+    };
+    Some(Probe {
+        ok: result.is_ok(),
+        latency_ms: Some(started.elapsed().as_secs_f64() * 1000.0),
+        error: result.err(),
+    })
+}
+
+#[utoipa::path(get, path = "/api/health/ready", tag = "health",
+    responses(
+        (status = 200, description = "Ready (`ok`), or `degraded` when only Redis is down", body = Readiness),
+        (status = 503, description = "PostgreSQL is unreachable (`down`)", body = Readiness),
+    ))]
+pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
+    let (postgres, redis) = futures_util::join!(probe_postgres(&state), probe_redis(&state));
+    let status = match (&postgres, &redis) {
+        (p, _) if !p.ok => "down",
+        (_, Some(r)) if !r.ok => "degraded",
+        _ => "ok",
+    };
+    let body = Readiness {
+        status: status.into(),
+        postgres,
+        redis,
+    };
+    if status == "down" {
+        HttpResponse::ServiceUnavailable().json(body)
+    } else {
+        HttpResponse::Ok().json(body)
+    }
+}
+
+#[utoipa::path(get, path = "/api/health/pool", tag = "health",
+    responses((status = 200, description = "The PostgreSQL pool", body = PoolStatus),
+        (status = 401, description = "Missing or wrong token", body = super::openapi::ErrorBody)))]
+pub async fn pool(state: web::Data<AppState>) -> HttpResponse {
+    let status = state.store.pool.status();
+    HttpResponse::Ok().json(PoolStatus {
+        max_size: status.max_size,
+        size: status.size,
+        available: status.available,
+        waiting: status.waiting,
+    })
+}
+
+#[utoipa::path(get, path = "/api/config", tag = "health",
+    responses((status = 200, description = "The effective configuration, secrets redacted", body = Object),
+        (status = 401, description = "Missing or wrong token", body = super::openapi::ErrorBody)))]
+pub async fn config(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok().json(state.config.redacted())
+}

@@ -1,0 +1,131 @@
+//! Middleware: bearer-token authentication of `/api`, and request latency metrics.
+//!
+//! Authentication (API.md): when `OVERSEER_API_TOKEN` is set, every `/api` route except
+//! `GET /api/health` and `GET /api/health/ready` needs `Authorization: Bearer <token>`. A
+//! websocket upgrade may pass `?token=<token>` instead (browsers cannot set headers on a
+//! websocket); other requests may not, so tokens stay out of URLs and access logs. The check
+//! wraps the whole `/api` scope, so every route added under it, websockets included, is
+//! covered without doing anything. Tokens are compared in constant time (`subtle`).
+
+use std::time::Instant;
+
+use actix_web::{
+    Error,
+    body::{EitherBody, MessageBody},
+    dev::{ServiceRequest, ServiceResponse},
+    http::{Method, StatusCode, header},
+    middleware::Next,
+    web,
+};
+use subtle::ConstantTimeEq;
+
+use super::{ApiError, AppState};
+use crate::telemetry::metrics as m;
+
+/// Routes that stay open with a token configured (load balancers probe them).
+const OPEN_ROUTES: [&str; 2] = ["/api/health", "/api/health/ready"];
+
+/// True when `given` equals `expected`, in time independent of where they differ.
+pub fn token_matches(given: &str, expected: &str) -> bool {
+    bool::from(given.as_bytes().ct_eq(expected.as_bytes()))
+}
+
+/// The bearer token of an `Authorization` header, if it has one.
+pub fn bearer(req: &actix_web::HttpRequest) -> Option<&str> {
+    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+fn is_websocket_upgrade(req: &ServiceRequest) -> bool {
+    req.headers()
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+}
+
+fn query_token(req: &ServiceRequest) -> Option<String> {
+    web::Query::<Vec<(String, String)>>::from_query(req.query_string())
+        .ok()?
+        .into_inner()
+        .into_iter()
+        .find(|(k, _)| k == "token")
+        .map(|(_, v)| v)
+}
+
+/// The 401 every refused request gets, in the API's error shape.
+pub fn unauthorized(message: &str) -> actix_web::HttpResponse {
+    let mut response = actix_web::ResponseError::error_response(&ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        message,
+    ));
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        header::HeaderValue::from_static("Bearer"),
+    );
+    response
+}
+
+/// Checks the token of a request under `/api`.
+pub async fn require_api_token(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, Error> {
+    let expected = req
+        .app_data::<web::Data<AppState>>()
+        .and_then(|state| state.config.api_token.clone())
+        .filter(|t| !t.is_empty());
+    let Some(expected) = expected else {
+        return Ok(next.call(req).await?.map_into_left_body());
+    };
+    if req.method() == Method::GET && OPEN_ROUTES.contains(&req.path()) {
+        return Ok(next.call(req).await?.map_into_left_body());
+    }
+    let given = bearer(req.request()).map(str::to_string).or_else(|| {
+        is_websocket_upgrade(&req)
+            .then(|| query_token(&req))
+            .flatten()
+    });
+    match given {
+        Some(given) if token_matches(&given, &expected) => {
+            Ok(next.call(req).await?.map_into_left_body())
+        }
+        Some(_) => Ok(req
+            .into_response(unauthorized("the bearer token is wrong"))
+            .map_into_right_body()),
+        None => Ok(req
+            .into_response(unauthorized(
+                "this route needs Authorization: Bearer <token> (OVERSEER_API_TOKEN)",
+            ))
+            .map_into_right_body()),
+    }
+}
+
+/// Records every request's latency by matched route pattern, method and status.
+pub async fn record_latency(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    let started = Instant::now();
+    let method = m::method_label(req.method());
+    let response = next.call(req).await;
+    let seconds = started.elapsed().as_secs_f64();
+    let (route, status) = match &response {
+        Ok(response) => (
+            response
+                .request()
+                .match_pattern()
+                .unwrap_or_else(|| "unmatched".into()),
+            response.status().as_u16(),
+        ),
+        Err(error) => (
+            "unmatched".to_string(),
+            error.as_response_error().status_code().as_u16(),
+        ),
+    };
+    metrics::histogram!(m::HTTP_REQUEST_SECONDS, "route" => route, "method" => method,
+        "status" => status.to_string())
+    .record(seconds);
+    response
+}

@@ -1,0 +1,119 @@
+//! The HTTP API on actix-web: routes, the shared state they use, and the error mapping.
+//! One module per group of routes: [`jobs`] (submit, list, read, state changes) and
+//! [`health`] (liveness, readiness, pool), [`ws`] (live progress feeds) and [`dashboard`]
+//! (the page at `/`), [`metrics`] (`/metrics`), [`openapi`] (`/api/openapi.json`) and
+//! [`middleware`] (bearer-token auth of `/api`, request latency). Extractor errors (bad paths, bad query strings,
+//! unknown routes) are mapped to the API's error shape too.
+
+pub mod dashboard;
+pub mod error;
+pub mod health;
+pub mod jobs;
+pub mod metrics;
+pub mod middleware;
+pub mod openapi;
+pub mod ws;
+
+use std::{net::SocketAddr, sync::Arc, time::Instant};
+
+use actix::Addr;
+use actix_web::{App, HttpResponse, HttpServer, dev::ServerHandle, http::StatusCode, web};
+use overseer_actors::{OperationRegistry, supervisor::Supervisor};
+
+use crate::{config::Config, store::PgStore};
+pub use error::ApiError;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: PgStore,
+    pub registry: Arc<OperationRegistry>,
+    pub config: Arc<Config>,
+    /// The local engine's Supervisor, nudged on submission and resume; `None` in an API-only
+    /// process (workers find new jobs on their next claim tick).
+    pub supervisor: Option<Addr<Supervisor>>,
+    /// Redis, when `REDIS_URL` is set and it answered at start-up.
+    pub redis: Option<crate::redis::ConnectionManager>,
+    /// Live progress: the hub, the bus websocket sessions subscribe to, their shutdown.
+    pub live: ws::LiveFeeds,
+    pub started_at: Instant,
+}
+
+impl AppState {
+    /// The `GET /api/jobs` cache (every read a MISS without Redis).
+    pub fn list_cache(&self) -> crate::redis::cache::ListCache {
+        crate::redis::cache::ListCache::new(
+            self.redis.clone(),
+            &self.config.redis_prefix,
+            std::time::Duration::from_millis(self.config.list_cache_ttl_ms),
+        )
+    }
+
+    pub fn nudge_engine(&self) {
+        if let Some(supervisor) = &self.supervisor {
+            supervisor.do_send(overseer_actors::supervisor::ClaimNow);
+        }
+    }
+}
+
+/// Registers every route on an app.
+pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
+    move |cfg| {
+        cfg.app_data(web::Data::new(state))
+            .app_data(web::PathConfig::default().error_handler(|err, _| {
+                ApiError::not_found(format!("no such resource: {err}")).into()
+            }))
+            .app_data(web::QueryConfig::default().error_handler(|err, _| {
+                ApiError::bad_request("invalid_query", format!("invalid query string: {err}"))
+                    .into()
+            }))
+            .service(
+                web::scope("/api")
+                    .wrap(actix_web::middleware::from_fn(
+                        middleware::require_api_token,
+                    ))
+                    .configure(health::routes)
+                    .configure(openapi::routes)
+                    .configure(jobs::routes)
+                    .configure(ws::routes)
+                    .default_service(web::to(unknown_route)),
+            )
+            .configure(metrics::routes)
+            .configure(dashboard::routes);
+    }
+}
+
+async fn unknown_route() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "no such route",
+    ))
+}
+
+/// A running HTTP server.
+pub struct RunningServer {
+    pub addrs: Vec<SocketAddr>,
+    pub handle: ServerHandle,
+    /// Ends when the server stops.
+    pub done: actix_rt::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// Binds and starts the server; `addr` may use port 0 (tests).
+pub fn start(state: AppState, addr: &str, workers: usize) -> std::io::Result<RunningServer> {
+    let server = HttpServer::new(move || {
+        App::new()
+            .wrap(actix_web::middleware::from_fn(middleware::record_latency))
+            .configure(configure(state.clone()))
+    })
+    .workers(workers.max(1))
+    .bind(addr)?;
+    let addrs = server.addrs();
+    let server = server.run();
+    let handle = server.handle();
+    Ok(RunningServer {
+        addrs,
+        handle,
+        done: actix_rt::spawn(server),
+    })
+}

@@ -1,0 +1,201 @@
+//! Validation of one submitted row, the same for JSON and CSV: a customer id of 10 digits
+//! (dashes allowed and removed), exactly one of ad group id (digits) or ad group name, size
+//! limits on names and payloads. Every problem of the row is reported, each naming its field.
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::store::items::NAME_KEY_PREFIX;
+
+/// Longest ad group name accepted (Google Ads allows 255 characters).
+pub const MAX_AD_GROUP_NAME_CHARS: usize = 255;
+/// Longest ad group id, in digits (ids are 64-bit).
+pub const MAX_AD_GROUP_ID_DIGITS: usize = 19;
+/// Largest payload per item, serialised.
+pub const MAX_PAYLOAD_BYTES: usize = 16 * 1024;
+
+/// A row as submitted, before validation. `row` counts from 1.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct RawRow {
+    pub row: u64,
+    pub customer_id: Option<String>,
+    pub ad_group_id: Option<String>,
+    pub ad_group_name: Option<String>,
+    pub payload: Map<String, Value>,
+}
+
+/// A row ready to store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidItem {
+    pub row: u64,
+    pub customer_id: String,
+    pub item_key: String,
+    pub payload: Option<Value>,
+}
+
+/// One problem with one field of one row (API.md's error detail).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RowError {
+    pub row: u64,
+    pub field: String,
+    pub problem: String,
+}
+
+impl RowError {
+    pub fn new(row: u64, field: &str, problem: impl Into<String>) -> Self {
+        Self {
+            row,
+            field: field.to_string(),
+            problem: problem.into(),
+        }
+    }
+}
+
+fn present(value: Option<String>) -> Option<String> {
+    value.filter(|v| !v.trim().is_empty())
+}
+
+fn customer_digits(raw: &str) -> Option<String> {
+    let digits: String = raw.trim().chars().filter(|c| *c != '-').collect();
+    (digits.len() == 10 && digits.bytes().all(|b| b.is_ascii_digit())).then_some(digits)
+}
+
+pub fn validate(raw: RawRow) -> Result<ValidItem, Vec<RowError>> {
+    let row = raw.row;
+    let mut errors = Vec::new();
+    let customer_id = match present(raw.customer_id) {
+        None => {
+            errors.push(RowError::new(row, "customer_id", "is missing"));
+            None
+        }
+        Some(value) => {
+            let digits = customer_digits(&value);
+            if digits.is_none() {
+                errors.push(RowError::new(
+                    row,
+                    "customer_id",
+                    format!("{value:?} is not 10 digits (dashes allowed)"),
+                ));
+            }
+            digits
+        }
+    };
+    let item_key = match (present(raw.ad_group_id), present(raw.ad_group_name)) {
+        (Some(_), Some(_)) => {
+            errors.push(RowError::new(
+                row,
+                "ad_group_id",
+                "give exactly one of ad_group_id and ad_group_name, not both",
+            ));
+            None
+        }
+        (None, None) => {
+            errors.push(RowError::new(
+                row,
+                "ad_group_id",
+                "give exactly one of ad_group_id and ad_group_name",
+            ));
+            None
+        }
+        (Some(id), None) => {
+            let id = id.trim();
+            if id.len() <= MAX_AD_GROUP_ID_DIGITS && id.bytes().all(|b| b.is_ascii_digit()) {
+                Some(id.to_string())
+            } else {
+                errors.push(RowError::new(
+                    row,
+                    "ad_group_id",
+                    format!("{id:?} is not a number of at most {MAX_AD_GROUP_ID_DIGITS} digits"),
+                ));
+                None
+            }
+        }
+        (None, Some(name)) => {
+            if name.chars().count() > MAX_AD_GROUP_NAME_CHARS {
+                errors.push(RowError::new(
+                    row,
+                    "ad_group_name",
+                    format!("is longer than {MAX_AD_GROUP_NAME_CHARS} characters"),
+                ));
+                None
+            } else {
+                Some(format!("{NAME_KEY_PREFIX}{name}"))
+            }
+        }
+    };
+    let payload = if raw.payload.is_empty() {
+        None
+    } else {
+        let payload = Value::Object(raw.payload);
+        let size = payload.to_string().len();
+        if size > MAX_PAYLOAD_BYTES {
+            errors.push(RowError::new(
+                row,
+                "payload",
+                format!("is {size} bytes; at most {MAX_PAYLOAD_BYTES} allowed"),
+            ));
+        }
+        Some(payload)
+    };
+    match (customer_id, item_key) {
+        (Some(customer_id), Some(item_key)) if errors.is_empty() => Ok(ValidItem {
+            row,
+            customer_id,
+            item_key,
+            payload,
+        }),
+        _ => Err(errors),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(customer: &str, id: Option<&str>, name: Option<&str>) -> RawRow {
+        RawRow {
+            row: 7,
+            customer_id: Some(customer.to_string()),
+            ad_group_id: id.map(str::to_string),
+            ad_group_name: name.map(str::to_string),
+            payload: Map::new(),
+        }
+    }
+
+    #[test]
+    fn customer_id_with_dashes_is_stored_as_digits() {
+        let item = validate(raw("123-456-7890", Some("55"), None)).expect("valid");
+        assert_eq!(item.customer_id, "1234567890");
+        assert_eq!(item.item_key, "55");
+    }
+
+    #[test]
+    fn ad_group_name_becomes_a_name_key() {
+        let item = validate(raw("1234567890", None, Some("Running shoes"))).expect("valid");
+        assert_eq!(item.item_key, "name:Running shoes");
+    }
+
+    #[test]
+    fn every_problem_of_a_row_is_reported_with_its_field() {
+        let errors = validate(raw("12345", Some("12a"), None)).expect_err("invalid");
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["customer_id", "ad_group_id"]);
+        assert!(errors.iter().all(|e| e.row == 7));
+    }
+
+    #[test]
+    fn both_or_neither_ad_group_field_is_an_error() {
+        assert!(validate(raw("1234567890", Some("1"), Some("x"))).is_err());
+        assert!(validate(raw("1234567890", None, None)).is_err());
+        assert!(validate(raw("1234567890", Some(" "), Some(""))).is_err());
+    }
+
+    #[test]
+    fn oversized_payload_is_rejected() {
+        let mut row = raw("1234567890", Some("1"), None);
+        row.payload
+            .insert("big".into(), Value::String("x".repeat(MAX_PAYLOAD_BYTES)));
+        let errors = validate(row).expect_err("too big");
+        assert_eq!(errors[0].field, "payload");
+    }
+}

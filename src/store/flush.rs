@@ -1,0 +1,80 @@
+//! Committing a DbWriter batch: one statement, so one round trip and one transaction.
+//!
+//! The items take their outcome with one `UPDATE … FROM unnest(…)`, guarded by
+//! `status = 'pending'` so an outcome that arrives twice changes nothing the second time; the
+//! counters of each touched job then grow by the rows that statement actually changed (never a
+//! `COUNT(*)` rescan), and the job's items/minute moves as an exponentially weighted rate with
+//! a 10 s time constant, computed from the rows and the time since the previous flush.
+//! Items are locked before the job row, in id order (the DbWriter sorts each batch), the same
+//! order as every other statement that touches both, so concurrent flushes cannot deadlock.
+
+use deadpool_postgres::Pool;
+use overseer_actors::{JobProgress, OutcomeRecord};
+use serde_json::Value;
+
+use super::{DbError, parse_status};
+
+const FLUSH_SQL: &str = "
+WITH input AS (
+    SELECT * FROM unnest($1::bigint[], $2::text[], $3::jsonb[], $4::text[], $5::int4[])
+        AS u(id, status, result, error, attempts)
+), updated AS (
+    UPDATE job_items AS i
+       SET status = input.status, result = input.result, error = input.error,
+           attempts = input.attempts, processed_at = now()
+      FROM input
+     WHERE i.id = input.id AND i.status = 'pending'
+    RETURNING i.job_id, i.status
+), deltas AS (
+    SELECT job_id,
+           count(*) FILTER (WHERE status = 'succeeded') AS succeeded,
+           count(*) FILTER (WHERE status = 'failed') AS failed,
+           count(*) FILTER (WHERE status = 'skipped') AS skipped,
+           count(*) AS processed
+      FROM updated
+     GROUP BY job_id
+), timing AS (
+    SELECT d.*, j.items_per_minute AS old_rate,
+           greatest(extract(epoch FROM clock_timestamp()
+                    - coalesce(j.progress_at, j.started_at, clock_timestamp())), 0.001)::float8 AS dt
+      FROM deltas d JOIN jobs j ON j.id = d.job_id
+)
+UPDATE jobs AS j
+   SET succeeded = j.succeeded + t.succeeded,
+       failed = j.failed + t.failed,
+       skipped = j.skipped + t.skipped,
+       items_per_minute = t.old_rate
+           + (1 - exp(-t.dt / 10.0)) * (t.processed * 60.0 / t.dt - t.old_rate),
+       progress_at = clock_timestamp(),
+       updated_at = now()
+  FROM timing t
+ WHERE j.id = t.job_id
+RETURNING j.id, j.status, j.total_items, j.succeeded, j.failed, j.skipped, j.items_per_minute";
+
+pub async fn flush(pool: &Pool, outcomes: &[OutcomeRecord]) -> Result<Vec<JobProgress>, DbError> {
+    let ids: Vec<i64> = outcomes.iter().map(|o| o.item_id).collect();
+    let statuses: Vec<&str> = outcomes.iter().map(|o| o.status.as_str()).collect();
+    let results: Vec<Option<&Value>> = outcomes
+        .iter()
+        .map(|o| o.result.as_ref().filter(|v| !v.is_null()))
+        .collect();
+    let errors: Vec<Option<&str>> = outcomes.iter().map(|o| o.error.as_deref()).collect();
+    let attempts: Vec<i32> = outcomes.iter().map(|o| o.attempts).collect();
+    let client = pool.get().await?;
+    let statement = client.prepare_cached(FLUSH_SQL).await?;
+    let rows = client
+        .query(&statement, &[&ids, &statuses, &results, &errors, &attempts])
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|row| JobProgress {
+            job_id: row.get(0),
+            status: parse_status(row.get(1)),
+            total_items: row.get(2),
+            succeeded: row.get(3),
+            failed: row.get(4),
+            skipped: row.get(5),
+            items_per_minute: row.get(6),
+        })
+        .collect())
+}

@@ -1,0 +1,145 @@
+//! Item-level reads: a customer's pending items for the engine, the job's customers with
+//! pending work, and the keyset-paged item listing of the API.
+
+use deadpool_postgres::Pool;
+use overseer_actors::{ItemId, JobId, WorkItem};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::DbError;
+
+/// Prefix of `item_key` for items that name their ad group instead of giving its id.
+pub const NAME_KEY_PREFIX: &str = "name:";
+
+pub async fn customers_with_pending(pool: &Pool, job_id: JobId) -> Result<Vec<String>, DbError> {
+    let client = pool.get().await?;
+    let rows = client
+        .query(
+            "SELECT customer_id FROM job_items
+              WHERE job_id = $1 AND status = 'pending'
+              GROUP BY customer_id ORDER BY customer_id",
+            &[&job_id],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+pub async fn pending(
+    pool: &Pool,
+    job_id: JobId,
+    customer_id: &str,
+    after_id: ItemId,
+    limit: usize,
+) -> Result<Vec<WorkItem>, DbError> {
+    let client = pool.get().await?;
+    let statement = client
+        .prepare_cached(
+            "SELECT id, item_key, payload, attempts FROM job_items
+              WHERE job_id = $1 AND customer_id = $2 AND id > $3 AND status = 'pending'
+              ORDER BY id LIMIT $4",
+        )
+        .await?;
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let rows = client
+        .query(&statement, &[&job_id, &customer_id, &after_id, &limit])
+        .await?;
+    let customer: std::sync::Arc<str> = customer_id.into();
+    Ok(rows
+        .iter()
+        .map(|row| WorkItem {
+            id: row.get(0),
+            customer_id: customer.clone(),
+            item_key: row.get(1),
+            payload: row.get::<_, Option<Value>>(2).unwrap_or(Value::Null),
+            attempts: row.get(3),
+        })
+        .collect())
+}
+
+/// One item as the API shows it.
+#[derive(Debug, Serialize, PartialEq, utoipa::ToSchema)]
+#[schema(as = Item)]
+pub struct ItemView {
+    pub id: i64,
+    pub customer_id: String,
+    pub ad_group_id: Option<String>,
+    pub ad_group_name: Option<String>,
+    pub payload: Option<Value>,
+    pub status: String,
+    pub attempts: i32,
+    pub result: Option<Value>,
+    pub error: Option<String>,
+    pub processed_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+#[derive(Debug, Default)]
+pub struct ItemFilter {
+    pub status: Option<String>,
+    pub customer_id: Option<String>,
+    pub after_id: i64,
+    pub limit: i64,
+}
+
+/// A page of the job's items in id order, after `after_id`.
+pub async fn list(
+    pool: &Pool,
+    job_id: JobId,
+    filter: &ItemFilter,
+) -> Result<Vec<ItemView>, DbError> {
+    let client = pool.get().await?;
+    // Starting the id range at the job's floor lets the primary key index begin at the job's
+    // first item instead of at the first item of every job.
+    let rows = client
+        .query(
+            "SELECT i.id, i.customer_id, i.item_key, i.payload, i.status, i.attempts,
+                    i.result, i.error, i.processed_at
+               FROM job_items i, jobs j
+              WHERE j.id = $1 AND i.job_id = $1
+                AND i.id > greatest($2, j.item_id_floor)
+                AND ($3::text IS NULL OR i.status = $3)
+                AND ($4::text IS NULL OR i.customer_id = $4)
+              ORDER BY i.id LIMIT $5",
+            &[
+                &job_id,
+                &filter.after_id,
+                &filter.status,
+                &filter.customer_id,
+                &filter.limit,
+            ],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|row| {
+            let key: String = row.get(2);
+            let (ad_group_id, ad_group_name) = match key.strip_prefix(NAME_KEY_PREFIX) {
+                Some(name) => (None, Some(name.to_string())),
+                None => (Some(key), None),
+            };
+            ItemView {
+                id: row.get(0),
+                customer_id: row.get(1),
+                ad_group_id,
+                ad_group_name,
+                payload: row.get(3),
+                status: row.get(4),
+                attempts: row.get(5),
+                result: row.get(6),
+                error: row.get(7),
+                processed_at: row.get(8),
+            }
+        })
+        .collect())
+}
+
+/// Counts of the job's item rows by status (for checking that counters equal rows).
+pub async fn count_by_status(pool: &Pool, job_id: JobId) -> Result<Vec<(String, i64)>, DbError> {
+    let client = pool.get().await?;
+    let rows = client
+        .query(
+            "SELECT status, count(*) FROM job_items WHERE job_id = $1 GROUP BY status ORDER BY status",
+            &[&job_id],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}

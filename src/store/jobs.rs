@@ -1,0 +1,461 @@
+//! Job-level statements: claiming and leasing for the engine, reading and listing for the API,
+//! and the state changes (pause, resume, cancel, retry) with their allowed transitions.
+//!
+//! Statements that touch both items and their job change the items first and the job row
+//! last, the order the DbWriter's flush uses, so the two cannot deadlock.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::Pool;
+use overseer_actors::{ClaimedJob, JobId, JobStatus};
+use serde::Serialize;
+use serde_json::Value;
+use tokio_postgres::Row;
+
+use super::{DbError, parse_status};
+
+/// Time constant of the items/minute average (matches the flush statement's 10 s).
+const RATE_TIME_CONSTANT_SECS: f64 = 10.0;
+/// Gaps between flushes shorter than this are normal and do not decay the shown rate.
+const RATE_DECAY_GRACE_SECS: f64 = 2.0;
+
+const JOB_COLUMNS: &str = "id, name, operation, params, priority, status, total_items, succeeded,
+    failed, skipped, error, detail, created_at, started_at, finished_at, updated_at,
+    last_heartbeat, owner, items_per_minute, progress_at, now() AS read_at";
+
+/// A job as the API shows it (API.md's Job).
+#[derive(Clone, Debug, Serialize, PartialEq, utoipa::ToSchema)]
+#[schema(as = Job)]
+pub struct JobView {
+    pub id: JobId,
+    pub name: String,
+    pub operation: String,
+    pub params: Value,
+    pub priority: i32,
+    #[schema(value_type = crate::http::openapi::JobStatusDoc)]
+    pub status: JobStatus,
+    pub total_items: i64,
+    pub processed: i64,
+    pub succeeded: i64,
+    pub failed: i64,
+    pub skipped: i64,
+    pub progress: f64,
+    pub items_per_minute: f64,
+    pub eta_seconds: Option<i64>,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub updated_at: DateTime<Utc>,
+    pub last_heartbeat: Option<DateTime<Utc>>,
+    pub owner: Option<String>,
+    pub error: Option<String>,
+    pub detail: Option<String>,
+}
+
+impl JobView {
+    fn from_row(row: &Row) -> JobView {
+        let status = parse_status(row.get("status"));
+        let total_items: i64 = row.get("total_items");
+        let succeeded: i64 = row.get("succeeded");
+        let failed: i64 = row.get("failed");
+        let skipped: i64 = row.get("skipped");
+        let processed = succeeded + failed + skipped;
+        let read_at: DateTime<Utc> = row.get("read_at");
+        let progress_at: Option<DateTime<Utc>> = row.get("progress_at");
+        let items_per_minute = if status == JobStatus::Running {
+            shown_rate(row.get("items_per_minute"), progress_at, read_at)
+        } else {
+            0.0
+        };
+        let remaining = total_items - processed;
+        let eta_seconds = (status == JobStatus::Running && items_per_minute > 0.0)
+            .then(|| (remaining as f64 / items_per_minute * 60.0).ceil() as i64);
+        JobView {
+            id: row.get("id"),
+            name: row.get("name"),
+            operation: row.get("operation"),
+            params: row.get("params"),
+            priority: row.get("priority"),
+            status,
+            total_items,
+            processed,
+            succeeded,
+            failed,
+            skipped,
+            progress: if total_items > 0 {
+                processed as f64 / total_items as f64
+            } else {
+                1.0
+            },
+            items_per_minute: (items_per_minute * 10.0).round() / 10.0,
+            eta_seconds,
+            created_at: row.get("created_at"),
+            started_at: row.get("started_at"),
+            finished_at: row.get("finished_at"),
+            updated_at: row.get("updated_at"),
+            last_heartbeat: row.get("last_heartbeat"),
+            owner: row.get("owner"),
+            error: row.get("error"),
+            detail: row.get("detail"),
+        }
+    }
+}
+
+/// The stored rate decays while no flush moves it (a throttled or stalled job slows to zero
+/// in the view instead of showing its last speed forever).
+fn shown_rate(stored: f64, progress_at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> f64 {
+    let Some(progress_at) = progress_at else {
+        return stored;
+    };
+    let idle = (now - progress_at).num_milliseconds() as f64 / 1000.0;
+    if idle <= RATE_DECAY_GRACE_SECS {
+        stored
+    } else {
+        stored * (-(idle - RATE_DECAY_GRACE_SECS) / RATE_TIME_CONSTANT_SECS).exp()
+    }
+}
+
+fn secs(d: Duration) -> f64 {
+    d.as_secs_f64()
+}
+
+pub async fn claim(
+    pool: &Pool,
+    node_id: &str,
+    lease: Duration,
+    limit: usize,
+) -> Result<Vec<ClaimedJob>, DbError> {
+    let client = pool.get().await?;
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let rows = client
+        .query(
+            "UPDATE jobs SET status = 'running', owner = $1, lease_epoch = lease_epoch + 1,
+                    lease_expires_at = now() + make_interval(secs => $2),
+                    started_at = coalesce(started_at, now()), last_heartbeat = now(),
+                    updated_at = now()
+              WHERE id IN (SELECT id FROM jobs
+                            WHERE status IN ('pending', 'running')
+                              AND (owner IS NULL OR lease_expires_at IS NULL OR lease_expires_at < now())
+                            ORDER BY priority DESC, id
+                            LIMIT $3
+                            FOR UPDATE SKIP LOCKED)
+            RETURNING id, operation, params, priority, lease_epoch",
+            &[&node_id, &secs(lease), &limit],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|row| ClaimedJob {
+            id: row.get(0),
+            operation: row.get(1),
+            params: row.get(2),
+            priority: row.get(3),
+            lease_epoch: row.get(4),
+        })
+        .collect())
+}
+
+pub async fn renew_lease(
+    pool: &Pool,
+    job_id: JobId,
+    node_id: &str,
+    epoch: i64,
+    lease: Duration,
+) -> Result<bool, DbError> {
+    let client = pool.get().await?;
+    let n = client
+        .execute(
+            "UPDATE jobs SET lease_expires_at = now() + make_interval(secs => $4),
+                    last_heartbeat = now()
+              WHERE id = $1 AND owner = $2 AND lease_epoch = $3",
+            &[&job_id, &node_id, &epoch, &secs(lease)],
+        )
+        .await?;
+    Ok(n == 1)
+}
+
+pub async fn release(pool: &Pool, job_id: JobId, node_id: &str, epoch: i64) -> Result<(), DbError> {
+    let client = pool.get().await?;
+    client
+        .execute(
+            "UPDATE jobs SET owner = NULL, lease_expires_at = NULL
+              WHERE id = $1 AND owner = $2 AND lease_epoch = $3",
+            &[&job_id, &node_id, &epoch],
+        )
+        .await?;
+    Ok(())
+}
+
+pub async fn status(pool: &Pool, job_id: JobId) -> Result<Option<JobStatus>, DbError> {
+    let client = pool.get().await?;
+    let statement = client
+        .prepare_cached("SELECT status FROM jobs WHERE id = $1")
+        .await?;
+    let row = client.query_opt(&statement, &[&job_id]).await?;
+    Ok(row.map(|r| parse_status(r.get(0))))
+}
+
+pub async fn complete(pool: &Pool, job_id: JobId, epoch: i64) -> Result<JobStatus, DbError> {
+    let client = pool.get().await?;
+    client
+        .execute(
+            "UPDATE jobs SET status = 'completed', finished_at = now(), updated_at = now(),
+                    lease_expires_at = NULL, items_per_minute = 0
+              WHERE id = $1 AND lease_epoch = $2 AND status = 'running'
+                AND succeeded + failed + skipped = total_items",
+            &[&job_id, &epoch],
+        )
+        .await?;
+    let row = client
+        .query_one("SELECT status FROM jobs WHERE id = $1", &[&job_id])
+        .await?;
+    Ok(parse_status(row.get(0)))
+}
+
+pub async fn fail(pool: &Pool, job_id: JobId, epoch: i64, error: &str) -> Result<(), DbError> {
+    let client = pool.get().await?;
+    client
+        .execute(
+            "UPDATE jobs SET status = 'failed', error = $3, finished_at = now(), updated_at = now(),
+                    lease_expires_at = NULL
+              WHERE id = $1 AND lease_epoch = $2 AND status = 'running'",
+            &[&job_id, &epoch, &error],
+        )
+        .await?;
+    Ok(())
+}
+
+pub async fn get(pool: &Pool, job_id: JobId) -> Result<Option<JobView>, DbError> {
+    let client = pool.get().await?;
+    let statement = client
+        .prepare_cached(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1"))
+        .await?;
+    Ok(client
+        .query_opt(&statement, &[&job_id])
+        .await?
+        .as_ref()
+        .map(JobView::from_row))
+}
+
+/// The list query without a status filter, after its column list: walks `jobs_created_idx`.
+pub const LIST_ALL_TAIL: &str = "FROM jobs ORDER BY created_at DESC, id DESC LIMIT $1 OFFSET $2";
+/// The list query for one status, after its column list: walks `jobs_status_created_idx` (V2).
+pub const LIST_BY_STATUS_TAIL: &str =
+    "FROM jobs WHERE status = $1 ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3";
+
+/// A page of jobs, newest first, and the total matching. Two statements, one per shape, so
+/// each prepared (cached) plan can use its index; a `($1 IS NULL OR status = $1)` filter would
+/// leave a generic plan with no usable index.
+pub async fn list(
+    pool: &Pool,
+    status: Option<JobStatus>,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<JobView>, i64), DbError> {
+    let client = pool.get().await?;
+    let (rows, total) = match status.map(JobStatus::as_str) {
+        None => {
+            let page = client
+                .prepare_cached(&format!("SELECT {JOB_COLUMNS} {LIST_ALL_TAIL}"))
+                .await?;
+            let count = client.prepare_cached("SELECT count(*) FROM jobs").await?;
+            let rows = client.query(&page, &[&limit, &offset]).await?;
+            (rows, client.query_one(&count, &[]).await?.get(0))
+        }
+        Some(status) => {
+            let page = client
+                .prepare_cached(&format!("SELECT {JOB_COLUMNS} {LIST_BY_STATUS_TAIL}"))
+                .await?;
+            let count = client
+                .prepare_cached("SELECT count(*) FROM jobs WHERE status = $1")
+                .await?;
+            let rows = client.query(&page, &[&status, &limit, &offset]).await?;
+            (rows, client.query_one(&count, &[&status]).await?.get(0))
+        }
+    };
+    Ok((rows.iter().map(JobView::from_row).collect(), total))
+}
+
+/// Jobs per status (the `overseer_jobs` gauge); an index-only scan of the status index.
+pub async fn count_by_status(pool: &Pool) -> Result<Vec<(JobStatus, i64)>, DbError> {
+    let client = pool.get().await?;
+    let statement = client
+        .prepare_cached("SELECT status, count(*) FROM jobs GROUP BY status")
+        .await?;
+    let rows = client.query(&statement, &[]).await?;
+    Ok(rows
+        .iter()
+        .map(|row| (parse_status(row.get(0)), row.get(1)))
+        .collect())
+}
+
+/// Jobs that are not finished (pending, running, paused), newest first: the `/api/ws` feed's
+/// snapshots.
+pub async fn active(pool: &Pool, limit: i64) -> Result<Vec<JobView>, DbError> {
+    let client = pool.get().await?;
+    let rows = client
+        .query(
+            &format!(
+                "SELECT {JOB_COLUMNS} FROM jobs
+                  WHERE status IN ('pending', 'running', 'paused')
+                  ORDER BY created_at DESC, id DESC LIMIT $1"
+            ),
+            &[&limit],
+        )
+        .await?;
+    Ok(rows.iter().map(JobView::from_row).collect())
+}
+
+/// Why a state change was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ChangeError {
+    #[error("job {0} not found")]
+    NotFound(JobId),
+    #[error("cannot {action} a job that is {from}")]
+    Illegal {
+        action: &'static str,
+        from: JobStatus,
+    },
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+impl From<tokio_postgres::Error> for ChangeError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        ChangeError::Db(e.into())
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for ChangeError {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        ChangeError::Db(e.into())
+    }
+}
+
+async fn refuse(pool: &Pool, job_id: JobId, action: &'static str) -> ChangeError {
+    match get(pool, job_id).await {
+        Ok(Some(job)) => ChangeError::Illegal {
+            action,
+            from: job.status,
+        },
+        Ok(None) => ChangeError::NotFound(job_id),
+        Err(e) => ChangeError::Db(e),
+    }
+}
+
+async fn changed(pool: &Pool, job_id: JobId) -> Result<JobView, ChangeError> {
+    get(pool, job_id)
+        .await?
+        .ok_or(ChangeError::NotFound(job_id))
+}
+
+/// Pausing stops new calls (the JobActor sees it within its control interval); outcomes
+/// already obtained are kept.
+pub async fn pause(pool: &Pool, job_id: JobId) -> Result<JobView, ChangeError> {
+    let client = pool.get().await?;
+    let n = client
+        .execute(
+            "UPDATE jobs SET status = 'paused', updated_at = now()
+              WHERE id = $1 AND status IN ('pending', 'running')",
+            &[&job_id],
+        )
+        .await?;
+    drop(client);
+    if n == 0 {
+        return Err(refuse(pool, job_id, "pause").await);
+    }
+    changed(pool, job_id).await
+}
+
+/// A resumed job is claimable again at once.
+pub async fn resume(pool: &Pool, job_id: JobId) -> Result<JobView, ChangeError> {
+    let client = pool.get().await?;
+    let n = client
+        .execute(
+            "UPDATE jobs SET status = 'running', updated_at = now(), progress_at = now(),
+                    items_per_minute = 0
+              WHERE id = $1 AND status = 'paused'",
+            &[&job_id],
+        )
+        .await?;
+    drop(client);
+    if n == 0 {
+        return Err(refuse(pool, job_id, "resume").await);
+    }
+    changed(pool, job_id).await
+}
+
+/// Cancelling marks every pending item skipped with error `cancelled`, in one transaction
+/// with the status change.
+pub async fn cancel(pool: &Pool, job_id: JobId) -> Result<JobView, ChangeError> {
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    let skipped = tx
+        .execute(
+            "UPDATE job_items SET status = 'skipped', error = 'cancelled', processed_at = now()
+              WHERE job_id = $1 AND status = 'pending'",
+            &[&job_id],
+        )
+        .await?;
+    let skipped = i64::try_from(skipped).unwrap_or(i64::MAX);
+    let n = tx
+        .execute(
+            "UPDATE jobs SET status = 'cancelled', skipped = skipped + $2, finished_at = now(),
+                    updated_at = now(), items_per_minute = 0
+              WHERE id = $1 AND status IN ('pending', 'running', 'paused')",
+            &[&job_id, &skipped],
+        )
+        .await?;
+    if n == 0 {
+        tx.rollback().await?;
+        drop(client);
+        return Err(refuse(pool, job_id, "cancel").await);
+    }
+    tx.commit().await?;
+    drop(client);
+    changed(pool, job_id).await
+}
+
+/// Retrying puts the failed items of a finished job back to pending and the job to running.
+pub async fn retry(pool: &Pool, job_id: JobId) -> Result<JobView, ChangeError> {
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    let reset = tx
+        .execute(
+            "UPDATE job_items SET status = 'pending', error = NULL, result = NULL,
+                    processed_at = NULL, attempts = 0
+              WHERE job_id = $1 AND status = 'failed'",
+            &[&job_id],
+        )
+        .await?;
+    let reset = i64::try_from(reset).unwrap_or(i64::MAX);
+    let n = tx
+        .execute(
+            "UPDATE jobs SET status = 'running', failed = failed - $2, error = NULL,
+                    finished_at = NULL, owner = NULL, lease_expires_at = NULL, updated_at = now(),
+                    progress_at = now(), items_per_minute = 0
+              WHERE id = $1 AND status IN ('completed', 'failed')
+                AND (failed > 0 OR succeeded + failed + skipped < total_items)",
+            &[&job_id, &reset],
+        )
+        .await?;
+    if n == 0 {
+        tx.rollback().await?;
+        drop(client);
+        return Err(match refuse(pool, job_id, "retry").await {
+            ChangeError::Illegal { from, .. }
+                if matches!(from, JobStatus::Completed | JobStatus::Failed) =>
+            {
+                ChangeError::Illegal {
+                    action: "retry (no failed items)",
+                    from,
+                }
+            }
+            other => other,
+        });
+    }
+    tx.commit().await?;
+    drop(client);
+    changed(pool, job_id).await
+}

@@ -1,0 +1,122 @@
+//! The PostgreSQL adapter: the engine's `Store` port, and the queries the API needs.
+//!
+//! One module per concern: [`pool`] builds the connection pool (every connection named
+//! `overseer/<node id>` in `pg_stat_activity`), [`migrate`] applies `migrations/`, [`ingest`]
+//! writes a submitted job with binary COPY, [`flush`] commits the DbWriter's batches, [`jobs`]
+//! holds the job-level statements (claim, lease, state changes, listing) and [`items`] the
+//! item listing. Every statement is parameterised.
+
+pub mod flush;
+pub mod ingest;
+pub mod items;
+pub mod jobs;
+pub mod migrate;
+pub mod pool;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use deadpool_postgres::Pool;
+use overseer_actors::{
+    ClaimedJob, ItemId, JobId, JobProgress, JobStatus, OutcomeRecord, Store, StoreError, WorkItem,
+};
+
+pub use pool::connect;
+
+/// Errors of the PostgreSQL adapter, as the API and the engine see them.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("database unavailable: {0}")]
+    Pool(#[from] deadpool_postgres::PoolError),
+    #[error("database error: {0}")]
+    Query(#[from] tokio_postgres::Error),
+    #[error("{0}")]
+    Setup(String),
+}
+
+impl From<DbError> for StoreError {
+    fn from(error: DbError) -> Self {
+        StoreError::Unavailable(error.to_string())
+    }
+}
+
+/// The store: a pool and the statements, shared by the engine and the API.
+#[derive(Clone)]
+pub struct PgStore {
+    pub pool: Pool,
+}
+
+impl PgStore {
+    pub fn new(pool: Pool) -> Self {
+        Self { pool }
+    }
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn claim_jobs(
+        &self,
+        node_id: &str,
+        lease: Duration,
+        limit: usize,
+    ) -> Result<Vec<ClaimedJob>, StoreError> {
+        Ok(jobs::claim(&self.pool, node_id, lease, limit).await?)
+    }
+
+    async fn renew_lease(
+        &self,
+        job_id: JobId,
+        node_id: &str,
+        epoch: i64,
+        lease: Duration,
+    ) -> Result<bool, StoreError> {
+        Ok(jobs::renew_lease(&self.pool, job_id, node_id, epoch, lease).await?)
+    }
+
+    async fn release_job(
+        &self,
+        job_id: JobId,
+        node_id: &str,
+        epoch: i64,
+    ) -> Result<(), StoreError> {
+        Ok(jobs::release(&self.pool, job_id, node_id, epoch).await?)
+    }
+
+    async fn job_status(&self, job_id: JobId) -> Result<Option<JobStatus>, StoreError> {
+        Ok(jobs::status(&self.pool, job_id).await?)
+    }
+
+    async fn customers_with_pending(&self, job_id: JobId) -> Result<Vec<String>, StoreError> {
+        Ok(items::customers_with_pending(&self.pool, job_id).await?)
+    }
+
+    async fn pending_items(
+        &self,
+        job_id: JobId,
+        customer_id: &str,
+        after_id: ItemId,
+        limit: usize,
+    ) -> Result<Vec<WorkItem>, StoreError> {
+        Ok(items::pending(&self.pool, job_id, customer_id, after_id, limit).await?)
+    }
+
+    async fn flush_outcomes(
+        &self,
+        outcomes: &[OutcomeRecord],
+    ) -> Result<Vec<JobProgress>, StoreError> {
+        Ok(flush::flush(&self.pool, outcomes).await?)
+    }
+
+    async fn complete_job(&self, job_id: JobId, epoch: i64) -> Result<JobStatus, StoreError> {
+        Ok(jobs::complete(&self.pool, job_id, epoch).await?)
+    }
+
+    async fn fail_job(&self, job_id: JobId, epoch: i64, error: &str) -> Result<(), StoreError> {
+        Ok(jobs::fail(&self.pool, job_id, epoch, error).await?)
+    }
+}
+
+/// Parses a status column; the schema's CHECK constraints keep it valid.
+pub(crate) fn parse_status(status: &str) -> JobStatus {
+    status.parse().unwrap_or(JobStatus::Failed)
+}

@@ -1,0 +1,89 @@
+//! The engine against the real PostgreSQL: a large noop job completes with counters equal to
+//! rows, and several jobs at once complete with a pool smaller than the number of actors.
+
+use std::time::Duration;
+
+use crate::support::{
+    TestDb, assert_counters_equal_rows, csv_items, start, submit_csv, test_config, wait_for_status,
+};
+
+#[actix_rt::test]
+async fn large_noop_job_completes_with_counters_equal_to_rows() {
+    let db = TestDb::new("large_job");
+    let app = start(test_config(&db)).await;
+    let base = app.base_url().expect("base url");
+    let (status, job) = submit_csv(
+        &base,
+        &[
+            ("operation", "noop"),
+            ("params", r#"{"fail_ratio": 0.02, "batch_size": 500}"#),
+        ],
+        csv_items(100_000, 50),
+    )
+    .await;
+    assert_eq!(status, 201, "{job}");
+    let id = job["id"].as_i64().expect("id");
+    let job = wait_for_status(&base, id, "completed", Duration::from_secs(120)).await;
+    assert_eq!(job["total_items"], 100_000);
+    assert_eq!(job["processed"], 100_000);
+    let failed = job["failed"].as_i64().expect("failed");
+    assert!(
+        (1_000..3_000).contains(&failed),
+        "about 2% should fail: {job}"
+    );
+    assert_counters_equal_rows(&app, &job).await;
+}
+
+#[actix_rt::test]
+async fn three_jobs_at_once_complete_with_a_small_pool() {
+    let db = TestDb::new("three_jobs");
+    let mut config = test_config(&db);
+    // 3 jobs x 10 customers = 30 customer actors (plus 3 job actors) on 4 connections.
+    config.pool_size = 4;
+    config.flush_connections = 2;
+    config.max_concurrent_customers = 10;
+    let app = start(config).await;
+    let base = app.base_url().expect("base url");
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        let name = format!("job {n}");
+        let (status, job) = submit_csv(
+            &base,
+            &[
+                ("operation", "noop"),
+                ("name", &name),
+                ("params", r#"{"latency_ms": 5, "batch_size": 50}"#),
+            ],
+            csv_items(6_000, 30),
+        )
+        .await;
+        assert_eq!(status, 201, "{job}");
+        ids.push(job["id"].as_i64().expect("id"));
+    }
+    for id in ids {
+        let job = wait_for_status(&base, id, "completed", Duration::from_secs(120)).await;
+        assert_eq!(job["processed"], 6_000, "{job}");
+        assert_counters_equal_rows(&app, &job).await;
+    }
+    let pool = app.store.pool.status();
+    assert!(pool.size <= 4, "pool grew past its size: {pool:?}");
+}
+
+#[actix_rt::test]
+async fn every_connection_is_named_after_the_node() {
+    let db = TestDb::new("app_name");
+    let app = start(test_config(&db)).await;
+    let client = app.store.pool.get().await.expect("connection");
+    let names: Vec<String> = client
+        .query(
+            "SELECT DISTINCT application_name FROM pg_stat_activity WHERE datname = $1",
+            &[&db.name],
+        )
+        .await
+        .expect("pg_stat_activity")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let node_id = app.config.node_id.clone().expect("test node id");
+    assert_eq!(names, vec![format!("overseer/{node_id}")]);
+}

@@ -1,0 +1,353 @@
+//! Shared fixtures for the integration tests: a database of each test's own on the local
+//! PostgreSQL (dropped afterwards), an Overseer started in-process on a free port with fast
+//! intervals, an HTTP client, and polling with a deadline.
+
+use std::{
+    collections::BTreeMap,
+    sync::atomic::{AtomicU32, Ordering},
+    time::{Duration, Instant},
+};
+
+use overseer::{
+    app::{App, Roles},
+    config::Config,
+};
+use serde_json::Value;
+
+static NEXT_DB: AtomicU32 = AtomicU32::new(0);
+
+/// The PostgreSQL server tests use: `OVERSEER_TEST_DATABASE_URL`'s server, or the local one.
+fn server_url() -> String {
+    std::env::var("OVERSEER_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// A database that exists for one test.
+pub struct TestDb {
+    pub name: String,
+    pub url: String,
+}
+
+impl TestDb {
+    /// A fresh, empty database named after the test (Overseer creates and migrates it).
+    pub fn new(test: &str) -> TestDb {
+        let n = NEXT_DB.fetch_add(1, Ordering::SeqCst);
+        let name = format!("overseer_test_{test}_{}_{n}", std::process::id());
+        let url = overseer::bench::with_database(&server_url(), &name).expect("test database url");
+        drop_database(&name);
+        TestDb { name, url }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        drop_database(&self.name);
+    }
+}
+
+/// Drops a database from a thread of its own (Drop cannot be async).
+fn drop_database(name: &str) {
+    let name = name.to_string();
+    let server = server_url();
+    let _ = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async move {
+            let Ok((client, connection)) =
+                tokio_postgres::connect(&server, tokio_postgres::NoTls).await
+            else {
+                return;
+            };
+            let driver = tokio::spawn(connection);
+            let _ = client
+                .batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                .await;
+            drop(client);
+            let _ = driver.await;
+        });
+    })
+    .join();
+}
+
+/// A config for tests: the test's database, a free port, short intervals, no rate limit.
+pub fn test_config(db: &TestDb) -> Config {
+    let vars = BTreeMap::from([("DATABASE_URL".to_string(), db.url.clone())]);
+    let mut config = Config::from_sources(None, &vars).expect("test config");
+    config.http_addr = "127.0.0.1:0".into();
+    config.node_id = Some(format!("test-{}", db.name));
+    config.claim_interval_ms = 100;
+    config.control_interval_ms = 100;
+    config.flush_interval_ms = 50;
+    config.retry_min_ms = 5;
+    config.retry_max_ms = 50;
+    config.rate_limit_global_per_sec = 0.0;
+    config.rate_limit_customer_per_sec = 0.0;
+    config
+}
+
+/// Starts API and engine in-process.
+pub async fn start(config: Config) -> App {
+    App::start(config, Roles::SERVE)
+        .await
+        .expect("start overseer")
+}
+
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .expect("http client")
+}
+
+/// Polls `check` every 20 ms until it returns `Some`, or panics naming `what` at the deadline.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// GETs a job through the API.
+pub async fn get_job(base: &str, id: i64) -> Value {
+    http()
+        .get(format!("{base}/api/jobs/{id}"))
+        .send()
+        .await
+        .expect("GET job")
+        .json()
+        .await
+        .expect("job JSON")
+}
+
+/// Waits until the job has the given status and returns it.
+pub async fn wait_for_status(base: &str, id: i64, status: &str, timeout: Duration) -> Value {
+    wait_for(&format!("job {id} to be {status}"), timeout, || async {
+        let job = get_job(base, id).await;
+        (job["status"] == status).then_some(job)
+    })
+    .await
+}
+
+/// Submits a JSON job; panics unless it is created.
+pub async fn submit_json(base: &str, body: &Value) -> Value {
+    let response = http()
+        .post(format!("{base}/api/jobs"))
+        .json(body)
+        .send()
+        .await
+        .expect("POST job");
+    let status = response.status();
+    let job: Value = response.json().await.expect("job JSON");
+    assert_eq!(status, 201, "submission refused: {job}");
+    job
+}
+
+/// Submits a CSV job with the given query parameters; returns status and body.
+pub async fn submit_csv(base: &str, query: &[(&str, &str)], csv: String) -> (u16, Value) {
+    let response = http()
+        .post(format!("{base}/api/jobs"))
+        .query(query)
+        .header("content-type", "text/csv")
+        .body(csv)
+        .send()
+        .await
+        .expect("POST csv");
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("JSON answer"))
+}
+
+/// `n` items over `customers` customers, as CSV.
+pub fn csv_items(n: u64, customers: u64) -> String {
+    overseer::bench::csv_chunks(n, customers)
+        .map(|c| String::from_utf8(c.to_vec()).expect("utf8"))
+        .collect()
+}
+
+/// Asserts the invariant of DESIGN.md §3.4: processed = succeeded + failed + skipped, and each
+/// counter equals the item rows in that state.
+pub async fn assert_counters_equal_rows(app: &App, job: &Value) {
+    let id = job["id"].as_i64().expect("id");
+    let counts = overseer::store::items::count_by_status(&app.store.pool, id)
+        .await
+        .expect("count rows");
+    let rows = |status: &str| {
+        counts
+            .iter()
+            .find(|(s, _)| s == status)
+            .map_or(0, |(_, n)| *n)
+    };
+    for status in ["succeeded", "failed", "skipped"] {
+        assert_eq!(
+            job[status].as_i64(),
+            Some(rows(status)),
+            "{status} counter vs rows: {job}"
+        );
+    }
+    assert_eq!(
+        job["processed"].as_i64(),
+        Some(rows("succeeded") + rows("failed") + rows("skipped"))
+    );
+}
+
+/// Asserts an API error: the status, and the body in API.md's shape
+/// `{"error": {"code", "message", "details": [...]}}` with the given code. Returns the inner
+/// `error` object for further checks.
+pub async fn assert_api_error(response: reqwest::Response, status: u16, code: &str) -> Value {
+    let actual = response.status().as_u16();
+    let text = response.text().await.expect("error body");
+    assert_eq!(actual, status, "status of {text}");
+    let body: Value = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("error body is not JSON ({e}): {text}"));
+    let object = body.as_object().expect("error body is an object");
+    assert_eq!(object.len(), 1, "only `error` at the top: {body}");
+    let error = &body["error"];
+    assert_eq!(error["code"], code, "{body}");
+    let message = error["message"].as_str().expect("message is a string");
+    assert!(!message.is_empty(), "message is empty: {body}");
+    assert!(error["details"].is_array(), "details is a list: {body}");
+    error.clone()
+}
+
+/// Total jobs the API lists.
+pub async fn job_count(base: &str) -> i64 {
+    let list: Value = http()
+        .get(format!("{base}/api/jobs"))
+        .send()
+        .await
+        .expect("GET jobs")
+        .json()
+        .await
+        .expect("list JSON");
+    list["total"].as_i64().expect("total")
+}
+
+/// Asserts a refused submission left nothing behind: no job through the API, no item row.
+pub async fn assert_nothing_stored(app: &App, base: &str) {
+    assert_eq!(job_count(base).await, 0, "no job may be stored");
+    let client = app.store.pool.get().await.expect("connection");
+    let items: i64 = client
+        .query_one("SELECT count(*) FROM job_items", &[])
+        .await
+        .expect("count items")
+        .get(0);
+    assert_eq!(items, 0, "no item may be stored");
+}
+
+/// `n` JSON items spread over `customers` customers (10-digit ids), distinct ad groups.
+pub fn json_items(n: u64, customers: u64) -> Vec<Value> {
+    let customers = customers.max(1);
+    (0..n)
+        .map(|i| {
+            serde_json::json!({
+                "customer_id": (1_000_000_000 + i % customers).to_string(),
+                "ad_group_id": (1_000_000 + i).to_string(),
+            })
+        })
+        .collect()
+}
+
+/// Polls `read` every 20 ms until it returns the same value for `window`, and returns that
+/// value; panics naming `what` at the deadline.
+pub async fn wait_until_stable<T, F, Fut>(
+    what: &str,
+    timeout: Duration,
+    window: Duration,
+    mut read: F,
+) -> T
+where
+    T: PartialEq + std::fmt::Debug,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = T>,
+{
+    let deadline = Instant::now() + timeout;
+    let mut value = read().await;
+    let mut since = Instant::now();
+    loop {
+        if since.elapsed() >= window {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what} to settle (last {value:?})"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let next = read().await;
+        if next != value {
+            value = next;
+            since = Instant::now();
+        }
+    }
+}
+
+/// POSTs `chunks` with `Transfer-Encoding: chunked` (no announced length) over a raw
+/// connection, so the server can only find the size by reading; returns status and body.
+pub async fn post_chunked(
+    base: &str,
+    path_and_query: &str,
+    content_type: &str,
+    chunks: &[&[u8]],
+) -> (u16, Value) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let addr = base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let mut request = format!(
+        "POST {path_and_query} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: {content_type}\r\n\
+         Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    )
+    .into_bytes();
+    for chunk in chunks {
+        request.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+        request.extend_from_slice(chunk);
+        request.extend_from_slice(b"\r\n");
+    }
+    request.extend_from_slice(b"0\r\n\r\n");
+    // The server may answer and stop reading before the end; the answer is what counts.
+    let _ = stream.write_all(&request).await;
+    let mut response = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut response))
+        .await
+        .expect("response within 30 s");
+    let text = String::from_utf8_lossy(&response);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .expect("a complete response head");
+    let status: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {head}"));
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
+    let body = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
+    (status, body)
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let size = usize::from_str_radix(size.trim(), 16).expect("chunk size");
+        if size == 0 {
+            break;
+        }
+        out.push_str(&rest[..size]);
+        body = rest[size..].trim_start_matches("\r\n");
+    }
+    out
+}
