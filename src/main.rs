@@ -47,15 +47,12 @@ enum Command {
     Api,
     /// Create the database if needed and apply pending migrations.
     Migrate,
-    /// Run a demo: start the server in-process, submit a job and follow it to the end.
-    Demo {
-        /// Items in the demo job.
-        #[arg(long, default_value_t = 10_000)]
-        items: u64,
-        /// Customers the items are spread over.
-        #[arg(long, default_value_t = 50)]
-        customers: u64,
-    },
+    /// Run the demo: start the Google Ads simulator and the server in-process, submit a
+    /// 10,000-item theme job over 50 customers, follow it to the end and keep serving the
+    /// dashboard until Ctrl-C.
+    Demo(bench::demo::DemoArgs),
+    /// Run the Google Ads simulator (an HTTP server on its own port).
+    Sim(overseer::sim::SimArgs),
     /// Submit a job from a CSV (or .json) file.
     Submit {
         file: PathBuf,
@@ -118,6 +115,9 @@ enum BenchCommand {
         #[arg(long, default_value_t = 1_000)]
         customers: u64,
     },
+    /// The seeds' scenario against the simulator: a theme job of 50,000 items over 300
+    /// customers at 50 ± 20 ms per request, 100 requests/s per developer token, 10 per customer.
+    GoogleAds(bench::google_ads::GoogleAdsBenchArgs),
     /// Live progress: commit-to-websocket delay (p50, p99) and throughput with 0/1/100 clients.
     Progress {
         #[arg(long, default_value_t = 300_000)]
@@ -168,7 +168,8 @@ async fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Demo { items, customers } => bench::demo::run(config, items, customers).await,
+        Command::Demo(args) => bench::demo::run(config, args).await,
+        Command::Sim(args) => overseer::sim::run(args).await,
         Command::Submit {
             file,
             operation,
@@ -220,6 +221,7 @@ async fn main() -> anyhow::Result<()> {
                 bench::engine::run(config, items, customers).await
             }
             BenchCommand::Api => bench::api::run(config).await,
+            BenchCommand::GoogleAds(args) => bench::google_ads::run(config, args).await,
             BenchCommand::Progress {
                 items,
                 customers,

@@ -16,7 +16,7 @@ use std::{
 use anyhow::Context;
 use serde_json::Value;
 
-use super::{csv_chunks, per_sec, with_database};
+use super::{csv_chunks, per_sec};
 use crate::{
     app::{App, Roles},
     config::Config,
@@ -31,7 +31,7 @@ const LIST_JOBS: i64 = 10_000;
 const LIST_SAMPLES: usize = 500;
 
 pub async fn run(mut config: Config) -> anyhow::Result<()> {
-    config.database_url = with_database(&config.database_url, BENCH_DATABASE)?;
+    super::use_fresh_database(&mut config, BENCH_DATABASE).await?;
     config.http_addr = "127.0.0.1:0".into();
     config.node_id = Some("bench-api".into());
     config.rate_limit_global_per_sec = 0.0;
@@ -41,7 +41,6 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
     if config.redis_url.is_none() {
         config.redis_url = Some("redis://127.0.0.1:6379".into());
     }
-    super::engine::recreate_database(&config.pool_settings()).await?;
     let app = App::start(config, Roles::SERVE).await?;
     let base = app.base_url().context("no HTTP address")?;
     let client = reqwest::Client::builder()

@@ -14,7 +14,7 @@ use overseer_actors::{Engine, JobStatus};
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use super::{csv_chunks, peak_rss_mib, per_sec, with_database};
+use super::{csv_chunks, peak_rss_mib, per_sec};
 use crate::{
     config::Config,
     ingest::{self, NewJob, csv_rows},
@@ -25,12 +25,11 @@ use crate::{
 const BENCH_DATABASE: &str = "overseer_bench";
 
 pub async fn run(mut config: Config, items: u64, customers: u64) -> anyhow::Result<()> {
-    config.database_url = with_database(&config.database_url, BENCH_DATABASE)?;
+    super::use_fresh_database(&mut config, BENCH_DATABASE).await?;
     config.rate_limit_global_per_sec = 0.0;
     config.rate_limit_customer_per_sec = 0.0;
     config.node_id = Some("bench".into());
     let settings = config.pool_settings();
-    recreate_database(&settings).await?;
     let pool = store::connect(&settings).await?;
     let store = PgStore::new(pool.clone());
     println!(
@@ -129,21 +128,6 @@ pub async fn run(mut config: Config, items: u64, customers: u64) -> anyhow::Resu
         (ingest_time + process_time).as_secs_f64(),
         rss.map_or("unknown".to_string(), |r| format!("{r:.0} MiB"))
     );
-    Ok(())
-}
-
-pub(crate) async fn recreate_database(settings: &store::pool::PoolSettings) -> anyhow::Result<()> {
-    let mut admin = store::pool::pg_config(settings)?;
-    admin.dbname("postgres");
-    let (client, connection) = admin.connect(tokio_postgres::NoTls).await?;
-    let driver = tokio::spawn(connection);
-    client
-        .batch_execute(&format!(
-            "DROP DATABASE IF EXISTS {BENCH_DATABASE} WITH (FORCE)"
-        ))
-        .await?;
-    drop(client);
-    let _ = driver.await;
     Ok(())
 }
 

@@ -4,7 +4,9 @@
 pub mod api;
 pub mod demo;
 pub mod engine;
+pub mod google_ads;
 pub mod progress;
+pub mod theme_job;
 
 use std::time::Duration;
 
@@ -14,6 +16,28 @@ pub fn peak_rss_mib() -> Option<f64> {
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib / 1024.0)
+}
+
+/// Points `config` at a database of the bench's own, `database`, dropped first so every run
+/// starts empty (it is created and migrated when the bench connects).
+pub async fn use_fresh_database(
+    config: &mut crate::config::Config,
+    database: &str,
+) -> anyhow::Result<()> {
+    config.database_url = with_database(&config.database_url, database)?;
+    let mut admin = crate::store::pool::pg_config(&config.pool_settings())?;
+    admin.dbname("postgres");
+    let (client, connection) = admin.connect(tokio_postgres::NoTls).await?;
+    let driver = tokio::spawn(connection);
+    client
+        .batch_execute(&format!(
+            "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+            database.replace('"', "\"\"")
+        ))
+        .await?;
+    drop(client);
+    let _ = driver.await;
+    Ok(())
 }
 
 /// The same URL with another database name.

@@ -26,11 +26,11 @@ use futures_util::StreamExt;
 use overseer_actors::db_writer::{Flushed, Subscribe};
 use tokio_tungstenite::tungstenite::Message;
 
-use super::{csv_chunks, with_database};
+use super::csv_chunks;
 use crate::{
     app::{App, Roles},
     config::Config,
-    store::{self, jobs},
+    store::jobs,
 };
 
 const BENCH_DATABASE: &str = "overseer_bench_progress";
@@ -73,13 +73,12 @@ pub async fn run(
     customers: u64,
     clients: usize,
 ) -> anyhow::Result<()> {
-    config.database_url = with_database(&config.database_url, BENCH_DATABASE)?;
+    super::use_fresh_database(&mut config, BENCH_DATABASE).await?;
     config.rate_limit_global_per_sec = 0.0;
     config.rate_limit_customer_per_sec = 0.0;
     config.node_id = Some("bench-progress".into());
     config.http_addr = "127.0.0.1:0".into();
     config.redis_url = None;
-    drop_database(&config).await?;
     let app = App::start(config, Roles::SERVE).await?;
     let api = app.base_url().context("the bench server has no address")?;
     let engine = app.engine.as_ref().context("the bench runs the engine")?;
@@ -256,19 +255,4 @@ async fn run_job(
         delays_ms,
         events,
     })
-}
-
-async fn drop_database(config: &Config) -> anyhow::Result<()> {
-    let mut admin = store::pool::pg_config(&config.pool_settings())?;
-    admin.dbname("postgres");
-    let (client, connection) = admin.connect(tokio_postgres::NoTls).await?;
-    let driver = tokio::spawn(connection);
-    client
-        .batch_execute(&format!(
-            "DROP DATABASE IF EXISTS {BENCH_DATABASE} WITH (FORCE)"
-        ))
-        .await?;
-    drop(client);
-    let _ = driver.await;
-    Ok(())
 }

@@ -5,6 +5,7 @@ mod cli;
 mod compose;
 mod dashboard;
 mod engine;
+mod google_ads;
 mod http_api;
 mod ingest;
 mod live;

@@ -67,6 +67,7 @@ impl AdsClient {
             let response = match request.send().await {
                 Ok(response) => response,
                 Err(e) => {
+                    permit.transient();
                     return Err(ApiFailure::Transient(format!(
                         "{method} for customer {customer_id} failed: {}",
                         if e.is_timeout() {
@@ -86,6 +87,7 @@ impl AdsClient {
             let payload: Value = match response.json().await {
                 Ok(payload) => payload,
                 Err(e) if status < 300 => {
+                    permit.transient();
                     return Err(ApiFailure::Transient(format!("unreadable answer: {e}")));
                 }
                 Err(_) => Value::Null,
@@ -107,6 +109,10 @@ impl AdsClient {
                     scope, retry_after, ..
                 } => {
                     permit.throttled(Self::scope(scope, customer_id), retry_after);
+                    return Err(failure);
+                }
+                ApiFailure::Transient(_) => {
+                    permit.transient();
                     return Err(failure);
                 }
                 _ => return Err(failure),

@@ -1,0 +1,505 @@
+//! `google_ads.theme_rsa` through the real server against the Google Ads simulator (a real HTTP
+//! server in the test process): the outcome of every kind of ad group, partial failures,
+//! throttling with retry delays honoured, token expiry, a crash between create and label
+//! (the server is a child process, killed with SIGKILL), permission and authentication errors,
+//! and the refusal of a job when credentials are missing. Each test checks the simulator's own
+//! record of what was done: one themed ad per succeeded ad group, never two.
+
+use std::{
+    collections::{BTreeMap, HashSet},
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use overseer::{
+    app::App,
+    bench::theme_job,
+    sim::{self, CustomerView, RunningSim, SimConfig},
+};
+use serde_json::{Value, json};
+
+use crate::support::{
+    TestDb, assert_api_error, assert_counters_equal_rows, http, job_count, start, test_config,
+    wait_for, wait_for_status,
+};
+
+const JOB_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// A small, fully known account layout: no duplicate names, nothing removed.
+fn small_sim(customers: u32, groups: u32) -> SimConfig {
+    SimConfig {
+        customers,
+        ad_groups_per_customer: groups,
+        duplicate_name_share: 0.0,
+        no_rsa_share: 0.0,
+        processed_share: 0.0,
+        ..SimConfig::default()
+    }
+}
+
+fn start_sim(config: SimConfig) -> RunningSim {
+    sim::start(config, "127.0.0.1:0").expect("start the simulator")
+}
+
+/// Overseer in-process, its Google Ads operation pointed at `simulator`.
+async fn start_against(db: &TestDb, simulator: &RunningSim) -> (App, String) {
+    let mut config = test_config(db);
+    theme_job::point_at_simulator(&mut config, simulator, &simulator.sim.config());
+    let app = start(config).await;
+    let base = app.base_url().expect("base url");
+    (app, base)
+}
+
+fn customers(simulator: &RunningSim) -> Vec<CustomerView> {
+    simulator
+        .sim
+        .customer_ids()
+        .iter()
+        .filter_map(|cid| simulator.sim.customer(cid))
+        .collect()
+}
+
+/// Every ad group of every customer, by id.
+fn items_by_id(simulator: &RunningSim) -> Vec<Value> {
+    customers(simulator)
+        .into_iter()
+        .flat_map(|c| {
+            let cid = c.id.clone();
+            c.ad_groups
+                .into_iter()
+                .map(move |g| json!({"customer_id": cid, "ad_group_id": g.id}))
+        })
+        .collect()
+}
+
+async fn submit_theme_job(base: &str, items: &[Value], params: Value) -> i64 {
+    let response = http()
+        .post(format!("{base}/api/jobs"))
+        .json(&json!({"operation": "google_ads.theme_rsa", "params": params, "items": items}))
+        .send()
+        .await
+        .expect("submit");
+    assert_eq!(response.status(), 201, "{:?}", response.text().await);
+    let job: Value = response.json().await.expect("job");
+    job["id"].as_i64().expect("job id")
+}
+
+/// Every item of a job in one state: `(ad group id or name, error)`.
+async fn items_in(base: &str, id: i64, status: &str) -> Vec<(String, String)> {
+    let page: Value = http()
+        .get(format!("{base}/api/jobs/{id}/items"))
+        .query(&[("status", status), ("limit", "1000")])
+        .send()
+        .await
+        .expect("items")
+        .json()
+        .await
+        .expect("items JSON");
+    page["items"]
+        .as_array()
+        .expect("items array")
+        .iter()
+        .map(|item| {
+            let key = item["ad_group_id"]
+                .as_str()
+                .map(str::to_string)
+                .or_else(|| item["ad_group_id"].as_i64().map(|n| n.to_string()))
+                .or_else(|| item["ad_group_name"].as_str().map(str::to_string))
+                .unwrap_or_default();
+            (key, item["error"].as_str().unwrap_or_default().to_string())
+        })
+        .collect()
+}
+
+fn count_by_error(items: &[(String, String)]) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    for (_, error) in items {
+        *counts.entry(error.clone()).or_default() += 1;
+    }
+    counts
+}
+
+/// Themed ads the simulator holds per ad group id.
+fn themed_ads(simulator: &RunningSim) -> BTreeMap<String, u64> {
+    simulator.sim.stats().themed_ads_per_ad_group
+}
+
+#[actix_rt::test]
+async fn a_mixed_job_over_20_customers_ends_with_exactly_the_expected_outcomes() {
+    let simulator = start_sim(SimConfig {
+        customers: 20,
+        ad_groups_per_customer: 12,
+        duplicate_name_share: 0.0,
+        no_rsa_share: 0.2,
+        processed_share: 0.2,
+        ..SimConfig::default()
+    });
+    let db = TestDb::new("gads_mixed");
+    let (app, base) = start_against(&db, &simulator).await;
+
+    let mut items = Vec::new();
+    let mut expected_succeeded = HashSet::new();
+    let (mut processed, mut no_ad, mut missing) = (0, 0, 0);
+    for (c, customer) in customers(&simulator).into_iter().enumerate() {
+        for (g, group) in customer.ad_groups.iter().enumerate() {
+            // Half by id, half by exact name.
+            items.push(if g % 2 == 0 {
+                json!({"customer_id": customer.id, "ad_group_id": group.id})
+            } else {
+                json!({"customer_id": customer.id, "ad_group_name": group.name})
+            });
+            if group.processed {
+                processed += 1;
+            } else if !group.has_rsa {
+                no_ad += 1;
+            } else {
+                expected_succeeded.insert(group.id.clone());
+            }
+        }
+        if c % 4 == 0 {
+            items.push(
+                json!({"customer_id": customer.id, "ad_group_id": format!("{}", 900_000_000 + c)}),
+            );
+            items.push(json!({"customer_id": customer.id, "ad_group_name": "No Such Ad Group"}));
+            missing += 2;
+        }
+    }
+    assert!(
+        processed > 0 && no_ad > 0,
+        "the layout must hold every kind"
+    );
+    let themed_before = themed_ads(&simulator);
+
+    let id = submit_theme_job(&base, &items, json!({"theme": "black_friday"})).await;
+    let job = wait_for_status(&base, id, "completed", JOB_TIMEOUT).await;
+
+    assert_eq!(job["succeeded"], expected_succeeded.len(), "{job}");
+    assert_eq!(job["skipped"], processed + no_ad, "{job}");
+    assert_eq!(job["failed"], missing, "{job}");
+    let skipped = count_by_error(&items_in(&base, id, "skipped").await);
+    assert_eq!(
+        skipped.get("already processed"),
+        Some(&processed),
+        "{skipped:?}"
+    );
+    assert_eq!(skipped.get("no existing ad"), Some(&no_ad), "{skipped:?}");
+    let failed = count_by_error(&items_in(&base, id, "failed").await);
+    assert_eq!(
+        failed.get("ad group not found"),
+        Some(&missing),
+        "{failed:?}"
+    );
+    assert_counters_equal_rows(&app, &job).await;
+
+    let themed = themed_ads(&simulator);
+    for group in &expected_succeeded {
+        assert_eq!(themed.get(group), Some(&1), "ad group {group}");
+        assert!(
+            !themed_before.contains_key(group),
+            "{group} was themed before"
+        );
+    }
+    // Pre-processed groups keep their one themed ad; nothing else got one.
+    assert_eq!(
+        themed.len(),
+        themed_before.len() + expected_succeeded.len(),
+        "themed ad groups"
+    );
+    assert_eq!(simulator.sim.stats().ad_groups_with_multiple_themed_ads, 0);
+}
+
+#[actix_rt::test]
+async fn creates_rejected_in_a_partial_failure_fail_exactly_those_items() {
+    let mut config = small_sim(1, 10);
+    let simulator = start_sim(config.clone());
+    let groups: Vec<String> = customers(&simulator)[0]
+        .ad_groups
+        .iter()
+        .map(|g| g.id.clone())
+        .collect();
+    let rejected: HashSet<String> = [&groups[1], &groups[4], &groups[7]]
+        .into_iter()
+        .cloned()
+        .collect();
+    config.reject_ad_groups = rejected.iter().cloned().collect();
+    simulator
+        .sim
+        .set_config(config)
+        .expect("reject three groups");
+    let db = TestDb::new("gads_partial");
+    let (_app, base) = start_against(&db, &simulator).await;
+
+    let id = submit_theme_job(
+        &base,
+        &items_by_id(&simulator),
+        json!({"theme": "christmas"}),
+    )
+    .await;
+    let job = wait_for_status(&base, id, "completed", JOB_TIMEOUT).await;
+
+    assert_eq!(job["succeeded"], 7, "{job}");
+    assert_eq!(job["failed"], 3, "{job}");
+    let failed = items_in(&base, id, "failed").await;
+    let failed_groups: HashSet<String> = failed.iter().map(|(g, _)| g.clone()).collect();
+    assert_eq!(failed_groups, rejected);
+    for (group, error) in &failed {
+        assert!(error.contains(sim::POLICY_MESSAGE), "{group}: {error}");
+    }
+    let themed = themed_ads(&simulator);
+    assert!(rejected.iter().all(|g| !themed.contains_key(g)));
+    assert_eq!(themed.len(), 7);
+}
+
+#[actix_rt::test]
+async fn a_job_over_a_low_quota_completes_and_honours_every_retry_delay() {
+    let simulator = start_sim(SimConfig {
+        developer_rps: 8.0,
+        customer_rps: 2.0,
+        ..small_sim(4, 16)
+    });
+    let db = TestDb::new("gads_throttled");
+    // The engine is told nothing about the quota (unlimited limiter): only the simulator's
+    // answers slow it down.
+    let (app, base) = start_against(&db, &simulator).await;
+
+    let id = submit_theme_job(
+        &base,
+        &items_by_id(&simulator),
+        json!({"theme": "black_friday", "ops_per_request": 2}),
+    )
+    .await;
+    let job = wait_for_status(&base, id, "completed", JOB_TIMEOUT).await;
+
+    let stats = simulator.sim.stats();
+    assert!(stats.throttled.total > 0, "the quota never bit: {stats:?}");
+    assert_eq!(job["succeeded"], 64, "{job}");
+    assert_eq!(job["failed"], 0, "{job}");
+    assert_eq!(
+        stats.early_requests, 0,
+        "requests arrived inside an announced retry delay: {:?}",
+        stats.early_requests_by_scope
+    );
+    assert_eq!(stats.ad_groups_with_multiple_themed_ads, 0);
+    assert_counters_equal_rows(&app, &job).await;
+}
+
+#[actix_rt::test]
+async fn an_access_token_that_expires_mid_job_is_refreshed() {
+    let simulator = start_sim(SimConfig {
+        token_ttl_secs: 1,
+        latency_ms: 60,
+        ..small_sim(3, 24)
+    });
+    let db = TestDb::new("gads_token");
+    let (_app, base) = start_against(&db, &simulator).await;
+
+    let id = submit_theme_job(
+        &base,
+        &items_by_id(&simulator),
+        json!({"theme": "black_friday", "ops_per_request": 3}),
+    )
+    .await;
+    let job = wait_for_status(&base, id, "completed", JOB_TIMEOUT).await;
+
+    assert_eq!(job["succeeded"], 72, "{job}");
+    let stats = simulator.sim.stats();
+    assert!(
+        stats.tokens_issued >= 2,
+        "the token was never refreshed: {} issued",
+        stats.tokens_issued
+    );
+    assert_eq!(stats.errors.token_refused, 0);
+}
+
+#[actix_rt::test]
+async fn a_forbidden_customer_fails_only_its_own_items() {
+    let mut config = small_sim(3, 8);
+    let simulator = start_sim(config.clone());
+    let forbidden = simulator.sim.customer_ids()[1].clone();
+    config.forbidden_customers = vec![forbidden.clone()];
+    simulator
+        .sim
+        .set_config(config)
+        .expect("forbid one customer");
+    let db = TestDb::new("gads_forbidden");
+    let (_app, base) = start_against(&db, &simulator).await;
+
+    let id = submit_theme_job(
+        &base,
+        &items_by_id(&simulator),
+        json!({"theme": "black_friday"}),
+    )
+    .await;
+    let job = wait_for_status(&base, id, "completed", JOB_TIMEOUT).await;
+
+    assert_eq!(job["succeeded"], 16, "{job}");
+    assert_eq!(job["failed"], 8, "{job}");
+    let page: Value = http()
+        .get(format!("{base}/api/jobs/{id}/items"))
+        .query(&[("status", "failed")])
+        .send()
+        .await
+        .expect("items")
+        .json()
+        .await
+        .expect("items JSON");
+    for item in page["items"].as_array().expect("items") {
+        assert_eq!(item["customer_id"], forbidden.as_str(), "{item}");
+        let error = item["error"].as_str().unwrap_or_default();
+        assert!(error.contains("permission denied"), "{error}");
+    }
+}
+
+#[actix_rt::test]
+async fn a_persistent_401_fails_the_job_with_a_clear_reason() {
+    let simulator = start_sim(SimConfig {
+        always_unauthenticated: true,
+        ..small_sim(2, 5)
+    });
+    let db = TestDb::new("gads_401");
+    let (_app, base) = start_against(&db, &simulator).await;
+
+    let id = submit_theme_job(
+        &base,
+        &items_by_id(&simulator),
+        json!({"theme": "black_friday"}),
+    )
+    .await;
+    let job = wait_for_status(&base, id, "failed", JOB_TIMEOUT).await;
+
+    let error = job["error"].as_str().unwrap_or_default().to_lowercase();
+    assert!(
+        error.contains("unauthenticated") || error.contains("authentication"),
+        "{job}"
+    );
+    assert_eq!(job["succeeded"], 0, "{job}");
+    assert!(themed_ads(&simulator).is_empty());
+}
+
+#[actix_rt::test]
+async fn a_theme_job_without_credentials_is_refused_and_nothing_is_stored() {
+    let db = TestDb::new("gads_no_credentials");
+    let app = start(test_config(&db)).await;
+    let base = app.base_url().expect("base url");
+    let response = http()
+        .post(format!("{base}/api/jobs"))
+        .json(
+            &json!({"operation": "google_ads.theme_rsa", "params": {"theme": "black_friday"},
+                      "items": [{"customer_id": "1000000000", "ad_group_id": "1"}]}),
+        )
+        .send()
+        .await
+        .expect("submit");
+    let error = assert_api_error(response, 422, "operation_unavailable").await;
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("OVERSEER_GOOGLE_ADS_"),
+        "{error}"
+    );
+    assert_eq!(job_count(&base).await, 0);
+}
+
+/// `overseer serve` as a child process, killed when dropped.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn spawn_server(db: &TestDb, simulator: &RunningSim, port: u16) -> Server {
+    let config = simulator.sim.config();
+    let child = Command::new(env!("CARGO_BIN_EXE_overseer"))
+        .arg("serve")
+        .env("RUST_LOG", "warn")
+        .env("DATABASE_URL", &db.url)
+        .env("OVERSEER_HTTP_ADDR", format!("127.0.0.1:{port}"))
+        .env("OVERSEER_NODE_ID", "crash-test-node")
+        .env("OVERSEER_LEASE_MS", "2000")
+        .env("OVERSEER_CLAIM_INTERVAL_MS", "200")
+        .env("OVERSEER_GOOGLE_ADS_ENDPOINT", simulator.base_url())
+        .env("OVERSEER_GOOGLE_ADS_TOKEN_URL", simulator.token_url())
+        .env(
+            "OVERSEER_GOOGLE_ADS_DEVELOPER_TOKEN",
+            "test-developer-token",
+        )
+        .env("OVERSEER_GOOGLE_ADS_CLIENT_ID", &config.client_id)
+        .env("OVERSEER_GOOGLE_ADS_CLIENT_SECRET", &config.client_secret)
+        .env("OVERSEER_GOOGLE_ADS_REFRESH_TOKEN", &config.refresh_token)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start overseer serve");
+    Server(child)
+}
+
+async fn wait_until_up(base: &str) {
+    wait_for("the server to answer", Duration::from_secs(30), || async {
+        let answer = http().get(format!("{base}/api/health")).send().await;
+        answer.ok().filter(|r| r.status().is_success()).map(|_| ())
+    })
+    .await;
+}
+
+#[actix_rt::test]
+async fn a_crash_between_create_and_label_is_recovered_without_a_duplicate_ad() {
+    let mut config = small_sim(2, 10);
+    config.hang_label_mutates = true;
+    let simulator = start_sim(config.clone());
+    let db = TestDb::new("gads_crash");
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+
+    let mut server = spawn_server(&db, &simulator, port);
+    wait_until_up(&base).await;
+    let id = submit_theme_job(
+        &base,
+        &items_by_id(&simulator),
+        json!({"theme": "black_friday"}),
+    )
+    .await;
+    // Both customers' ads are created and their label mutates hang: the crash window.
+    wait_for("ads created, labels pending", JOB_TIMEOUT, || async {
+        let stats = simulator.sim.stats();
+        (stats.ads_created == 20 && stats.requests.ad_labels_mutate >= 2).then_some(())
+    })
+    .await;
+    server.0.kill().expect("SIGKILL the server");
+    let _ = server.0.wait();
+    assert_eq!(
+        themed_ads(&simulator).len(),
+        20,
+        "the ads exist, unlabelled"
+    );
+
+    config.hang_label_mutates = false;
+    simulator
+        .sim
+        .set_config(config)
+        .expect("labels answer again");
+    let _server = spawn_server(&db, &simulator, port);
+    wait_until_up(&base).await;
+    let job = wait_for_status(&base, id, "completed", JOB_TIMEOUT).await;
+
+    assert_eq!(job["skipped"], 20, "{job}");
+    let skipped = count_by_error(&items_in(&base, id, "skipped").await);
+    assert_eq!(skipped.get("already processed"), Some(&20), "{skipped:?}");
+    let stats = simulator.sim.stats();
+    assert_eq!(stats.ads_created, 20, "no second ad was created");
+    assert_eq!(stats.ad_groups_with_multiple_themed_ads, 0);
+    for customer in customers(&simulator) {
+        for group in customer.ad_groups {
+            assert!(group.processed, "ad group {} left unlabelled", group.id);
+        }
+    }
+}
