@@ -357,14 +357,9 @@ impl Config {
 
     /// This node's id: configured, or host name and pid.
     pub fn node_id(&self) -> String {
-        self.node_id.clone().unwrap_or_else(|| {
-            let host = std::fs::read_to_string("/etc/hostname")
-                .map(|h| h.trim().to_string())
-                .ok()
-                .filter(|h| !h.is_empty())
-                .unwrap_or_else(|| "localhost".into());
-            format!("{host}-{}", std::process::id())
-        })
+        self.node_id
+            .clone()
+            .unwrap_or_else(|| format!("{}-{}", hostname(), std::process::id()))
     }
 
     pub fn pool_settings(&self) -> PoolSettings {
@@ -439,6 +434,15 @@ impl Config {
         }
         shown
     }
+}
+
+/// The machine's host name (`localhost` when it cannot be read).
+pub fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
 }
 
 /// Hides the password of a `scheme://user:password@host/…` URL.

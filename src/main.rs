@@ -233,28 +233,44 @@ async fn run_roles(config: Config, roles: Roles) -> anyhow::Result<()> {
     tracing::info!(config = %config.redacted(), "starting");
     let app = App::start(config, roles).await?;
     wait_for_signal().await;
-    tracing::info!("shutting down");
-    app.stop().await;
+    tracing::info!(
+        deadline_ms = app.config.shutdown_deadline_ms,
+        "shutting down gracefully: no new calls, in-flight calls finish, outcomes are committed, \
+         leases given back (a second signal exits at once)"
+    );
+    // A second signal exits at once. Nothing durable is lost: items whose outcome is not
+    // committed stay pending, and their leases expire for another node (or this one, restarted
+    // under the same node id, which frees them at once).
+    actix_rt::spawn(async {
+        wait_for_signal().await;
+        tracing::warn!("second signal: exiting now");
+        std::process::exit(130);
+    });
+    let clean = app.shutdown().await;
+    tracing::info!(clean, "stopped");
     Ok(())
 }
 
+/// Waits for SIGTERM or SIGINT (Ctrl-C).
 async fn wait_for_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(term) => term,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
+        use tokio::signal::unix::{SignalKind, signal};
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {},
+                    _ = int.recv() => {},
                 }
-            };
-        tokio::select! {
-            _ = ctrl_c => {},
-            _ = term.recv() => {},
+            }
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
         }
     }
     #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+    let _ = tokio::signal::ctrl_c().await;
 }

@@ -4,7 +4,8 @@
 //! `overseer/<node id>` in `pg_stat_activity`), [`migrate`] applies `migrations/`, [`ingest`]
 //! writes a submitted job with binary COPY, [`flush`] commits the DbWriter's batches, [`jobs`]
 //! holds the job-level statements (claim, lease, state changes, listing), [`items`] the
-//! item listing and [`nodes`] the node registry and heartbeats. Every statement is parameterised.
+//! item listing, [`nodes`] the node registry and heartbeats, and [`notify`] the job change
+//! announcements from the API to the workers. Every statement is parameterised.
 
 pub mod flush;
 pub mod ingest;
@@ -12,6 +13,7 @@ pub mod items;
 pub mod jobs;
 pub mod migrate;
 pub mod nodes;
+pub mod notify;
 pub mod pool;
 
 use std::time::Duration;
