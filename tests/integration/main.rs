@@ -3,11 +3,13 @@
 
 mod cli;
 mod compose;
+mod crash_recovery;
 mod dashboard;
 mod engine;
 mod http_api;
 mod ingest;
 mod live;
+mod node_process;
 mod operations;
 mod sim;
 mod support;
