@@ -13,7 +13,9 @@ use super::{ApiError, AppState};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/actors", web::get().to(list))
-        .route("/chaos/actors/{id}/{action}", web::post().to(chaos));
+        // A customer actor's id has a slash (`job:42/customer:123`): the id takes every segment
+        // but the last.
+        .route("/chaos/actors/{id:.+}/{action}", web::post().to(chaos));
 }
 
 /// One actor (`id` is `job:<id>` or `job:<id>/customer:<id>`).

@@ -6,6 +6,7 @@ mod compose;
 mod crash_recovery;
 mod dashboard;
 mod engine;
+mod healing;
 mod http_api;
 mod ingest;
 mod live;
