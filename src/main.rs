@@ -118,6 +118,15 @@ enum BenchCommand {
         #[arg(long, default_value_t = 1_000)]
         customers: u64,
     },
+    /// Healing: kill -9 to resumed work, chaos kill to restarted actor, node death to adoption.
+    Recovery {
+        /// Measurements of each kind.
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+        /// The nodes' lease (OVERSEER_LEASE_MS): adoption waits for it to expire.
+        #[arg(long, default_value_t = 5_000)]
+        lease_ms: u64,
+    },
     /// Live progress: commit-to-websocket delay (p50, p99) and throughput with 0/1/100 clients.
     Progress {
         #[arg(long, default_value_t = 300_000)]
@@ -220,6 +229,9 @@ async fn main() -> anyhow::Result<()> {
                 bench::engine::run(config, items, customers).await
             }
             BenchCommand::Api => bench::api::run(config).await,
+            BenchCommand::Recovery { rounds, lease_ms } => {
+                bench::recovery::run(config, rounds, lease_ms).await
+            }
             BenchCommand::Progress {
                 items,
                 customers,

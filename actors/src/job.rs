@@ -86,6 +86,10 @@ pub struct JobActor {
     /// Customers being requeued or escalated (waiting on a barrier or a backoff); the job is
     /// not done while any is.
     settling: usize,
+    /// Customers waiting out their restart backoff: they keep their concurrency slot, so a
+    /// crash never hands the slot to another customer and leaves the crashed one queued behind
+    /// every other.
+    restarting: usize,
     cancel: CancellationToken,
     phase: Phase,
     lease_renewed_at: Instant,
@@ -118,6 +122,7 @@ impl JobActor {
             histories: HashMap::new(),
             crashes: HashMap::new(),
             settling: 0,
+            restarting: 0,
             cancel: CancellationToken::new(),
             phase: Phase::Starting,
             lease_renewed_at: Instant::now(),
@@ -195,7 +200,8 @@ impl JobActor {
         let Some(operation) = self.operation.clone() else {
             return;
         };
-        while self.active.len() < self.deps.config.max_concurrent_customers.max(1) {
+        while self.active.len() + self.restarting < self.deps.config.max_concurrent_customers.max(1)
+        {
             let Some(customer) = self.queue.pop_front() else {
                 break;
             };
@@ -309,7 +315,11 @@ impl JobActor {
             return;
         };
         let work = self.work_for(customer.clone(), operation);
+        let restart = escalation.is_none();
         self.settling += 1;
+        if restart {
+            self.restarting += 1;
+        }
         let settle = async move {
             work.record(quarantined)
                 .await
@@ -344,6 +354,9 @@ impl JobActor {
             ctx.run_later(after, move |act, ctx| {
                 guarded(act, ctx, |act, ctx| {
                     act.settling -= 1;
+                    if restart {
+                        act.restarting -= 1;
+                    }
                     if requeue {
                         act.queue.push_front(customer);
                     }

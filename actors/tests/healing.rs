@@ -265,3 +265,24 @@ async fn node_registers_and_beats() {
     assert!(wait_until(SOON, || harness.store.node_heartbeats(&config.node_id) >= 3).await);
     harness.shutdown().await;
 }
+
+#[actix_rt::test]
+async fn crashed_customer_keeps_its_slot_until_it_restarts() {
+    let mut config = fast_config();
+    config.max_concurrent_customers = 1;
+    let (harness, job) = long_harness(config);
+    let first = customer(job, "acme");
+    assert!(wait_until(SOON, || restarts(&harness, &first) == Some(0)).await);
+
+    assert!(harness.engine.chaos(&first, Chaos::Kill));
+    assert!(
+        wait_until(SOON, || restarts(&harness, &first) == Some(1)).await,
+        "the crashed customer runs again at once"
+    );
+    assert!(
+        harness.op.calls().iter().all(|c| c.customer == "acme"),
+        "no other customer took its slot"
+    );
+    assert_completes_with_all_succeeded(&harness, job).await;
+    harness.shutdown().await;
+}

@@ -5,6 +5,7 @@ pub mod api;
 pub mod demo;
 pub mod engine;
 pub mod progress;
+pub mod recovery;
 
 use std::time::Duration;
 
