@@ -318,3 +318,39 @@ async fn postgres_dropping_every_connection_mid_job_loses_nothing() {
     assert_eq!(done["succeeded"], 3_000, "{done}");
     app.stop().await;
 }
+
+#[actix_rt::test]
+async fn redis_going_down_mid_job_changes_nothing() {
+    let db = TestDb::new("heal_redis_down");
+    let proxy = Proxy::start("127.0.0.1:6379").await;
+    let mut config = test_config(&db);
+    config.redis_url = Some(format!("redis://127.0.0.1:{}", proxy.port));
+    config.redis_prefix = format!("{}:", db.name);
+    let app = start(config).await;
+    assert!(app.redis.is_some(), "Redis answered at start-up");
+    let base = app.base_url().expect("base");
+    let job = submit_json(
+        &base,
+        &json!({"operation": "noop", "params": {"latency_ms": 10, "batch_size": 10},
+                "items": json_items(2_000, 4)}),
+    )
+    .await;
+    let id = job["id"].as_i64().expect("id");
+    wait_for("progress", Duration::from_secs(30), || async {
+        let job = crate::support::get_job(&base, id).await;
+        (job["processed"].as_i64() > Some(0)).then_some(())
+    })
+    .await;
+
+    proxy.cut();
+    let done = wait_for_status(&base, id, "completed", Duration::from_secs(60)).await;
+    assert_counters_equal_rows(&app, &done).await;
+    assert_eq!(done["succeeded"], 2_000, "{done}");
+    let list = http()
+        .get(format!("{base}/api/jobs"))
+        .send()
+        .await
+        .expect("list without Redis");
+    assert_eq!(list.status(), 200);
+    app.stop().await;
+}

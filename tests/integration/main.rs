@@ -12,5 +12,6 @@ mod ingest;
 mod live;
 mod node_process;
 mod operations;
+mod roles;
 mod sim;
 mod support;

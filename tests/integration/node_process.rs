@@ -34,6 +34,17 @@ impl Node {
     /// Starts `overseer serve` on a free port with fast intervals and `env` on top, and waits
     /// until it answers.
     pub async fn spawn(db: &TestDb, node_id: &str, env: &[(&str, String)]) -> Node {
+        Self::spawn_role(db, "serve", node_id, env).await
+    }
+
+    /// Starts `overseer <role>` (`serve`, `api` or `worker`) and waits until it is up: its API
+    /// answers, or (a worker, which has no HTTP port) its node row appears.
+    pub async fn spawn_role(
+        db: &TestDb,
+        role: &str,
+        node_id: &str,
+        env: &[(&str, String)],
+    ) -> Node {
         let port = free_port();
         let log = std::env::temp_dir().join(format!("{}-{node_id}.log", db.name));
         let out = std::fs::OpenOptions::new()
@@ -45,7 +56,7 @@ impl Node {
         let addr = format!("127.0.0.1:{port}");
         let mut command = Command::new(env!("CARGO_BIN_EXE_overseer"));
         command
-            .arg("serve")
+            .arg(role)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("RUST_LOG", "info")
@@ -71,6 +82,28 @@ impl Node {
             log,
             started,
         };
+        if role == "worker" {
+            // The worker creates the database: connect afresh until its node row is there.
+            wait_for(
+                "the worker to register",
+                Duration::from_secs(60),
+                || async {
+                    let (client, connection) =
+                        tokio_postgres::connect(&db.url, tokio_postgres::NoTls)
+                            .await
+                            .ok()?;
+                    tokio::spawn(connection);
+                    client
+                        .query_opt("SELECT 1 FROM nodes WHERE id = $1", &[&node_id])
+                        .await
+                        .ok()
+                        .flatten()
+                        .map(|_| ())
+                },
+            )
+            .await;
+            return node;
+        }
         let url = format!("{}/api/health", node.base);
         wait_for("the server to listen", Duration::from_secs(60), || {
             let url = url.clone();
