@@ -76,8 +76,9 @@ pub struct CustomerProgress {
     calls: AtomicU64,
     /// Items taken from the store whose outcome is not handed over yet.
     in_flight: Mutex<Vec<(ItemId, i32)>>,
-    /// Waiting for a rate-limiter permit: not stuck, however long it takes.
-    waiting_for_permit: AtomicBool,
+    /// Waiting for a rate-limiter permit or for room in the DbWriter (backpressure while the
+    /// database is slow or down): not stuck, however long it takes.
+    waiting: AtomicBool,
     /// Chaos: stop working (the run parks at its next step until cancelled).
     hung: AtomicBool,
 }
@@ -105,7 +106,7 @@ impl CustomerProgress {
             progress: self.processed.load(Ordering::Relaxed) + self.calls.load(Ordering::Relaxed),
             processed: self.processed.load(Ordering::Relaxed),
             in_flight,
-            busy: in_flight > 0 && !self.waiting_for_permit.load(Ordering::Relaxed),
+            busy: in_flight > 0 && !self.waiting.load(Ordering::Relaxed),
         }
     }
 }
@@ -212,6 +213,24 @@ impl Actor for CustomerActor {
     }
 }
 
+/// Stop now, abandoning the call in flight (the actor is stuck or silent); its end is a crash
+/// with this reason.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Abort {
+    pub reason: String,
+}
+
+impl Handler<Abort> for CustomerActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Abort, ctx: &mut Context<Self>) {
+        self.end = Some(CustomerEnd::Crashed(msg.reason));
+        // Stopping drops the work future, and with it a call that never returns.
+        ctx.stop();
+    }
+}
+
 impl Handler<Chaos> for CustomerActor {
     type Result = ();
 
@@ -236,13 +255,9 @@ struct WatchedGate {
 #[async_trait]
 impl CallGate for WatchedGate {
     async fn acquire(&self) -> Result<Permit, GateClosed> {
-        self.progress
-            .waiting_for_permit
-            .store(true, Ordering::Relaxed);
+        self.progress.waiting.store(true, Ordering::Relaxed);
         let permit = self.inner.acquire().await;
-        self.progress
-            .waiting_for_permit
-            .store(false, Ordering::Relaxed);
+        self.progress.waiting.store(false, Ordering::Relaxed);
         permit
     }
 }
@@ -522,10 +537,10 @@ impl CustomerWork {
 
     pub(crate) async fn record(&self, outcomes: Vec<OutcomeRecord>) -> Result<(), Halt> {
         let statuses: Vec<ItemStatus> = outcomes.iter().map(|o| o.status).collect();
-        self.writer
-            .record(outcomes)
-            .await
-            .map_err(|e| Halt::Interrupted(e.to_string()))?;
+        self.progress.waiting.store(true, Ordering::Relaxed);
+        let recorded = self.writer.record(outcomes).await;
+        self.progress.waiting.store(false, Ordering::Relaxed);
+        recorded.map_err(|e| Halt::Interrupted(e.to_string()))?;
         self.progress
             .processed
             .fetch_add(statuses.len() as u64, Ordering::Relaxed);

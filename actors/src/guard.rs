@@ -23,6 +23,10 @@ pub trait Guarded: Actor<Context = Context<Self>> {
     /// The `kind` label of the panic counter (`job`, `customer`, `supervisor`).
     const KIND: &'static str;
 
+    /// Whether a panic stops the actor (so whoever supervises it restarts it from the store).
+    /// The Supervisor has nobody above it: it logs and goes on instead.
+    const STOP_ON_PANIC: bool = true;
+
     /// Called once the panic is caught, before the actor stops: remember why.
     fn panicked(&mut self, message: String);
 }
@@ -42,7 +46,9 @@ where
             let message = panic_message(payload.as_ref());
             record(A::KIND, &message);
             act.panicked(message);
-            ctx.stop();
+            if A::STOP_ON_PANIC {
+                ctx.stop();
+            }
             None
         }
     }

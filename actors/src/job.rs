@@ -26,7 +26,9 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    customer::{CustomerActor, CustomerEnd, CustomerStopped, CustomerWork, fail_pending_items},
+    customer::{
+        Abort, CustomerActor, CustomerEnd, CustomerStopped, CustomerWork, fail_pending_items,
+    },
     engine::EngineDeps,
     guard::{Guarded, guarded},
     heartbeat::{ActorKey, Beat, Chaos},
@@ -64,6 +66,7 @@ enum Phase {
 
 /// A running customer.
 struct Slot {
+    addr: Addr<CustomerActor>,
     cancel: CancellationToken,
     /// Set when the Supervisor had it killed: its end counts as a crash, whatever it says.
     killed: Option<String>,
@@ -208,12 +211,13 @@ impl JobActor {
             let work = self.work_for(customer.clone(), operation.clone());
             let cancel = work.cancel.clone();
             let me = ctx.address().recipient();
-            CustomerActor::start_in_arbiter(self.deps.workers.next(), move |_| {
+            let addr = CustomerActor::start_in_arbiter(self.deps.workers.next(), move |_| {
                 CustomerActor::new(work, me)
             });
             self.active.insert(
                 customer,
                 Slot {
+                    addr,
                     cancel,
                     killed: None,
                 },
@@ -617,8 +621,9 @@ impl Handler<CustomerUnresponsive> for JobActor {
             if let Some(slot) = act.active.get_mut(&msg.customer_id) {
                 tracing::warn!(job_id = act.job.id, customer_id = %msg.customer_id,
                     reason = %msg.reason, "killing an unresponsive customer worker");
-                slot.killed = Some(msg.reason);
+                slot.killed = Some(msg.reason.clone());
                 slot.cancel.cancel();
+                slot.addr.do_send(Abort { reason: msg.reason });
             }
         });
     }

@@ -50,7 +50,7 @@ pub const OUTCOMES: [&str; 3] = ["succeeded", "failed", "skipped"];
 pub const CALL_RESULTS: [&str; 4] = ["ok", "throttled", "transient", "failed"];
 /// Every value the `scope` label takes.
 pub const SCOPE_KINDS: [&str; 2] = ["global", "customer"];
-/// Every value the `kind` label of the actor metrics takes.
+/// Every value the `kind` label of the restart and heartbeat metrics takes.
 pub const ACTOR_KINDS: [&str; 2] = ["job", "customer"];
 
 /// Describes every engine metric and creates its series at zero, so a scrape shows each family
@@ -106,6 +106,7 @@ pub fn register<'a>(operations: impl IntoIterator<Item = &'a str>) {
         metrics::counter!(HEARTBEAT_MISSES, "kind" => kind).increment(0);
         metrics::counter!(ACTOR_PANICS, "kind" => kind).increment(0);
     }
+    metrics::counter!(ACTOR_PANICS, "kind" => "supervisor").increment(0);
     metrics::gauge!(WRITER_BUFFERED).set(0.0);
     metrics::gauge!(WRITER_IN_FLIGHT).set(0.0);
     metrics::gauge!(WRITER_WAITING_PRODUCERS).set(0.0);

@@ -319,6 +319,7 @@ impl Supervisor {
 
 impl Guarded for Supervisor {
     const KIND: &'static str = "supervisor";
+    const STOP_ON_PANIC: bool = false;
 
     fn panicked(&mut self, _: String) {}
 }

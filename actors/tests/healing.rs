@@ -286,3 +286,31 @@ async fn crashed_customer_keeps_its_slot_until_it_restarts() {
     assert_completes_with_all_succeeded(&harness, job).await;
     harness.shutdown().await;
 }
+
+#[actix_rt::test]
+async fn stuck_customer_is_restarted_and_its_stuck_item_quarantined() {
+    let mut config = fast_config();
+    config.stall_timeout = Duration::from_millis(300);
+    config.call_timeout = Duration::from_secs(30);
+    let op = ScriptedOp::new(1);
+    op.hold("acme/0");
+    let harness = Harness::start(config, op);
+    let job = harness.submit(&items(&["acme"], 3));
+
+    assert!(
+        wait_until(Duration::from_secs(15), || harness.status(job)
+            == JobStatus::Completed)
+        .await,
+        "job is {}",
+        harness.status(job)
+    );
+    let items = harness.store.items(job);
+    let stuck = items.iter().find(|i| i.item_key == "acme/0").expect("item");
+    let error = stuck.error.as_deref().unwrap_or_default();
+    assert!(
+        error.starts_with("quarantined: crashed the worker 3 times: no progress for"),
+        "{error}"
+    );
+    assert_eq!(count_status(&items, ItemStatus::Succeeded), 2);
+    harness.shutdown().await;
+}
