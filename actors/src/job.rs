@@ -99,6 +99,8 @@ pub struct JobActor {
     board_incarnation: u64,
     /// Chaos: no more beats, no more work.
     hung: bool,
+    /// Waiting for its last outcomes to commit before it stops.
+    draining: bool,
     /// Why it panicked, when it did.
     crash: Option<String>,
     /// It stopped on purpose (finished, gave the job back); otherwise its end is a crash.
@@ -131,6 +133,7 @@ impl JobActor {
             lease_renewed_at: Instant::now(),
             board_incarnation: 0,
             hung: false,
+            draining: false,
             crash: None,
             clean_stop: false,
         }
@@ -436,15 +439,17 @@ impl JobActor {
     }
 
     fn stop_when_idle(&mut self, ctx: &mut Context<Self>) {
-        if !self.active.is_empty() || self.settling > 0 {
+        if !self.active.is_empty() || self.settling > 0 || self.draining {
             return;
         }
+        self.draining = true;
         let writer = self.deps.writer.clone();
         let job_id = self.job.id;
         // Commit what the customers produced before the lease is given back, so the next owner
-        // does not run those items again.
+        // does not run those items again. Spawned, not awaited with `ctx.wait`, so the actor
+        // keeps beating while the database is slow.
         let drain = async move { writer.barrier(job_id, None).await };
-        ctx.wait(
+        ctx.spawn(
             drain
                 .into_actor(self)
                 .map(|_, act, ctx| act.stop_cleanly(ctx)),
