@@ -1,6 +1,6 @@
 //! Self-healing against the real PostgreSQL, in-process: chaos kills of a CustomerActor and a
-//! JobActor through the API are followed by restarts within two heartbeat intervals and the job
-//! completes; a customer whose worker panics on every start is escalated (its items fail with
+//! JobActor through the API are followed by restarts within two heartbeat intervals, a hung
+//! customer is restarted once silent, and the job completes; a customer whose worker panics on every start is escalated (its items fail with
 //! the reason, the rest completes); PostgreSQL dropping every connection mid-job (a TCP proxy
 //! the test controls) loses nothing; the chaos routes are off unless enabled.
 
@@ -23,7 +23,9 @@ use crate::support::{
     test_config, wait_for, wait_for_status, wait_until_stable,
 };
 
-const HEARTBEAT_MS: u64 = 200;
+/// Short enough to keep the test quick, long enough that two intervals hold on a loaded
+/// machine running every other test at once.
+const HEARTBEAT_MS: u64 = 500;
 
 async fn actors(base: &str) -> Vec<Value> {
     let body: Value = http()
@@ -74,7 +76,7 @@ async fn kill_and_time_restart(base: &str, id: &str) -> Duration {
 }
 
 #[actix_rt::test]
-async fn chaos_kills_of_customer_and_job_actors_are_healed_within_two_heartbeats() {
+async fn chaos_kills_and_hangs_of_actors_are_healed_and_the_job_completes() {
     let db = TestDb::new("heal_chaos");
     let mut config = test_config(&db);
     config.chaos = true;
@@ -101,6 +103,26 @@ async fn chaos_kills_of_customer_and_job_actors_are_healed_within_two_heartbeats
         took < Duration::from_millis(2 * HEARTBEAT_MS),
         "job actor restart took {took:?}"
     );
+
+    // A hung customer stops beating; it is restarted once it has been silent too long.
+    let hung = format!("job:{id}/customer:1000000001");
+    wait_for("the customer to run", Duration::from_secs(10), || async {
+        restarts_of(&base, &hung).await.map(|_| ())
+    })
+    .await;
+    let before = restarts_of(&base, &hung).await.unwrap_or_default();
+    assert_eq!(chaos(&base, &hung, "hang").await.status(), 200);
+    wait_for(
+        "the hung customer to be restarted",
+        Duration::from_secs(10),
+        || async {
+            restarts_of(&base, &hung)
+                .await
+                .is_some_and(|n| n > before)
+                .then_some(())
+        },
+    )
+    .await;
 
     let done = wait_for_status(&base, id, "completed", Duration::from_secs(60)).await;
     assert_counters_equal_rows(&app, &done).await;
