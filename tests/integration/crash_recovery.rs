@@ -1,6 +1,6 @@
 //! Crash recovery with real processes (DESIGN.md §3): `overseer serve` killed with `kill -9` at
 //! random moments of a Google Ads theme job against the simulator, again and again, loses no
-//! item and creates no ad twice; a second node adopts a killed node's job within the lease and a
+//! item, creates no ad twice, and commits again within 3 s of each restart; a second node adopts a killed node's job within the lease and a
 //! write under the dead node's stale epoch changes no row; SIGTERM mid-job exits 0 within the
 //! deadline with every lease given back, and a restart resumes at once.
 
@@ -88,8 +88,13 @@ async fn kill_9_ten_times_during_a_theme_job_loses_nothing_and_doubles_nothing()
 
     let mut processed = 0;
     let mut kills = 0;
+    let mut resumes = Vec::new();
     while kills < 10 {
         processed = wait_for_progress(&client, id, processed).await;
+        if kills > 0 {
+            // Process start to the first outcome committed after it.
+            resumes.push(node.started.elapsed());
+        }
         // A random moment of the run: mid-call, mid-flush, between batches.
         let pause = rand::rng().random_range(50..1_200);
         tokio::time::sleep(Duration::from_millis(pause)).await;
@@ -101,6 +106,11 @@ async fn kill_9_ten_times_during_a_theme_job_loses_nothing_and_doubles_nothing()
         node = Node::spawn(&db, node_id, &env).await;
     }
     assert_eq!(kills, 10, "the job ended before ten kills; make it longer");
+    let slowest = resumes.iter().max().copied().unwrap_or_default();
+    assert!(
+        slowest < Duration::from_secs(3),
+        "a restarted node took {slowest:?} to commit again: {resumes:?}"
+    );
 
     wait_for("the job to complete", Duration::from_secs(240), || async {
         (job_row(&client, id).await.status == "completed").then_some(())
