@@ -7,7 +7,9 @@
 //! and a customer's work future inside [`catch_future`]: a panic is caught, logged with its
 //! message, counted (`overseer_actor_panics_total{kind}`), handed to the actor
 //! ([`Guarded::panicked`]) and turned into an ordinary stop, which the actor's `stopped`
-//! reports to whoever restarts it.
+//! reports to whoever restarts it. The per-process singletons (Supervisor, DbWriter,
+//! RateLimiter) guard their handlers too, but log and go on rather than stop: nobody above
+//! them could restart them, and without them every job stalls.
 
 use std::{
     any::Any,

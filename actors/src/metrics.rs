@@ -106,7 +106,9 @@ pub fn register<'a>(operations: impl IntoIterator<Item = &'a str>) {
         metrics::counter!(HEARTBEAT_MISSES, "kind" => kind).increment(0);
         metrics::counter!(ACTOR_PANICS, "kind" => kind).increment(0);
     }
-    metrics::counter!(ACTOR_PANICS, "kind" => "supervisor").increment(0);
+    for kind in ["supervisor", "db_writer", "rate_limiter"] {
+        metrics::counter!(ACTOR_PANICS, "kind" => kind).increment(0);
+    }
     metrics::gauge!(WRITER_BUFFERED).set(0.0);
     metrics::gauge!(WRITER_IN_FLIGHT).set(0.0);
     metrics::gauge!(WRITER_WAITING_PRODUCERS).set(0.0);
