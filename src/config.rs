@@ -500,6 +500,33 @@ mod tests {
     }
 
     #[test]
+    fn healing_knobs_come_from_the_environment_and_are_checked() {
+        let config = Config::from_sources(
+            None,
+            &vars(&[
+                ("OVERSEER_CHAOS", "1"),
+                ("OVERSEER_HEARTBEAT_INTERVAL_MS", "200"),
+                ("OVERSEER_MAX_RESTARTS", "2"),
+            ]),
+        )
+        .expect("valid");
+        assert!(config.chaos);
+        let engine = config.engine_config();
+        assert_eq!(engine.heartbeat_interval, Duration::from_millis(200));
+        assert_eq!(engine.restart.max_restarts, 2);
+        assert!(!Config::default().chaos, "chaos is off by default");
+        let err = Config::from_sources(
+            None,
+            &vars(&[
+                ("OVERSEER_HEARTBEAT_TIMEOUT_MS", "500"),
+                ("OVERSEER_HEARTBEAT_INTERVAL_MS", "1000"),
+            ]),
+        )
+        .expect_err("a timeout below the interval");
+        assert!(err.to_string().contains("heartbeat_timeout_ms"), "{err}");
+    }
+
+    #[test]
     fn secrets_are_redacted() {
         let config = Config {
             api_token: Some("s3cret".into()),
