@@ -2,7 +2,8 @@
 //! random moments of a Google Ads theme job against the simulator, again and again, loses no
 //! item, creates no ad twice, and commits again within 3 s of each restart; a second node adopts a killed node's job within the lease and a
 //! write under the dead node's stale epoch changes no row; SIGTERM mid-job exits 0 within the
-//! deadline with every lease given back, and a restart resumes at once.
+//! deadline with every lease given back, and a restart resumes at once; a second signal exits
+//! at once without losing anything committed.
 
 use std::time::{Duration, Instant};
 
@@ -271,4 +272,41 @@ async fn sigterm_mid_job_exits_zero_gives_leases_back_and_a_restart_resumes_at_o
     .await;
     let job = assert_rows_match_counters(&client, id).await;
     assert_eq!(job.succeeded, 4_000);
+}
+
+#[actix_rt::test]
+async fn second_signal_exits_at_once_and_loses_nothing() {
+    let db = TestDb::new("sigterm_twice");
+    let env = vec![("OVERSEER_SHUTDOWN_DEADLINE_MS", "30000".to_string())];
+    let mut node = Node::spawn(&db, "twice", &env).await;
+    let items: Vec<Value> = (0..400)
+        .map(|i| json!({"customer_id": (1_000_000_000u64 + i % 4).to_string(), "ad_group_id": i.to_string()}))
+        .collect();
+    // Calls of 2 s: a graceful stop would wait for the ones in flight.
+    let id = submit(
+        &node.base,
+        &json!({"operation": "noop", "params": {"latency_ms": 2_000, "batch_size": 10}, "items": items}),
+    )
+    .await;
+    let client = db_client(&db).await;
+    wait_for_progress(&client, id, 0).await;
+
+    node.signal("TERM");
+    node.signal("INT");
+    let (status, took) = node.wait_exit(Duration::from_secs(10)).await;
+    assert!(took < Duration::from_millis(1_500), "exit took {took:?}");
+    assert_eq!(status.code(), Some(130), "{status:?}: {}", node.logs());
+    let stopped = assert_rows_match_counters(&client, id).await;
+    assert!(stopped.processed() < 400);
+
+    // Same node id: its leases are freed at start, so it resumes at once.
+    let restarted = Node::spawn(&db, "twice", &env).await;
+    wait_for_progress(&client, id, stopped.processed()).await;
+    assert!(restarted.started.elapsed() < Duration::from_secs(5));
+    wait_for("the job to complete", Duration::from_secs(120), || async {
+        (job_row(&client, id).await.status == "completed").then_some(())
+    })
+    .await;
+    let job = assert_rows_match_counters(&client, id).await;
+    assert_eq!(job.succeeded, 400);
 }
