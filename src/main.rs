@@ -258,8 +258,11 @@ async fn run_roles(config: Config, roles: Roles) -> anyhow::Result<()> {
         tracing::warn!("second signal: exiting now");
         std::process::exit(130);
     });
-    let clean = app.shutdown().await;
-    tracing::info!(clean, "stopped");
+    if !app.shutdown().await {
+        // Nothing durable is lost, but say so: in-flight work did not finish in time.
+        anyhow::bail!("the graceful shutdown did not finish within shutdown_deadline_ms");
+    }
+    tracing::info!("stopped");
     Ok(())
 }
 

@@ -77,6 +77,9 @@ struct RunningJob {
     history: RestartHistory,
     /// Waiting out a backoff before the next incarnation starts.
     restarting: bool,
+    /// The sweep found its mailbox closed: once more and it is dead (a JobActor that just
+    /// stopped cleanly closes its mailbox a moment before its `JobEnded` arrives).
+    seen_closed: bool,
 }
 
 pub struct Supervisor {
@@ -162,6 +165,7 @@ impl Supervisor {
                 incarnation,
                 history: RestartHistory::default(),
                 restarting: false,
+                seen_closed: false,
             },
         );
     }
@@ -245,6 +249,7 @@ impl Supervisor {
         if let Some(running) = self.running.get_mut(&job_id) {
             running.actor = actor;
             running.restarting = false;
+            running.seen_closed = false;
         }
     }
 
@@ -281,12 +286,14 @@ impl Supervisor {
                 }
             }
         }
-        let dead: Vec<JobId> = self
-            .running
-            .iter()
-            .filter(|(_, r)| !r.restarting && !r.actor.connected())
-            .map(|(id, _)| *id)
-            .collect();
+        let mut dead = Vec::new();
+        for (id, running) in self.running.iter_mut() {
+            let closed = !running.restarting && !running.actor.connected();
+            if closed && running.seen_closed {
+                dead.push(*id);
+            }
+            running.seen_closed = closed;
+        }
         for job_id in dead {
             self.job_failed(ctx, job_id, "the job actor's mailbox closed".into());
         }
