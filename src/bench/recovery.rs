@@ -63,9 +63,13 @@ pub async fn run(config: Config, rounds: usize, lease_ms: u64) -> anyhow::Result
     let mut from_start = Vec::new();
     let mut from_kill = Vec::new();
     for _ in 0..rounds {
-        let before = wait_progress(&db, id, processed(&db, id).await?).await?;
+        wait_progress(&db, id, processed(&db, id).await?).await?;
         let killed = Instant::now();
         node.kill_9();
+        // A commit the dead process sent just before it died may still land: count progress
+        // only from once PostgreSQL has closed every one of its connections.
+        connections_gone(&db, "bench-a").await?;
+        let before = processed(&db, id).await?;
         node = bench.spawn("bench-a").await?;
         wait_progress(&db, id, before).await?;
         from_start.push(node.started.elapsed());
@@ -291,6 +295,21 @@ async fn processed(db: &tokio_postgres::Client, id: i64) -> anyhow::Result<i64> 
         bail!("the bench job is {status}; rerun with fewer rounds");
     }
     Ok(row.get(0))
+}
+
+/// Waits until PostgreSQL has no connection of the node left (they are named `overseer/<id>`).
+async fn connections_gone(db: &tokio_postgres::Client, node_id: &str) -> anyhow::Result<()> {
+    let name = format!("overseer/{node_id}");
+    wait_until(Duration::from_secs(30), || async {
+        let row = db
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
+                &[&name],
+            )
+            .await?;
+        Ok(row.get::<_, i64>(0) == 0)
+    })
+    .await
 }
 
 async fn job_owner(db: &tokio_postgres::Client, id: i64) -> anyhow::Result<Option<String>> {

@@ -13,7 +13,9 @@ use rand::RngExt;
 use serde_json::{Value, json};
 
 use crate::{
-    node_process::{Node, assert_rows_match_counters, db_client, job_row, submit},
+    node_process::{
+        Node, assert_rows_match_counters, db_client, job_row, submit, wait_connections_gone,
+    },
     support::{TestDb, wait_for},
 };
 
@@ -104,6 +106,8 @@ async fn kill_9_ten_times_during_a_theme_job_loses_nothing_and_doubles_nothing()
         }
         node.kill_9();
         kills += 1;
+        wait_connections_gone(&client, node_id).await;
+        processed = job_row(&client, id).await.processed();
         node = Node::spawn(&db, node_id, &env).await;
     }
     assert_eq!(kills, 10, "the job ended before ten kills; make it longer");

@@ -162,6 +162,27 @@ pub async fn db_client(db: &TestDb) -> tokio_postgres::Client {
     client
 }
 
+/// Waits until PostgreSQL has closed every connection of a killed node (named
+/// `overseer/<node id>`): only then can no commit it sent before dying still land.
+pub async fn wait_connections_gone(client: &tokio_postgres::Client, node_id: &str) {
+    let name = format!("overseer/{node_id}");
+    wait_for(
+        "the dead node's connections to close",
+        Duration::from_secs(30),
+        || async {
+            let row = client
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
+                    &[&name],
+                )
+                .await
+                .ok()?;
+            (row.get::<_, i64>(0) == 0).then_some(())
+        },
+    )
+    .await;
+}
+
 /// The job row's counters, status, owner and lease epoch, straight from PostgreSQL.
 #[derive(Debug, Clone, PartialEq)]
 pub struct JobRow {
