@@ -93,7 +93,7 @@ async fn kill_9_ten_times_during_a_theme_job_loses_nothing_and_doubles_nothing()
     let mut kills = 0;
     let mut resumes = Vec::new();
     while kills < 10 {
-        processed = wait_for_progress(&client, id, processed).await;
+        wait_for_progress(&client, id, processed).await;
         if kills > 0 {
             // Process start to the first outcome committed after it.
             resumes.push(node.started.elapsed());
