@@ -2,8 +2,8 @@
 //! actor of this process's engine (id, kind, status, restarts, last heartbeat, in flight,
 //! processed); `POST /api/chaos/actors/{id}/kill` makes one panic and `…/hang` makes it stop
 //! heartbeating and working, so tests and staging can watch the Supervisor heal it. The chaos
-//! routes exist only with `OVERSEER_CHAOS=1` (404 otherwise); an API-only process has no
-//! actors (an empty list, and 404 for chaos).
+//! routes exist only with `OVERSEER_CHAOS=1` (404 otherwise). An API-only process has no
+//! actors: 404 for both, and the dashboard falls back to the job's owner and last heartbeat.
 
 use actix_web::{HttpResponse, web};
 use overseer_actors::{ActorInfo, ActorKey, Chaos};
@@ -57,17 +57,17 @@ pub struct ActorList {
 
 #[utoipa::path(get, path = "/api/actors", tag = "health",
     responses((status = 200, description = "This node's live Job and Customer actors", body = ActorList),
-        (status = 401, description = "Missing or wrong token", body = super::openapi::ErrorBody)))]
-pub async fn list(state: web::Data<AppState>) -> HttpResponse {
-    let actors = state
-        .board
-        .as_ref()
-        .map(|board| board.snapshot())
-        .unwrap_or_default()
-        .into_iter()
-        .map(ActorView::from)
-        .collect();
-    HttpResponse::Ok().json(ActorList { actors })
+        (status = 401, description = "Missing or wrong token", body = super::openapi::ErrorBody),
+        (status = 404, description = "An API-only process: the actors live on the worker nodes", body = super::openapi::ErrorBody)))]
+pub async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let board = state.board.as_ref().ok_or_else(|| {
+        ApiError::not_found(
+            "this process runs no engine (overseer api): actors live on the worker nodes; \
+             a job's owner and last_heartbeat are in GET /api/jobs/{id}",
+        )
+    })?;
+    let actors = board.snapshot().into_iter().map(ActorView::from).collect();
+    Ok(HttpResponse::Ok().json(ActorList { actors }))
 }
 
 /// What a chaos request did.

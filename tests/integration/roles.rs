@@ -35,6 +35,12 @@ async fn api_changes_reach_the_worker_through_postgres_and_api_restarts_do_not_t
     let _worker = Node::spawn_role(&db, "worker", "worker-1", &slow_polling).await;
     let api = Node::spawn_role(&db, "api", "api-1", &[]).await;
     let client = db_client(&db).await;
+    let actors = http()
+        .get(format!("{}/api/actors", api.base))
+        .send()
+        .await
+        .expect("GET actors");
+    assert_eq!(actors.status(), 404, "an API-only process has no actors");
     let items: Vec<Value> = (0..3_000)
         .map(|i| json!({"customer_id": (1_000_000_000u64 + i % 6).to_string(), "ad_group_id": i.to_string()}))
         .collect();
