@@ -1,7 +1,8 @@
 //! Self-healing: a panic in any actor kind is caught and followed by a restart; silent and
 //! stuck actors are restarted; a customer that crashes on every start is escalated (its items
 //! fail with the reason, the rest of the job completes); an item in flight at three crashes is
-//! quarantined; a hanging call times out and is retried; heartbeats show every actor.
+//! quarantined; a hanging call times out and is retried; a stuck customer is aborted, but one
+//! waiting on a slow database is not; heartbeats show every actor and node.
 
 mod support;
 
@@ -312,5 +313,36 @@ async fn stuck_customer_is_restarted_and_its_stuck_item_quarantined() {
         "{error}"
     );
     assert_eq!(count_status(&items, ItemStatus::Succeeded), 2);
+    harness.shutdown().await;
+}
+
+#[actix_rt::test]
+async fn waiting_on_a_slow_database_is_not_being_stuck() {
+    let mut config = fast_config();
+    config.stall_timeout = Duration::from_millis(150);
+    config.writer.max_buffered = 2;
+    config.writer.flush_max_items = 2;
+    config.writer.flush_connections = 1;
+    let store = overseer_actors::memory_store::MemoryStore::new();
+    // Every flush takes longer than the stall timeout: producers wait on the DbWriter.
+    store.set_flush_delay(Duration::from_millis(400));
+    let harness = Harness::start_with_store(config, ScriptedOp::new(1), store);
+    let job = harness.submit(&items(&["acme"], 6));
+    let key = customer(job, "acme");
+
+    assert!(
+        wait_until(Duration::from_secs(15), || {
+            assert_eq!(
+                restarts(&harness, &key).unwrap_or_default(),
+                0,
+                "a customer waiting for the database was restarted as stuck"
+            );
+            harness.status(job) == JobStatus::Completed
+        })
+        .await,
+        "job is {}",
+        harness.status(job)
+    );
+    assert_eq!(harness.op.call_count(), 6, "no item ran twice");
     harness.shutdown().await;
 }
