@@ -150,8 +150,7 @@ impl App {
     pub async fn shutdown(&self) -> bool {
         let mut clean = true;
         if let Some(engine) = &self.engine {
-            let deadline = std::time::Duration::from_millis(self.config.shutdown_deadline_ms);
-            if let Err(error) = engine.shutdown(deadline).await {
+            if let Err(error) = engine.shutdown(engine.deps.config.shutdown_deadline).await {
                 tracing::warn!(%error, "giving up waiting; leases not given back expire");
                 clean = false;
             }
