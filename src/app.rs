@@ -149,11 +149,11 @@ impl App {
     /// deadline passed first (uncommitted items stay pending and run again elsewhere).
     pub async fn shutdown(&self) -> bool {
         let mut clean = true;
-        if let Some(engine) = &self.engine {
-            if let Err(error) = engine.shutdown(engine.deps.config.shutdown_deadline).await {
-                tracing::warn!(%error, "giving up waiting; leases not given back expire");
-                clean = false;
-            }
+        if let Some(engine) = &self.engine
+            && let Err(error) = engine.shutdown(engine.deps.config.shutdown_deadline).await
+        {
+            tracing::warn!(%error, "giving up waiting; leases not given back expire");
+            clean = false;
         }
         for listener in &self.listeners {
             listener.abort();
