@@ -36,6 +36,18 @@ pub struct App {
     pub config: Arc<Config>,
     /// Live progress (websocket feeds); [`App::stop`] closes its sessions.
     pub live: http::ws::LiveFeeds,
+    /// The job change listener (engine roles).
+    listeners: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// This process, as the `nodes` table records it.
+fn node_info(config: &Config) -> overseer_actors::NodeInfo {
+    overseer_actors::NodeInfo {
+        id: config.node_id(),
+        hostname: crate::config::hostname(),
+        pid: std::process::id(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+    }
 }
 
 impl App {
@@ -68,8 +80,9 @@ impl App {
             None => None,
         };
         let mut live = http::ws::LiveFeeds::start(&config, redis.as_ref());
+        let mut listeners = Vec::new();
         let engine = roles.engine.then(|| {
-            Engine::start(
+            Engine::start_node(
                 config.engine_config(),
                 live.publishing_store(crate::redis::cache::InvalidatingStore::wrap(
                     Arc::new(store.clone()),
@@ -80,10 +93,21 @@ impl App {
                     ),
                 )),
                 registry.clone(),
+                node_info(&config),
             )
         });
         if let Some(engine) = &engine {
             live.attach_engine(engine);
+            // Job changes made by API processes reach this engine within milliseconds.
+            let supervisor = engine.supervisor.clone();
+            let listener = store::notify::spawn_listener(
+                store::pool::pg_config(&config.pool_settings())?,
+                move |job| match job {
+                    Some(id) => supervisor.do_send(overseer_actors::supervisor::JobChanged(id)),
+                    None => supervisor.do_send(overseer_actors::supervisor::ClaimNow),
+                },
+            );
+            listeners.push(listener);
         }
         let server = if roles.api {
             let state = AppState {
@@ -91,6 +115,7 @@ impl App {
                 registry,
                 config: config.clone(),
                 supervisor: engine.as_ref().map(|e| e.supervisor.clone()),
+                board: engine.as_ref().map(|e| e.deps.board.clone()),
                 redis: redis.clone(),
                 live: live.clone(),
                 started_at: Instant::now(),
@@ -114,7 +139,27 @@ impl App {
             server,
             config,
             live,
+            listeners,
         })
+    }
+
+    /// Graceful shutdown (SIGTERM/SIGINT): the engine stops starting calls, lets in-flight
+    /// calls finish, commits every outcome and gives its leases back, within
+    /// `shutdown_deadline_ms`; then websockets close and the HTTP server stops. `false` when the
+    /// deadline passed first (uncommitted items stay pending and run again elsewhere).
+    pub async fn shutdown(&self) -> bool {
+        let mut clean = true;
+        if let Some(engine) = &self.engine
+            && let Err(error) = engine.shutdown(engine.deps.config.shutdown_deadline).await
+        {
+            tracing::warn!(%error, "giving up waiting; leases not given back expire");
+            clean = false;
+        }
+        for listener in &self.listeners {
+            listener.abort();
+        }
+        self.stop().await;
+        clean
     }
 
     /// Closes every websocket session ("going away"), then stops the HTTP server gracefully.

@@ -6,7 +6,7 @@
 
 use std::{collections::BTreeMap, path::Path, time::Duration};
 
-use overseer_actors::{EngineConfig, LimiterConfig, WriterConfig};
+use overseer_actors::{EngineConfig, LimiterConfig, RestartPolicy, WriterConfig};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -69,8 +69,29 @@ pub struct Config {
     pub control_interval_ms: u64,
     /// Lease on a claimed job.
     pub lease_ms: u64,
-    /// Restarts of one customer's worker before its remaining items fail.
-    pub max_customer_restarts: u32,
+    /// Restart intensity: restarts of one actor allowed within `restart_window_ms`; one more
+    /// failure escalates (a customer's remaining items fail, or the job fails, with the reason).
+    pub max_restarts: u32,
+    /// The window restarts are counted in.
+    pub restart_window_ms: u64,
+    /// Delay before the first restart; doubles per restart in the window, jittered…
+    pub restart_backoff_min_ms: u64,
+    /// …up to this.
+    pub restart_backoff_max_ms: u64,
+    /// How often every Job and Customer actor sends its heartbeat.
+    pub heartbeat_interval_ms: u64,
+    /// An actor silent this long is restarted.
+    pub heartbeat_timeout_ms: u64,
+    /// An actor busy without progress this long is restarted.
+    pub stall_timeout_ms: u64,
+    /// Longest one operation call may take before it is abandoned and retried.
+    pub call_timeout_ms: u64,
+    /// An item in flight at this many crashes of its worker is failed as poison.
+    pub quarantine_after_crashes: u32,
+    /// On SIGTERM/SIGINT: how long in-flight calls and flushes may take before the process exits.
+    pub shutdown_deadline_ms: u64,
+    /// `true` (or `1`) enables `POST /api/chaos/actors/{id}/kill|hang`. Never in production.
+    pub chaos: bool,
     /// Threads that Job and Customer actors are spread over.
     pub worker_threads: usize,
 
@@ -152,7 +173,17 @@ impl Default for Config {
             claim_interval_ms: engine.claim_interval.as_millis() as u64,
             control_interval_ms: engine.control_interval.as_millis() as u64,
             lease_ms: engine.lease.as_millis() as u64,
-            max_customer_restarts: engine.max_customer_restarts,
+            max_restarts: engine.restart.max_restarts,
+            restart_window_ms: engine.restart.window.as_millis() as u64,
+            restart_backoff_min_ms: engine.restart.backoff_min.as_millis() as u64,
+            restart_backoff_max_ms: engine.restart.backoff_max.as_millis() as u64,
+            heartbeat_interval_ms: engine.heartbeat_interval.as_millis() as u64,
+            heartbeat_timeout_ms: engine.heartbeat_timeout.as_millis() as u64,
+            stall_timeout_ms: engine.stall_timeout.as_millis() as u64,
+            call_timeout_ms: engine.call_timeout.as_millis() as u64,
+            quarantine_after_crashes: engine.quarantine_after_crashes,
+            shutdown_deadline_ms: engine.shutdown_deadline.as_millis() as u64,
+            chaos: false,
             worker_threads: engine.worker_arbiters,
             flush_max_items: writer.flush_max_items,
             flush_interval_ms: writer.flush_interval.as_millis() as u64,
@@ -292,6 +323,13 @@ impl Config {
                 self.flush_connections, self.pool_size
             )));
         }
+        if self.heartbeat_timeout_ms <= self.heartbeat_interval_ms {
+            return Err(ConfigError::Invalid(format!(
+                "heartbeat_timeout_ms ({}) must exceed heartbeat_interval_ms ({}), or every actor \
+                 would look silent",
+                self.heartbeat_timeout_ms, self.heartbeat_interval_ms
+            )));
+        }
         if self.max_attempts == 0 {
             return Err(ConfigError::Invalid(
                 "max_attempts must be at least 1".into(),
@@ -319,14 +357,9 @@ impl Config {
 
     /// This node's id: configured, or host name and pid.
     pub fn node_id(&self) -> String {
-        self.node_id.clone().unwrap_or_else(|| {
-            let host = std::fs::read_to_string("/etc/hostname")
-                .map(|h| h.trim().to_string())
-                .ok()
-                .filter(|h| !h.is_empty())
-                .unwrap_or_else(|| "localhost".into());
-            format!("{host}-{}", std::process::id())
-        })
+        self.node_id
+            .clone()
+            .unwrap_or_else(|| format!("{}-{}", hostname(), std::process::id()))
     }
 
     pub fn pool_settings(&self) -> PoolSettings {
@@ -352,8 +385,19 @@ impl Config {
             retry_max: Duration::from_millis(self.retry_max_ms),
             claim_interval: Duration::from_millis(self.claim_interval_ms.max(10)),
             control_interval: Duration::from_millis(self.control_interval_ms.max(10)),
-            lease: Duration::from_millis(self.lease_ms.max(1000)),
-            max_customer_restarts: self.max_customer_restarts,
+            lease: Duration::from_millis(self.lease_ms.max(600)),
+            restart: RestartPolicy {
+                max_restarts: self.max_restarts,
+                window: Duration::from_millis(self.restart_window_ms),
+                backoff_min: Duration::from_millis(self.restart_backoff_min_ms),
+                backoff_max: Duration::from_millis(self.restart_backoff_max_ms),
+            },
+            heartbeat_interval: Duration::from_millis(self.heartbeat_interval_ms.max(10)),
+            heartbeat_timeout: Duration::from_millis(self.heartbeat_timeout_ms.max(10)),
+            stall_timeout: Duration::from_millis(self.stall_timeout_ms.max(10)),
+            call_timeout: Duration::from_millis(self.call_timeout_ms.max(1)),
+            quarantine_after_crashes: self.quarantine_after_crashes.max(1),
+            shutdown_deadline: Duration::from_millis(self.shutdown_deadline_ms),
             worker_arbiters: self.worker_threads,
             writer: WriterConfig {
                 flush_max_items: self.flush_max_items,
@@ -390,6 +434,15 @@ impl Config {
         }
         shown
     }
+}
+
+/// The machine's host name (`localhost` when it cannot be read).
+pub fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
 }
 
 /// Hides the password of a `scheme://user:password@host/…` URL.
@@ -444,6 +497,33 @@ mod tests {
         assert!(err.to_string().contains("OVERSEER_POOL_SIZE"), "{err}");
         let err = Config::from_sources(Some("pool_sise = 3"), &BTreeMap::new()).expect_err("typo");
         assert!(err.to_string().contains("pool_sise"), "{err}");
+    }
+
+    #[test]
+    fn healing_knobs_come_from_the_environment_and_are_checked() {
+        let config = Config::from_sources(
+            None,
+            &vars(&[
+                ("OVERSEER_CHAOS", "1"),
+                ("OVERSEER_HEARTBEAT_INTERVAL_MS", "200"),
+                ("OVERSEER_MAX_RESTARTS", "2"),
+            ]),
+        )
+        .expect("valid");
+        assert!(config.chaos);
+        let engine = config.engine_config();
+        assert_eq!(engine.heartbeat_interval, Duration::from_millis(200));
+        assert_eq!(engine.restart.max_restarts, 2);
+        assert!(!Config::default().chaos, "chaos is off by default");
+        let err = Config::from_sources(
+            None,
+            &vars(&[
+                ("OVERSEER_HEARTBEAT_TIMEOUT_MS", "500"),
+                ("OVERSEER_HEARTBEAT_INTERVAL_MS", "1000"),
+            ]),
+        )
+        .expect_err("a timeout below the interval");
+        assert!(err.to_string().contains("heartbeat_timeout_ms"), "{err}");
     }
 
     #[test]

@@ -118,6 +118,15 @@ enum BenchCommand {
     /// The seeds' scenario against the simulator: a theme job of 50,000 items over 300
     /// customers at 50 ± 20 ms per request, 100 requests/s per developer token, 10 per customer.
     GoogleAds(bench::google_ads::GoogleAdsBenchArgs),
+    /// Healing: kill -9 to resumed work, chaos kill to restarted actor, node death to adoption.
+    Recovery {
+        /// Measurements of each kind.
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+        /// The nodes' lease (OVERSEER_LEASE_MS): adoption waits for it to expire.
+        #[arg(long, default_value_t = 5_000)]
+        lease_ms: u64,
+    },
     /// Live progress: commit-to-websocket delay (p50, p99) and throughput with 0/1/100 clients.
     Progress {
         #[arg(long, default_value_t = 300_000)]
@@ -222,6 +231,9 @@ async fn main() -> anyhow::Result<()> {
             }
             BenchCommand::Api => bench::api::run(config).await,
             BenchCommand::GoogleAds(args) => bench::google_ads::run(config, args).await,
+            BenchCommand::Recovery { rounds, lease_ms } => {
+                bench::recovery::run(config, rounds, lease_ms).await
+            }
             BenchCommand::Progress {
                 items,
                 customers,
@@ -235,28 +247,47 @@ async fn run_roles(config: Config, roles: Roles) -> anyhow::Result<()> {
     tracing::info!(config = %config.redacted(), "starting");
     let app = App::start(config, roles).await?;
     wait_for_signal().await;
-    tracing::info!("shutting down");
-    app.stop().await;
+    tracing::info!(
+        deadline_ms = app.config.shutdown_deadline_ms,
+        "shutting down gracefully: no new calls, in-flight calls finish, outcomes are committed, \
+         leases given back (a second signal exits at once)"
+    );
+    // A second signal exits at once. Nothing durable is lost: items whose outcome is not
+    // committed stay pending, and their leases expire for another node (or this one, restarted
+    // under the same node id, which frees them at once).
+    actix_rt::spawn(async {
+        wait_for_signal().await;
+        tracing::warn!("second signal: exiting now");
+        std::process::exit(130);
+    });
+    if !app.shutdown().await {
+        // Nothing durable is lost, but say so: in-flight work did not finish in time.
+        anyhow::bail!("the graceful shutdown did not finish within shutdown_deadline_ms");
+    }
+    tracing::info!("stopped");
     Ok(())
 }
 
+/// Waits for SIGTERM or SIGINT (Ctrl-C).
 async fn wait_for_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(term) => term,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
+        use tokio::signal::unix::{SignalKind, signal};
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {},
+                    _ = int.recv() => {},
                 }
-            };
-        tokio::select! {
-            _ = ctrl_c => {},
-            _ = term.recv() => {},
+            }
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
         }
     }
     #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+    let _ = tokio::signal::ctrl_c().await;
 }

@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use crate::restart::RestartPolicy;
+
 #[derive(Clone, Debug)]
 pub struct EngineConfig {
     /// This node's id: owner of the jobs it claims.
@@ -25,8 +27,22 @@ pub struct EngineConfig {
     pub control_interval: Duration,
     /// Lease on a claimed job; renewed every `lease / 6`.
     pub lease: Duration,
-    /// Times a job restarts one customer's actor before failing that customer's remaining items.
-    pub max_customer_restarts: u32,
+    /// Restart intensity and backoff of every Job and Customer actor; past it a customer's
+    /// remaining items fail, or the job fails, with the reason.
+    pub restart: RestartPolicy,
+    /// How often every Job and Customer actor beats (default 1 s).
+    pub heartbeat_interval: Duration,
+    /// An actor with no beat for this long is silent and is restarted (default 5 s).
+    pub heartbeat_timeout: Duration,
+    /// An actor busy without progress for this long is stuck and is restarted (default 60 s).
+    pub stall_timeout: Duration,
+    /// Longest a single operation call (prepare or batch) may take before it counts as a
+    /// transient failure and is retried (default 120 s, above Google Ads' own 60 s timeout).
+    pub call_timeout: Duration,
+    /// An item in flight at this many crashes of its worker is failed as poison (default 3).
+    pub quarantine_after_crashes: u32,
+    /// How long a graceful shutdown lets in-flight calls and flushes finish (default 20 s).
+    pub shutdown_deadline: Duration,
     /// Arbiters (threads) that Job and Customer actors are spread over.
     pub worker_arbiters: usize,
     pub writer: WriterConfig,
@@ -46,7 +62,13 @@ impl Default for EngineConfig {
             claim_interval: Duration::from_secs(1),
             control_interval: Duration::from_millis(500),
             lease: Duration::from_secs(30),
-            max_customer_restarts: 5,
+            restart: RestartPolicy::default(),
+            heartbeat_interval: Duration::from_secs(1),
+            heartbeat_timeout: Duration::from_secs(5),
+            stall_timeout: Duration::from_secs(60),
+            call_timeout: Duration::from_secs(120),
+            quarantine_after_crashes: 3,
+            shutdown_deadline: Duration::from_secs(20),
             worker_arbiters: 2,
             writer: WriterConfig::default(),
             limiter: LimiterConfig::default(),

@@ -8,22 +8,38 @@
 //! delay without counting an attempt. The job's cancellation token stops it between calls:
 //! an item whose outcome was not recorded simply stays pending for the next run.
 //!
-//! When it stops, for whatever reason (done, cancelled, failed, or its task panicked), it tells
-//! its JobActor in `stopped`, which actix runs even after a panic; an end it did not record
-//! itself is reported as a crash.
+//! When it stops, for whatever reason, it tells its JobActor in `stopped`. A panic — in the
+//! operation, in a handler, or injected by chaos — is caught ([`crate::guard`]) and reported as
+//! `Crashed` with its message and the items that were in flight, so the JobActor can restart
+//! the customer and quarantine an item that keeps crashing it.
+//!
+//! Every `heartbeat_interval` it beats on the node's [`HeartbeatBoard`] with its progress, so
+//! the Supervisor can tell a silent or stuck customer from a busy one. Every operation call is
+//! bounded by `call_timeout`: a call that hangs becomes a transient error and is retried.
 
-use std::{collections::VecDeque, sync::Arc, time::Duration};
+use std::{
+    collections::VecDeque,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::Duration,
+};
 
 use actix::prelude::*;
 use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
 use tokio_util::sync::CancellationToken;
 
+use async_trait::async_trait;
+
 use crate::{
     config::EngineConfig,
     db_writer::WriterHandle,
+    guard::{Guarded, catch_future, guarded},
+    heartbeat::{ActorKey, Beat, Chaos, HeartbeatBoard},
     model::{ItemId, ItemStatus, JobId, OutcomeRecord, WorkItem},
-    operation::{BatchError, CallGate, ItemOutcome, Operation, PreparedCustomer},
-    rate_limiter::{LimiterGate, RateLimiter},
+    operation::{BatchError, CallGate, GateClosed, ItemOutcome, Operation, PreparedCustomer},
+    rate_limiter::{LimiterGate, Permit, RateLimiter},
     store::Store,
 };
 
@@ -38,8 +54,8 @@ pub enum CustomerEnd {
     Interrupted(String),
     /// The operation says no item of the job can succeed (e.g. credentials refused).
     JobFailed(String),
-    /// The actor stopped without recording an end: its task panicked.
-    Crashed,
+    /// It panicked (the message), or stopped without recording an end.
+    Crashed(String),
 }
 
 #[derive(Message)]
@@ -47,6 +63,52 @@ pub enum CustomerEnd {
 pub struct CustomerStopped {
     pub customer_id: Arc<str>,
     pub end: CustomerEnd,
+    /// Items it held when it stopped (id, attempts): on a crash, the suspects.
+    pub in_flight: Vec<(ItemId, i32)>,
+}
+
+/// What a customer's run shows its actor (and so the heartbeat), shared with the work future.
+#[derive(Default)]
+pub struct CustomerProgress {
+    /// Items handed to the DbWriter.
+    processed: AtomicU64,
+    /// Calls that returned (whatever the result): the work moves even when items retry.
+    calls: AtomicU64,
+    /// Items taken from the store whose outcome is not handed over yet.
+    in_flight: Mutex<Vec<(ItemId, i32)>>,
+    /// Waiting for a rate-limiter permit or for room in the DbWriter (backpressure while the
+    /// database is slow or down): not stuck, however long it takes.
+    waiting: AtomicBool,
+    /// Chaos: stop working (the run parks at its next step until cancelled).
+    hung: AtomicBool,
+}
+
+impl CustomerProgress {
+    fn in_flight(&self) -> Vec<(ItemId, i32)> {
+        self.in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn set_in_flight(&self, items: &[WorkItem]) {
+        *self.in_flight.lock().unwrap_or_else(|e| e.into_inner()) =
+            items.iter().map(|i| (i.id, i.attempts)).collect();
+    }
+
+    fn beat(&self) -> Beat {
+        let in_flight = self
+            .in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .len();
+        Beat {
+            progress: self.processed.load(Ordering::Relaxed) + self.calls.load(Ordering::Relaxed),
+            processed: self.processed.load(Ordering::Relaxed),
+            in_flight,
+            busy: in_flight > 0 && !self.waiting.load(Ordering::Relaxed),
+        }
+    }
 }
 
 /// Everything a customer's run needs; cheap to clone.
@@ -55,6 +117,8 @@ pub struct CustomerWork {
     pub job_id: JobId,
     pub customer_id: Arc<str>,
     pub priority: i32,
+    /// The job's lease epoch: every outcome carries it (fencing).
+    pub epoch: i64,
     pub operation: Arc<dyn Operation>,
     /// The operation's registry name (the `operation` label of the item metrics).
     pub operation_name: Arc<str>,
@@ -62,22 +126,50 @@ pub struct CustomerWork {
     pub writer: WriterHandle,
     pub limiter: Addr<RateLimiter>,
     pub config: Arc<EngineConfig>,
+    /// This customer's token, a child of the job's: cancelled when the job stops or when the
+    /// customer is killed for being silent or stuck.
     pub cancel: CancellationToken,
+    pub board: HeartbeatBoard,
+    /// Times this customer was restarted before (shown by `GET /api/actors`).
+    pub restarts: u32,
+    pub progress: Arc<CustomerProgress>,
 }
 
 pub struct CustomerActor {
     work: CustomerWork,
     job: Recipient<CustomerStopped>,
     end: Option<CustomerEnd>,
+    key: ActorKey,
+    incarnation: u64,
 }
 
 impl CustomerActor {
     pub fn new(work: CustomerWork, job: Recipient<CustomerStopped>) -> Self {
+        let key = ActorKey::Customer(work.job_id, work.customer_id.clone());
         Self {
             work,
             job,
             end: None,
+            key,
+            incarnation: 0,
         }
+    }
+
+    fn beat(&mut self) {
+        if self.work.progress.hung.load(Ordering::Relaxed) {
+            return;
+        }
+        self.work
+            .board
+            .beat(&self.key, self.incarnation, self.work.progress.beat());
+    }
+}
+
+impl Guarded for CustomerActor {
+    const KIND: &'static str = "customer";
+
+    fn panicked(&mut self, message: String) {
+        self.end = Some(CustomerEnd::Crashed(message));
     }
 }
 
@@ -85,22 +177,88 @@ impl Actor for CustomerActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        let work = self.work.clone();
-        // Every log line of this customer's run (the operation's included) carries both ids.
-        let span =
-            tracing::info_span!("customer", job_id = work.job_id, customer_id = %work.customer_id);
-        let run = tracing::Instrument::instrument(run_customer(work), span);
-        ctx.spawn(run.into_actor(self).map(|end, act, ctx| {
-            act.end = Some(end);
-            ctx.stop();
-        }));
+        guarded(self, ctx, |act, ctx| {
+            act.incarnation = act.work.board.register(
+                act.key.clone(),
+                act.work.restarts,
+                ctx.address().recipient(),
+            );
+            ctx.run_interval(act.work.config.heartbeat_interval, |act, ctx| {
+                guarded(act, ctx, |act, _| act.beat());
+            });
+            let work = act.work.clone();
+            // Every log line of this customer's run (the operation's included) carries both ids.
+            let span = tracing::info_span!("customer", job_id = work.job_id, customer_id = %work.customer_id);
+            let run =
+                tracing::Instrument::instrument(catch_future("customer", run_customer(work)), span);
+            ctx.spawn(run.into_actor(act).map(|end, act, ctx| {
+                act.end = Some(end.unwrap_or_else(CustomerEnd::Crashed));
+                ctx.stop();
+            }));
+        });
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
+        self.work.board.unregister(&self.key, self.incarnation);
+        let end = self
+            .end
+            .take()
+            .unwrap_or_else(|| CustomerEnd::Crashed("stopped without recording an end".into()));
+        let in_flight = self.work.progress.in_flight();
         self.job.do_send(CustomerStopped {
             customer_id: self.work.customer_id.clone(),
-            end: self.end.take().unwrap_or(CustomerEnd::Crashed),
+            end,
+            in_flight,
         });
+    }
+}
+
+/// Stop now, abandoning the call in flight (the actor is stuck or silent); its end is a crash
+/// with this reason.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Abort {
+    pub reason: String,
+}
+
+impl Handler<Abort> for CustomerActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Abort, ctx: &mut Context<Self>) {
+        self.end = Some(CustomerEnd::Crashed(msg.reason));
+        // Stopping drops the work future, and with it a call that never returns.
+        ctx.stop();
+    }
+}
+
+impl Handler<Chaos> for CustomerActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Chaos, ctx: &mut Context<Self>) {
+        guarded(self, ctx, |act, _| match msg {
+            Chaos::Kill => panic!("chaos: kill requested for {}", act.key),
+            Chaos::Hang => {
+                tracing::warn!(actor = %act.key, "chaos: hanging (no more heartbeats or work)");
+                act.work.progress.hung.store(true, Ordering::Relaxed);
+            }
+        });
+    }
+}
+
+/// A [`CallGate`] that tells the heartbeat while the customer waits for a permit, so waiting
+/// on the rate limiter (for a daily quota, hours) is never mistaken for being stuck.
+struct WatchedGate {
+    inner: LimiterGate,
+    progress: Arc<CustomerProgress>,
+}
+
+#[async_trait]
+impl CallGate for WatchedGate {
+    async fn acquire(&self) -> Result<Permit, GateClosed> {
+        self.progress.waiting.store(true, Ordering::Relaxed);
+        let permit = self.inner.acquire().await;
+        self.progress.waiting.store(false, Ordering::Relaxed);
+        permit
     }
 }
 
@@ -129,14 +287,43 @@ async fn run_customer(work: CustomerWork) -> CustomerEnd {
 }
 
 impl CustomerWork {
-    fn gate(&self) -> LimiterGate {
-        LimiterGate::for_customer(
-            self.limiter.clone(),
-            self.customer_id.clone(),
-            self.priority,
-            self.job_id,
-            self.cancel.clone(),
-        )
+    fn gate(&self) -> WatchedGate {
+        WatchedGate {
+            inner: LimiterGate::for_customer(
+                self.limiter.clone(),
+                self.customer_id.clone(),
+                self.priority,
+                self.job_id,
+                self.cancel.clone(),
+            ),
+            progress: self.progress.clone(),
+        }
+    }
+
+    /// Bounds one operation call by `call_timeout`: a hanging call becomes a transient error.
+    async fn bounded<T>(
+        &self,
+        call: impl std::future::Future<Output = Result<T, BatchError>>,
+    ) -> Result<T, BatchError> {
+        let timeout = self.config.call_timeout;
+        let result = match tokio::time::timeout(timeout, call).await {
+            Ok(result) => result,
+            Err(_) => Err(BatchError::Transient(format!(
+                "the call timed out after {} ms",
+                timeout.as_millis()
+            ))),
+        };
+        self.progress.calls.fetch_add(1, Ordering::Relaxed);
+        result
+    }
+
+    /// Chaos: a hung customer parks here, doing nothing, until it is killed or the job stops.
+    async fn unless_hung(&self) -> Result<(), Halt> {
+        if self.progress.hung.load(Ordering::Relaxed) {
+            self.cancel.cancelled().await;
+            return Err(Halt::Cancelled);
+        }
+        Ok(())
     }
 
     fn backoff(&self) -> ExponentialBackoff {
@@ -169,19 +356,22 @@ impl CustomerWork {
             if self.cancel.is_cancelled() {
                 return Err(Halt::Cancelled);
             }
+            self.unless_hung().await?;
             let batch = pages.next_batch(self, batch_size).await?;
             if batch.is_empty() {
                 return Ok(());
             }
+            self.progress.set_in_flight(&batch);
             let outcomes = self.run_batch(prepared.as_mut(), &gate, batch).await?;
             self.record(outcomes).await?;
+            self.progress.set_in_flight(&[]);
         }
     }
 
     /// `Ok(Err(reason))` when prepare failed for good: the customer's items fail with it.
     async fn prepare(
         &self,
-        gate: &LimiterGate,
+        gate: &WatchedGate,
     ) -> Result<Result<Box<dyn PreparedCustomer>, String>, Halt> {
         let mut backoff = self.backoff();
         let mut attempts = 0;
@@ -189,7 +379,11 @@ impl CustomerWork {
             if self.cancel.is_cancelled() {
                 return Err(Halt::Cancelled);
             }
-            match self.operation.prepare(&self.customer_id, gate).await {
+            self.unless_hung().await?;
+            match self
+                .bounded(self.operation.prepare(&self.customer_id, gate))
+                .await
+            {
                 Ok(prepared) => return Ok(Ok(prepared)),
                 // The job is stopping and its gate closed under the call: that error says
                 // nothing about the customer, whose items stay pending.
@@ -227,7 +421,7 @@ impl CustomerWork {
                 break;
             }
             let items: Vec<WorkItem> = unsettled.iter().map(|(i, _)| i.clone()).collect();
-            let result = prepared.run_batch(&items, gate).await;
+            let result = self.bounded(prepared.run_batch(&items, gate)).await;
             if result.is_err() && self.cancel.is_cancelled() {
                 // The job is stopping and its gate closed under the call: that error says
                 // nothing about these items, which stay pending.
@@ -326,10 +520,11 @@ impl CustomerWork {
             result,
             error,
             attempts: item.attempts + tries,
+            epoch: self.epoch,
         }
     }
 
-    fn failed(&self, item: &WorkItem, tries: i32, error: &str) -> OutcomeRecord {
+    pub(crate) fn failed(&self, item: &WorkItem, tries: i32, error: &str) -> OutcomeRecord {
         self.outcome(
             item,
             tries,
@@ -340,12 +535,15 @@ impl CustomerWork {
         )
     }
 
-    async fn record(&self, outcomes: Vec<OutcomeRecord>) -> Result<(), Halt> {
+    pub(crate) async fn record(&self, outcomes: Vec<OutcomeRecord>) -> Result<(), Halt> {
         let statuses: Vec<ItemStatus> = outcomes.iter().map(|o| o.status).collect();
-        self.writer
-            .record(outcomes)
-            .await
-            .map_err(|e| Halt::Interrupted(e.to_string()))?;
+        self.progress.waiting.store(true, Ordering::Relaxed);
+        let recorded = self.writer.record(outcomes).await;
+        self.progress.waiting.store(false, Ordering::Relaxed);
+        recorded.map_err(|e| Halt::Interrupted(e.to_string()))?;
+        self.progress
+            .processed
+            .fetch_add(statuses.len() as u64, Ordering::Relaxed);
         crate::metrics::items_recorded(&self.operation_name, &statuses);
         Ok(())
     }

@@ -29,6 +29,7 @@ use tokio::{sync::oneshot, time::Instant};
 
 use crate::{
     config::WriterConfig,
+    guard::{Guarded, guarded},
     model::{JobId, JobProgress, OutcomeRecord},
     store::Store,
 };
@@ -193,7 +194,11 @@ impl DbWriter {
         ctx.spawn(
             flush
                 .into_actor(self)
-                .map(move |(batch, result), act, ctx| act.flush_done(ctx, batch, result, started)),
+                .map(move |(batch, result), act, ctx| {
+                    guarded(act, ctx, |act, ctx| {
+                        act.flush_done(ctx, batch, result, started)
+                    });
+                }),
         );
     }
 
@@ -317,23 +322,34 @@ impl Actor for DbWriter {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.run_interval(self.config.flush_interval, |act, ctx| {
-            act.maybe_flush(ctx, true)
+            guarded(act, ctx, |act, ctx| act.maybe_flush(ctx, true));
         });
     }
+}
+
+/// The DbWriter is one per process and everything writes through it: a panic is caught, logged
+/// and counted, and the writer goes on (a stopped writer would stall every job).
+impl Guarded for DbWriter {
+    const KIND: &'static str = "db_writer";
+    const STOP_ON_PANIC: bool = false;
+
+    fn panicked(&mut self, _: String) {}
 }
 
 impl Handler<Record> for DbWriter {
     type Result = ();
 
     fn handle(&mut self, msg: Record, ctx: &mut Context<Self>) {
-        if self.held() < self.config.max_buffered && self.admissions.is_empty() {
-            self.admit(msg.outcomes);
-            let _ = msg.accepted.send(());
-            self.maybe_flush(ctx, false);
-        } else {
-            self.admissions.push_back((msg.outcomes, msg.accepted));
-            self.maybe_flush(ctx, true);
-        }
+        guarded(self, ctx, |act, ctx| {
+            if act.held() < act.config.max_buffered && act.admissions.is_empty() {
+                act.admit(msg.outcomes);
+                let _ = msg.accepted.send(());
+                act.maybe_flush(ctx, false);
+            } else {
+                act.admissions.push_back((msg.outcomes, msg.accepted));
+                act.maybe_flush(ctx, true);
+            }
+        });
     }
 }
 
@@ -345,7 +361,7 @@ impl Handler<Barrier> for DbWriter {
             Some(customer) => BarrierKey::Customer(msg.job_id, customer),
             None => BarrierKey::Job(msg.job_id),
         };
-        self.add_barrier(ctx, key, msg.done);
+        guarded(self, ctx, |act, ctx| act.add_barrier(ctx, key, msg.done));
     }
 }
 
@@ -353,7 +369,9 @@ impl Handler<Drain> for DbWriter {
     type Result = ();
 
     fn handle(&mut self, msg: Drain, ctx: &mut Context<Self>) {
-        self.add_barrier(ctx, BarrierKey::All, msg.done);
+        guarded(self, ctx, |act, ctx| {
+            act.add_barrier(ctx, BarrierKey::All, msg.done)
+        });
     }
 }
 

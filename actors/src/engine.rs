@@ -1,6 +1,7 @@
 //! Starting the engine: one RateLimiter and one DbWriter, each on an arbiter (thread) of its own,
 //! a small pool of arbiters for Job and Customer actors, and the Supervisor. The returned
-//! [`Engine`] is how the application reaches them (nudge the Supervisor, read stats, drain).
+//! [`Engine`] is how the application reaches them (nudge the Supervisor, read stats, list the
+//! actors, inject chaos, shut down gracefully).
 
 use std::sync::{
     Arc,
@@ -9,13 +10,17 @@ use std::sync::{
 
 use actix::prelude::*;
 
+use tokio::sync::oneshot;
+
 use crate::{
     config::EngineConfig,
     db_writer::{DbWriter, WriterHandle},
+    heartbeat::{ActorInfo, ActorKey, Chaos, HeartbeatBoard},
+    model::{JobId, NodeInfo},
     operation::OperationRegistry,
     rate_limiter::RateLimiter,
     store::Store,
-    supervisor::{ClaimNow, Supervisor},
+    supervisor::{ClaimNow, JobChanged, Shutdown, Supervisor},
 };
 
 /// What every Job and Customer actor shares.
@@ -27,6 +32,8 @@ pub struct EngineDeps {
     pub registry: Arc<OperationRegistry>,
     pub config: Arc<EngineConfig>,
     pub workers: WorkerPool,
+    /// Every Job and Customer actor's last heartbeat.
+    pub board: HeartbeatBoard,
 }
 
 /// Arbiters that Job and Customer actors are spread over, round-robin, so one busy or stuck
@@ -65,6 +72,22 @@ impl Engine {
         store: Arc<dyn Store>,
         registry: Arc<OperationRegistry>,
     ) -> Engine {
+        let node = NodeInfo {
+            id: config.node_id.clone(),
+            hostname: "localhost".into(),
+            pid: std::process::id(),
+            version: env!("CARGO_PKG_VERSION").into(),
+        };
+        Self::start_node(config, store, registry, node)
+    }
+
+    /// Starts every actor, recording the node as `node` in the store.
+    pub fn start_node(
+        config: EngineConfig,
+        store: Arc<dyn Store>,
+        registry: Arc<OperationRegistry>,
+        node: NodeInfo,
+    ) -> Engine {
         let config = Arc::new(config);
         let writer_arbiter = Arbiter::new();
         let limiter_arbiter = Arbiter::new();
@@ -91,10 +114,11 @@ impl Engine {
             registry,
             config,
             workers: WorkerPool::new(worker_handles),
+            board: HeartbeatBoard::new(),
         };
         let supervisor_deps = deps.clone();
         let supervisor = Supervisor::start_in_arbiter(deps.workers.next(), move |_| {
-            Supervisor::new(supervisor_deps)
+            Supervisor::new(supervisor_deps, node)
         });
         Engine {
             deps,
@@ -107,4 +131,45 @@ impl Engine {
     pub fn claim_now(&self) {
         self.supervisor.do_send(ClaimNow);
     }
+
+    /// A job's state changed elsewhere (the API): its JobActor looks now instead of at its next
+    /// control tick, and the Supervisor looks for claimable jobs.
+    pub fn job_changed(&self, job_id: JobId) {
+        self.supervisor.do_send(JobChanged(job_id));
+    }
+
+    /// Every live Job and Customer actor of this node.
+    pub fn actors(&self) -> Vec<ActorInfo> {
+        self.deps.board.snapshot()
+    }
+
+    /// Injects a fault into a live actor; false when no such actor runs here.
+    pub fn chaos(&self, key: &ActorKey, chaos: Chaos) -> bool {
+        match self.deps.board.chaos(key) {
+            Some(actor) => actor.try_send(chaos).is_ok(),
+            None => false,
+        }
+    }
+
+    /// Graceful shutdown: no new claims or calls, in-flight calls finish, every job's outcomes
+    /// are committed and its lease given back, then the DbWriter is drained — all within
+    /// `deadline`. `Err` when the deadline passed first (nothing durable is lost either way:
+    /// uncommitted items stay pending and run again).
+    pub async fn shutdown(&self, deadline: std::time::Duration) -> Result<(), ShutdownTimedOut> {
+        let (done, wait) = oneshot::channel();
+        self.supervisor.do_send(Shutdown { done });
+        let writer = self.deps.writer.clone();
+        let all = async move {
+            let _ = wait.await;
+            let _ = writer.drain().await;
+        };
+        tokio::time::timeout(deadline, all)
+            .await
+            .map_err(|_| ShutdownTimedOut)
+    }
 }
+
+/// The graceful shutdown did not finish within its deadline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the graceful shutdown did not finish within its deadline")]
+pub struct ShutdownTimedOut;

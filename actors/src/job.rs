@@ -1,18 +1,22 @@
-//! The JobActor: one per running job.
+//! The JobActor: one per running job, and the supervisor of that job's CustomerActors.
 //!
 //! It builds the job's operation, reads which customers still have pending items, and runs a
 //! CustomerActor for each, at most `max_concurrent_customers` at once, spread over the worker
 //! arbiters. Every `control_interval` it reads the job's status (so pause and cancel, made by
-//! the API in the database, stop new calls within that interval) and renews its lease.
+//! the API in the database, stop new calls within that interval) and renews its lease; every
+//! `heartbeat_interval` it beats on the node's heartbeat board.
 //!
-//! A customer actor that stops before its items are done (crash, store trouble) is started again
-//! from the store, but only after the DbWriter has committed every outcome it produced, so no
-//! item is read as pending while its outcome is still buffered; past `max_customer_restarts`
-//! the customer's remaining items fail with the reason instead. The job completes only after
-//! the DbWriter has committed every outcome and the store shows no pending item.
+//! A customer that stops before its items are done — it crashed (a caught panic), was killed
+//! by the Supervisor for being silent or stuck, or could not reach the store — is restarted
+//! under the engine's [`crate::restart::RestartPolicy`]: after a jittered, growing delay, and
+//! only once the DbWriter has committed every outcome it produced, so no item is read as
+//! pending while its outcome is still buffered. Items in flight at `quarantine_after_crashes`
+//! crashes are failed as poison; past the restart intensity the customer is escalated: its
+//! remaining items fail with the reason. The job completes only after the DbWriter has
+//! committed every outcome and the store shows no pending item.
 
 use std::{
-    collections::{HashMap, HashSet, VecDeque},
+    collections::{HashMap, VecDeque},
     sync::Arc,
     time::Duration,
 };
@@ -22,12 +26,33 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    customer::{CustomerActor, CustomerEnd, CustomerStopped, CustomerWork, fail_pending_items},
+    customer::{
+        Abort, CustomerActor, CustomerEnd, CustomerStopped, CustomerWork, fail_pending_items,
+    },
     engine::EngineDeps,
-    model::{ClaimedJob, JobStatus},
+    guard::{Guarded, guarded},
+    heartbeat::{ActorKey, Beat, Chaos},
+    model::{ClaimedJob, ItemId, ItemStatus, JobStatus, OutcomeRecord},
     operation::Operation,
+    restart::{RestartHistory, Verdict},
     supervisor::JobEnded,
 };
+
+/// The Supervisor found one of this job's customers silent or stuck: stop it; it is then
+/// restarted like a crashed one.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CustomerUnresponsive {
+    pub customer_id: Arc<str>,
+    pub reason: String,
+}
+
+/// The Supervisor stops this incarnation (it is silent, stuck, or the node shuts down).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct StopJob {
+    pub reason: String,
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
@@ -35,98 +60,171 @@ enum Phase {
     Running,
     /// All customers done; waiting for the last commits before completing.
     Finishing,
-    /// Paused, cancelled, lease lost or failed: waiting for customers to stop.
+    /// Paused, cancelled, lease lost, failed or shutting down: waiting for customers to stop.
     Stopping,
+}
+
+/// A running customer.
+struct Slot {
+    addr: Addr<CustomerActor>,
+    cancel: CancellationToken,
+    /// Set when the Supervisor had it killed: its end counts as a crash, whatever it says.
+    killed: Option<String>,
 }
 
 pub struct JobActor {
     job: ClaimedJob,
     deps: EngineDeps,
     supervisor: Recipient<JobEnded>,
+    /// The Supervisor's number for this start of the job, echoed in [`JobEnded`].
+    incarnation: u64,
+    /// Times the Supervisor restarted this job before (shown by `GET /api/actors`).
+    restarts: u32,
     operation: Option<Arc<dyn Operation>>,
     queue: VecDeque<Arc<str>>,
-    active: HashSet<Arc<str>>,
-    restarts: HashMap<Arc<str>, u32>,
-    /// Customers being requeued or escalated (waiting on a barrier); the job is not done
-    /// while any is.
+    active: HashMap<Arc<str>, Slot>,
+    histories: HashMap<Arc<str>, RestartHistory>,
+    /// Crashes each item was in flight at (poison detection).
+    crashes: HashMap<ItemId, u32>,
+    /// Customers being requeued or escalated (waiting on a barrier or a backoff); the job is
+    /// not done while any is.
     settling: usize,
+    /// Customers waiting out their restart backoff: they keep their concurrency slot, so a
+    /// crash never hands the slot to another customer and leaves the crashed one queued behind
+    /// every other.
+    restarting: usize,
     cancel: CancellationToken,
     phase: Phase,
     lease_renewed_at: Instant,
+    board_incarnation: u64,
+    /// Chaos: no more beats, no more work.
+    hung: bool,
+    /// Waiting for its last outcomes to commit before it stops.
+    draining: bool,
+    /// Why it panicked, when it did.
+    crash: Option<String>,
+    /// It stopped on purpose (finished, gave the job back); otherwise its end is a crash.
+    clean_stop: bool,
 }
 
 impl JobActor {
-    pub fn new(job: ClaimedJob, deps: EngineDeps, supervisor: Recipient<JobEnded>) -> Self {
+    pub fn new(
+        job: ClaimedJob,
+        deps: EngineDeps,
+        supervisor: Recipient<JobEnded>,
+        incarnation: u64,
+        restarts: u32,
+    ) -> Self {
         Self {
             job,
             deps,
             supervisor,
+            incarnation,
+            restarts,
             operation: None,
             queue: VecDeque::new(),
-            active: HashSet::new(),
-            restarts: HashMap::new(),
+            active: HashMap::new(),
+            histories: HashMap::new(),
+            crashes: HashMap::new(),
             settling: 0,
+            restarting: 0,
             cancel: CancellationToken::new(),
             phase: Phase::Starting,
             lease_renewed_at: Instant::now(),
+            board_incarnation: 0,
+            hung: false,
+            draining: false,
+            crash: None,
+            clean_stop: false,
         }
     }
 
+    fn key(&self) -> ActorKey {
+        ActorKey::Job(self.job.id)
+    }
+
+    fn stop_cleanly(&mut self, ctx: &mut Context<Self>) {
+        self.clean_stop = true;
+        ctx.stop();
+    }
+
     fn work_for(&self, customer_id: Arc<str>, operation: Arc<dyn Operation>) -> CustomerWork {
+        let restarts = self.histories.get(&customer_id).map_or(0, |h| h.total);
         CustomerWork {
             job_id: self.job.id,
             customer_id,
             priority: self.job.priority,
+            epoch: self.job.lease_epoch,
             operation,
             operation_name: self.job.operation.as_str().into(),
             store: self.deps.store.clone(),
             writer: self.deps.writer.clone(),
             limiter: self.deps.limiter.clone(),
             config: self.deps.config.clone(),
-            cancel: self.cancel.clone(),
+            cancel: self.cancel.child_token(),
+            board: self.deps.board.clone(),
+            restarts,
+            progress: Default::default(),
         }
     }
 
     fn load_customers(&mut self, ctx: &mut Context<Self>) {
         let store = self.deps.store.clone();
+        let writer = self.deps.writer.clone();
         let job_id = self.job.id;
-        let load = async move { store.customers_with_pending(job_id).await };
-        ctx.spawn(load.into_actor(self).map(|customers, act, ctx| match customers {
-            Ok(customers) => {
-                let active = &act.active;
-                act.queue = customers
-                    .into_iter()
-                    .map(Arc::<str>::from)
-                    .filter(|c| !active.contains(c))
-                    .collect();
-                act.phase = Phase::Running;
-                act.fill(ctx);
-            }
-            Err(error) => {
-                tracing::warn!(job_id = act.job.id, %error, "reading the job's customers failed; giving the job back");
-                act.stop_all(ctx);
-            }
+        // After a restart, outcomes of the previous incarnation's customers may still be
+        // buffered: commit them first, so their items are not read as pending again.
+        let load = async move {
+            let _ = writer.barrier(job_id, None).await;
+            store.customers_with_pending(job_id).await
+        };
+        ctx.spawn(load.into_actor(self).map(|customers, act, ctx| {
+            guarded(act, ctx, |act, ctx| match customers {
+                Ok(customers) => {
+                    let active = &act.active;
+                    act.queue = customers
+                        .into_iter()
+                        .map(Arc::<str>::from)
+                        .filter(|c| !active.contains_key(c))
+                        .collect();
+                    act.phase = Phase::Running;
+                    act.fill(ctx);
+                }
+                Err(error) => {
+                    tracing::warn!(job_id = act.job.id, %error, "reading the job's customers failed; giving the job back");
+                    act.stop_all(ctx);
+                }
+            });
         }));
     }
 
     /// Starts customer actors while there is room, and finishes the job when nothing is left.
     fn fill(&mut self, ctx: &mut Context<Self>) {
-        if self.phase != Phase::Running {
+        if self.phase != Phase::Running || self.hung {
             return;
         }
         let Some(operation) = self.operation.clone() else {
             return;
         };
-        while self.active.len() < self.deps.config.max_concurrent_customers.max(1) {
+        while self.active.len() + self.restarting < self.deps.config.max_concurrent_customers.max(1)
+        {
             let Some(customer) = self.queue.pop_front() else {
                 break;
             };
             let work = self.work_for(customer.clone(), operation.clone());
+            let cancel = work.cancel.clone();
             let me = ctx.address().recipient();
-            CustomerActor::start_in_arbiter(self.deps.workers.next(), move |_| {
+            let addr = CustomerActor::start_in_arbiter(self.deps.workers.next(), move |_| {
                 CustomerActor::new(work, me)
             });
-            self.active.insert(customer);
+            self.active.insert(
+                customer,
+                Slot {
+                    addr,
+                    cancel,
+                    killed: None,
+                },
+            );
         }
         if self.active.is_empty() && self.queue.is_empty() && self.settling == 0 {
             self.finish(ctx);
@@ -150,24 +248,26 @@ impl JobActor {
                 .map_err(|e| e.to_string())
         };
         ctx.spawn(check.into_actor(self).map(|left, act, ctx| {
-            if act.phase != Phase::Finishing {
-                return;
-            }
-            match left {
-                Ok(left) if left.is_empty() => act.complete(ctx),
-                Ok(left) => {
-                    // Items a customer left behind (it was interrupted): count it as a restart.
-                    act.phase = Phase::Running;
-                    for customer in left {
-                        let customer: Arc<str> = customer.into();
-                        act.requeue_or_escalate(ctx, customer, "stopped with items pending");
+            guarded(act, ctx, |act, ctx| {
+                if act.phase != Phase::Finishing {
+                    return;
+                }
+                match left {
+                    Ok(left) if left.is_empty() => act.complete(ctx),
+                    Ok(left) => {
+                        // Items a customer left behind (it was interrupted): count it as a failure.
+                        act.phase = Phase::Running;
+                        for customer in left {
+                            let customer: Arc<str> = customer.into();
+                            act.customer_failed(ctx, customer, "stopped with items pending", None);
+                        }
+                    }
+                    Err(error) => {
+                        tracing::warn!(job_id = act.job.id, %error, "could not confirm the job is done; giving it back");
+                        act.stop_all(ctx);
                     }
                 }
-                Err(error) => {
-                    tracing::warn!(job_id = act.job.id, %error, "could not confirm the job is done; giving it back");
-                    act.stop_all(ctx);
-                }
-            }
+            });
         }));
     }
 
@@ -180,55 +280,135 @@ impl JobActor {
                 Ok(status) => tracing::info!(job_id = act.job.id, %status, "job finished"),
                 Err(error) => tracing::warn!(job_id = act.job.id, %error, "completing the job failed; giving it back"),
             }
-            ctx.stop();
+            act.stop_cleanly(ctx);
         }));
     }
 
-    /// Starts a stopped customer again once its outcomes are committed, or fails its remaining
-    /// items when it has been restarted too often.
-    fn requeue_or_escalate(&mut self, ctx: &mut Context<Self>, customer: Arc<str>, reason: &str) {
-        let restarts = self.restarts.entry(customer.clone()).or_default();
-        *restarts += 1;
-        let restarts = *restarts;
-        let escalate = restarts > self.deps.config.max_customer_restarts;
-        if !escalate {
-            crate::metrics::actor_restarted("customer");
-        }
-        tracing::warn!(job_id = self.job.id, customer_id = %customer, restarts, reason, escalate,
-            "customer worker stopped early");
+    /// A customer stopped before its items were done. `crash` carries the panic message and
+    /// the items in flight when it panicked. Quarantines poison items, then restarts the
+    /// customer after its backoff or escalates it.
+    fn customer_failed(
+        &mut self,
+        ctx: &mut Context<Self>,
+        customer: Arc<str>,
+        reason: &str,
+        crash: Option<Vec<(ItemId, i32)>>,
+    ) {
+        let quarantined = self.poison(&customer, reason, crash.unwrap_or_default());
+        let policy = self.deps.config.restart.clone();
+        let verdict = self
+            .histories
+            .entry(customer.clone())
+            .or_default()
+            .failed(&policy);
+        let escalation = match verdict {
+            Verdict::Restart { restarts, after } => {
+                crate::metrics::actor_restarted("customer");
+                tracing::warn!(job_id = self.job.id, customer_id = %customer, restarts,
+                    delay_ms = after.as_millis() as u64, reason, "restarting customer worker");
+                None
+            }
+            Verdict::Escalate { failures } => {
+                let why = format!(
+                    "customer worker failed {failures} times within {} s; last: {reason}",
+                    policy.window.as_secs()
+                );
+                tracing::error!(job_id = self.job.id, customer_id = %customer, reason = %why,
+                    "escalating: failing the customer's remaining items");
+                Some(why)
+            }
+        };
         let Some(operation) = self.operation.clone() else {
             return;
         };
         let work = self.work_for(customer.clone(), operation);
-        let reason = format!("customer worker stopped {restarts} times; last: {reason}");
+        let restart = escalation.is_none();
         self.settling += 1;
+        if restart {
+            self.restarting += 1;
+        }
         let settle = async move {
+            work.record(quarantined)
+                .await
+                .map_err(|_| "the DbWriter stopped".to_string())?;
             work.writer
                 .barrier(work.job_id, Some(work.customer_id.clone()))
                 .await
                 .map_err(|e| e.to_string())?;
-            if escalate {
-                fail_pending_items(&work, &reason)
+            if let Some(why) = &escalation {
+                fail_pending_items(&work, why)
                     .await
                     .map_err(|_| "interrupted while failing items".to_string())?;
+                work.writer
+                    .barrier(work.job_id, Some(work.customer_id.clone()))
+                    .await
+                    .map_err(|e| e.to_string())?;
             }
-            Ok::<_, String>(())
+            Ok::<_, String>(escalation.is_none())
+        };
+        let after = match verdict {
+            Verdict::Restart { after, .. } => after,
+            Verdict::Escalate { .. } => Duration::ZERO,
         };
         ctx.spawn(settle.into_actor(self).map(move |settled, act, ctx| {
-            act.settling -= 1;
-            match settled {
-                Ok(()) if !escalate => act.queue.push_front(customer),
-                Ok(()) => {}
+            let requeue = match settled {
+                Ok(requeue) => requeue,
                 Err(error) => {
                     tracing::warn!(job_id = act.job.id, %error, "settling a customer failed");
+                    false
                 }
-            }
-            if act.phase == Phase::Stopping {
-                act.stop_when_idle(ctx);
-            } else {
-                act.fill(ctx);
-            }
+            };
+            ctx.run_later(after, move |act, ctx| {
+                guarded(act, ctx, |act, ctx| {
+                    act.settling -= 1;
+                    if restart {
+                        act.restarting -= 1;
+                    }
+                    if requeue {
+                        act.queue.push_front(customer);
+                    }
+                    if act.phase == Phase::Stopping {
+                        act.stop_when_idle(ctx);
+                    } else {
+                        act.fill(ctx);
+                    }
+                });
+            });
         }));
+    }
+
+    /// Counts a crash against every item that was in flight; those at the limit are failed
+    /// (returned as outcomes to record) so one poison item cannot take the customer down.
+    fn poison(
+        &mut self,
+        customer: &Arc<str>,
+        reason: &str,
+        in_flight: Vec<(ItemId, i32)>,
+    ) -> Vec<OutcomeRecord> {
+        let limit = self.deps.config.quarantine_after_crashes.max(1);
+        let mut quarantined = Vec::new();
+        for (item_id, attempts) in in_flight {
+            let crashes = self.crashes.entry(item_id).or_default();
+            *crashes += 1;
+            if *crashes >= limit {
+                tracing::error!(job_id = self.job.id, customer_id = %customer, item_id,
+                    crashes = *crashes, "quarantining an item that keeps crashing its worker");
+                quarantined.push(OutcomeRecord {
+                    item_id,
+                    job_id: self.job.id,
+                    customer_id: customer.clone(),
+                    status: ItemStatus::Failed,
+                    result: None,
+                    error: Some(format!(
+                        "quarantined: crashed the worker {crashes} times: {reason}"
+                    )),
+                    attempts: attempts + 1,
+                    epoch: self.job.lease_epoch,
+                });
+            }
+        }
+        crate::metrics::items_quarantined(quarantined.len() as u64);
+        quarantined
     }
 
     /// Fails the job with `reason` and stops its customers; remaining items stay pending.
@@ -259,19 +439,25 @@ impl JobActor {
     }
 
     fn stop_when_idle(&mut self, ctx: &mut Context<Self>) {
-        if !self.active.is_empty() || self.settling > 0 {
+        if !self.active.is_empty() || self.settling > 0 || self.draining {
             return;
         }
+        self.draining = true;
         let writer = self.deps.writer.clone();
         let job_id = self.job.id;
         // Commit what the customers produced before the lease is given back, so the next owner
-        // does not run those items again.
+        // does not run those items again. Spawned, not awaited with `ctx.wait`, so the actor
+        // keeps beating while the database is slow.
         let drain = async move { writer.barrier(job_id, None).await };
-        ctx.wait(drain.into_actor(self).map(|_, _, ctx| ctx.stop()));
+        ctx.spawn(
+            drain
+                .into_actor(self)
+                .map(|_, act, ctx| act.stop_cleanly(ctx)),
+        );
     }
 
     fn control_tick(&mut self, ctx: &mut Context<Self>) {
-        if self.phase == Phase::Stopping {
+        if self.phase == Phase::Stopping || self.hung {
             return;
         }
         let store = self.deps.store.clone();
@@ -291,21 +477,46 @@ impl JobActor {
             };
             Ok::<_, crate::store::StoreError>((status, lease_held))
         };
-        ctx.spawn(check.into_actor(self).map(move |checked, act, ctx| match checked {
-            Ok((status, lease_held)) => {
-                if lease_held.is_some() {
-                    act.lease_renewed_at = Instant::now();
+        ctx.spawn(check.into_actor(self).map(move |checked, act, ctx| {
+            guarded(act, ctx, |act, ctx| match checked {
+                Ok((status, lease_held)) => {
+                    if lease_held.is_some() {
+                        act.lease_renewed_at = Instant::now();
+                    }
+                    if lease_held == Some(false) {
+                        tracing::warn!(job_id = act.job.id, "lease lost; stopping");
+                        act.stop_all(ctx);
+                    } else if status != Some(JobStatus::Running) {
+                        tracing::info!(job_id = act.job.id, status = ?status, "job no longer running; stopping");
+                        act.stop_all(ctx);
+                    }
                 }
-                if lease_held == Some(false) {
-                    tracing::warn!(job_id = act.job.id, "lease lost; stopping");
-                    act.stop_all(ctx);
-                } else if status != Some(JobStatus::Running) {
-                    tracing::info!(job_id = act.job.id, status = ?status, "job no longer running; stopping");
-                    act.stop_all(ctx);
+                Err(error) => {
+                    tracing::warn!(job_id = act.job.id, %error, "job control check failed")
                 }
-            }
-            Err(error) => tracing::warn!(job_id = act.job.id, %error, "job control check failed"),
+            });
         }));
+    }
+
+    fn beat(&mut self) {
+        if self.hung {
+            return;
+        }
+        let beat = Beat {
+            progress: 0,
+            processed: 0,
+            in_flight: self.active.len(),
+            // A JobActor's own work is waiting on others; silence is what shows it is unwell.
+            busy: false,
+        };
+        self.deps
+            .board
+            .beat(&self.key(), self.board_incarnation, beat);
+    }
+
+    /// Checks the job control now (the API changed its state: LISTEN/NOTIFY).
+    pub fn control_now(&mut self, ctx: &mut Context<Self>) {
+        self.control_tick(ctx);
     }
 }
 
@@ -313,37 +524,61 @@ fn lease_renew_interval(lease: Duration) -> Duration {
     lease / 6
 }
 
+impl Guarded for JobActor {
+    const KIND: &'static str = "job";
+
+    fn panicked(&mut self, message: String) {
+        self.crash = Some(message);
+    }
+}
+
 impl Actor for JobActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        match self
-            .deps
-            .registry
-            .build(&self.job.operation, &self.job.params)
-        {
-            Ok(operation) => self.operation = Some(operation),
-            Err(error) => {
-                let store = self.deps.store.clone();
-                let (job_id, epoch) = (self.job.id, self.job.lease_epoch);
-                let reason = error.to_string();
-                tracing::warn!(job_id, %reason, "job cannot run; failing it");
-                let fail = async move { store.fail_job(job_id, epoch, &reason).await };
-                ctx.wait(fail.into_actor(self).map(|_, _, ctx| ctx.stop()));
-                return;
+        guarded(self, ctx, |act, ctx| {
+            act.board_incarnation =
+                act.deps
+                    .board
+                    .register(act.key(), act.restarts, ctx.address().recipient());
+            ctx.run_interval(act.deps.config.heartbeat_interval, |act, ctx| {
+                guarded(act, ctx, |act, _| act.beat());
+            });
+            match act.deps.registry.build(&act.job.operation, &act.job.params) {
+                Ok(operation) => act.operation = Some(operation),
+                Err(error) => {
+                    let store = act.deps.store.clone();
+                    let (job_id, epoch) = (act.job.id, act.job.lease_epoch);
+                    let reason = error.to_string();
+                    tracing::warn!(job_id, %reason, "job cannot run; failing it");
+                    let fail = async move { store.fail_job(job_id, epoch, &reason).await };
+                    ctx.wait(
+                        fail.into_actor(act)
+                            .map(|_, act, ctx| act.stop_cleanly(ctx)),
+                    );
+                    return;
+                }
             }
-        }
-        self.load_customers(ctx);
-        ctx.run_interval(self.deps.config.control_interval, |act, ctx| {
-            act.control_tick(ctx)
+            act.load_customers(ctx);
+            ctx.run_interval(act.deps.config.control_interval, |act, ctx| {
+                guarded(act, ctx, |act, ctx| act.control_tick(ctx));
+            });
         });
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
         self.cancel.cancel();
+        self.deps
+            .board
+            .unregister(&self.key(), self.board_incarnation);
+        let crash = self.crash.take().or_else(|| {
+            (!self.clean_stop).then(|| "the job actor stopped unexpectedly".to_string())
+        });
         self.supervisor.do_send(JobEnded {
             job_id: self.job.id,
             epoch: self.job.lease_epoch,
+            incarnation: self.incarnation,
+            crash,
         });
     }
 }
@@ -352,26 +587,94 @@ impl Handler<CustomerStopped> for JobActor {
     type Result = ();
 
     fn handle(&mut self, msg: CustomerStopped, ctx: &mut Context<Self>) {
-        self.active.remove(&msg.customer_id);
-        match (&msg.end, self.phase) {
-            (_, Phase::Stopping) => {
-                self.stop_when_idle(ctx);
+        guarded(self, ctx, |act, ctx| {
+            let killed = act
+                .active
+                .remove(&msg.customer_id)
+                .and_then(|slot| slot.killed);
+            if act.phase == Phase::Stopping {
+                act.stop_when_idle(ctx);
                 return;
             }
-            (CustomerEnd::Done, _) | (CustomerEnd::Cancelled, _) => {}
-            (CustomerEnd::Interrupted(reason), _) => {
-                let reason = reason.clone();
-                self.requeue_or_escalate(ctx, msg.customer_id, &reason);
+            let end = match killed {
+                Some(reason) => CustomerEnd::Crashed(reason),
+                None => msg.end,
+            };
+            match end {
+                CustomerEnd::Done | CustomerEnd::Cancelled => {}
+                CustomerEnd::Interrupted(reason) => {
+                    act.customer_failed(ctx, msg.customer_id, &reason, None);
+                }
+                CustomerEnd::Crashed(reason) => {
+                    act.customer_failed(ctx, msg.customer_id, &reason, Some(msg.in_flight));
+                }
+                CustomerEnd::JobFailed(reason) => {
+                    act.fail(ctx, reason);
+                    return;
+                }
             }
-            (CustomerEnd::Crashed, _) => {
-                self.requeue_or_escalate(ctx, msg.customer_id, "crashed");
+            act.fill(ctx);
+        });
+    }
+}
+
+impl Handler<CustomerUnresponsive> for JobActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: CustomerUnresponsive, ctx: &mut Context<Self>) {
+        guarded(self, ctx, |act, _| {
+            if let Some(slot) = act.active.get_mut(&msg.customer_id) {
+                tracing::warn!(job_id = act.job.id, customer_id = %msg.customer_id,
+                    reason = %msg.reason, "killing an unresponsive customer worker");
+                slot.killed = Some(msg.reason.clone());
+                slot.cancel.cancel();
+                slot.addr.do_send(Abort { reason: msg.reason });
             }
-            (CustomerEnd::JobFailed(reason), _) => {
-                let reason = reason.clone();
-                self.fail(ctx, reason);
-                return;
-            }
+        });
+    }
+}
+
+impl Handler<StopJob> for JobActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: StopJob, ctx: &mut Context<Self>) {
+        tracing::info!(job_id = self.job.id, reason = %msg.reason, "stopping the job actor");
+        if self.hung {
+            // A hung actor cannot be asked to wind down: stop it where it stands (its
+            // customers stop with its token; their outcomes are committed by the DbWriter).
+            self.stop_cleanly(ctx);
+        } else {
+            guarded(self, ctx, |act, ctx| act.stop_all(ctx));
         }
-        self.fill(ctx);
+    }
+}
+
+impl Handler<Chaos> for JobActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Chaos, ctx: &mut Context<Self>) {
+        guarded(self, ctx, |act, _| match msg {
+            Chaos::Kill => panic!("chaos: kill requested for job:{}", act.job.id),
+            Chaos::Hang => {
+                tracing::warn!(
+                    job_id = act.job.id,
+                    "chaos: hanging (no more heartbeats or work)"
+                );
+                act.hung = true;
+            }
+        });
+    }
+}
+
+/// Check the job's state now (sent when the API announces a change).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ControlNow;
+
+impl Handler<ControlNow> for JobActor {
+    type Result = ();
+
+    fn handle(&mut self, _: ControlNow, ctx: &mut Context<Self>) {
+        guarded(self, ctx, |act, ctx| act.control_now(ctx));
     }
 }

@@ -11,11 +11,17 @@
 //! every call of the [`operation`], and hands each terminal outcome to the [`db_writer`], which
 //! commits outcomes in batches through the [`store`]; after each commit the [`progress`] hub
 //! fans the job's committed counters out to websocket feeds.
+//!
+//! Healing: every Job and Customer actor beats on the [`heartbeat`] board; handlers run under
+//! [`guard`] so a panic becomes a stop; the Supervisor restarts jobs and the JobActor restarts
+//! customers under one [`restart`] policy, from the store's state.
 
 pub mod config;
 pub mod customer;
 pub mod db_writer;
 pub mod engine;
+pub mod guard;
+pub mod heartbeat;
 pub mod job;
 pub mod memory_store;
 pub mod metrics;
@@ -23,17 +29,21 @@ pub mod model;
 pub mod operation;
 pub mod progress;
 pub mod rate_limiter;
+pub mod restart;
 pub mod store;
 pub mod supervisor;
 
 pub use config::{EngineConfig, LimiterConfig, WriterConfig};
 pub use engine::Engine;
+pub use heartbeat::{ActorInfo, ActorKey, Chaos, HeartbeatBoard};
 pub use model::{
-    ClaimedJob, ItemId, ItemStatus, JobId, JobProgress, JobStatus, OutcomeRecord, WorkItem,
+    ClaimedJob, ItemId, ItemStatus, JobId, JobProgress, JobStatus, NodeInfo, OutcomeRecord,
+    WorkItem,
 };
 pub use operation::{
     BatchError, CallGate, GateClosed, ItemOutcome, Operation, OperationError, OperationRegistry,
     PreparedCustomer, Scope,
 };
 pub use rate_limiter::Permit;
+pub use restart::RestartPolicy;
 pub use store::{Store, StoreError};

@@ -16,7 +16,8 @@ use serde_json::Value;
 
 use crate::{
     model::{
-        ClaimedJob, ItemId, ItemStatus, JobId, JobProgress, JobStatus, OutcomeRecord, WorkItem,
+        ClaimedJob, ItemId, ItemStatus, JobId, JobProgress, JobStatus, NodeInfo, OutcomeRecord,
+        WorkItem,
     },
     store::{Store, StoreError},
 };
@@ -60,6 +61,8 @@ struct State {
     next_job: JobId,
     next_item: ItemId,
     flush_sizes: Vec<usize>,
+    /// Node id → heartbeats recorded.
+    nodes: BTreeMap<String, u64>,
 }
 
 #[derive(Default, Clone)]
@@ -143,15 +146,31 @@ impl MemoryStore {
             .collect()
     }
 
-    /// Sets a job's status as the API would (pause, resume, cancel).
+    /// Sets a job's status as the API would (pause, resume, cancel). Like the API's
+    /// statements, it leaves the lease alone: the running JobActor notices and gives it back.
     pub fn set_status(&self, id: JobId, status: JobStatus) {
         let mut state = self.state();
         if let Some(job) = state.jobs.get_mut(&id) {
             job.status = status;
-            if status != JobStatus::Running {
-                job.owner = None;
-            }
         }
+    }
+
+    /// Another node takes the job over, as after this node's lease expired: a new owner and
+    /// a new epoch. Returns the new epoch.
+    pub fn take_over(&self, id: JobId, node_id: &str) -> i64 {
+        let mut state = self.state();
+        let Some(job) = state.jobs.get_mut(&id) else {
+            return 0;
+        };
+        job.owner = Some(node_id.to_string());
+        job.lease_epoch += 1;
+        job.lease_expires = Some(tokio::time::Instant::now() + Duration::from_secs(3600));
+        job.lease_epoch
+    }
+
+    /// Heartbeats recorded for a node (0 when it never registered).
+    pub fn node_heartbeats(&self, node_id: &str) -> u64 {
+        self.state().nodes.get(node_id).copied().unwrap_or(0)
     }
 
     /// The next `n` flushes fail as if the database were down.
@@ -184,6 +203,22 @@ impl MemoryStore {
 
 #[async_trait]
 impl Store for MemoryStore {
+    async fn register_node(&self, node: &NodeInfo) -> Result<(), StoreError> {
+        let mut state = self.state();
+        state.nodes.insert(node.id.clone(), 1);
+        for job in state.jobs.values_mut() {
+            if job.owner.as_deref() == Some(node.id.as_str()) {
+                job.lease_expires = Some(tokio::time::Instant::now());
+            }
+        }
+        Ok(())
+    }
+
+    async fn node_heartbeat(&self, node_id: &str) -> Result<(), StoreError> {
+        *self.state().nodes.entry(node_id.to_string()).or_default() += 1;
+        Ok(())
+    }
+
     async fn claim_jobs(
         &self,
         node_id: &str,
@@ -318,11 +353,22 @@ impl Store for MemoryStore {
             if item.status != ItemStatus::Pending {
                 continue;
             }
+            let job_id = item.job_id;
+            // Fencing: an outcome obtained under an older lease changes nothing.
+            if state
+                .jobs
+                .get(&job_id)
+                .is_none_or(|job| job.lease_epoch != outcome.epoch)
+            {
+                continue;
+            }
+            let Some(item) = state.items.get_mut(&outcome.item_id) else {
+                continue;
+            };
             item.status = outcome.status;
             item.result = outcome.result.clone();
             item.error = outcome.error.clone();
             item.attempts = outcome.attempts;
-            let job_id = item.job_id;
             if let Some(job) = state.jobs.get_mut(&job_id) {
                 match outcome.status {
                     ItemStatus::Succeeded => job.succeeded += 1,

@@ -39,6 +39,10 @@ pub const FLUSH_RETRIES: &str = "overseer_db_writer_flush_retries_total";
 pub const ACTOR_RESTARTS: &str = "overseer_actor_restarts_total";
 /// Counter: heartbeats an actor's supervisor expected and did not get; label `kind`.
 pub const HEARTBEAT_MISSES: &str = "overseer_actor_heartbeat_misses_total";
+/// Counter: panics caught in actors (each stops the actor, which is then restarted); label `kind`.
+pub const ACTOR_PANICS: &str = "overseer_actor_panics_total";
+/// Counter: items quarantined (failed) for being in flight at too many crashes of their worker.
+pub const ITEMS_QUARANTINED: &str = "overseer_items_quarantined_total";
 
 /// Every value the `outcome` label takes.
 pub const OUTCOMES: [&str; 3] = ["succeeded", "failed", "skipped"];
@@ -46,7 +50,7 @@ pub const OUTCOMES: [&str; 3] = ["succeeded", "failed", "skipped"];
 pub const CALL_RESULTS: [&str; 4] = ["ok", "throttled", "transient", "failed"];
 /// Every value the `scope` label takes.
 pub const SCOPE_KINDS: [&str; 2] = ["global", "customer"];
-/// Every value the `kind` label of the actor metrics takes.
+/// Every value the `kind` label of the restart and heartbeat metrics takes.
 pub const ACTOR_KINDS: [&str; 2] = ["job", "customer"];
 
 /// Describes every engine metric and creates its series at zero, so a scrape shows each family
@@ -80,6 +84,9 @@ pub fn register<'a>(operations: impl IntoIterator<Item = &'a str>) {
     describe_counter!(FLUSH_RETRIES, "Failed flushes (retried)");
     describe_counter!(ACTOR_RESTARTS, "Actors restarted, by kind");
     describe_counter!(HEARTBEAT_MISSES, "Missed actor heartbeats, by kind");
+    describe_counter!(ACTOR_PANICS, "Panics caught in actors, by kind");
+    describe_counter!(ITEMS_QUARANTINED, "Items failed for crashing their worker");
+    metrics::counter!(ITEMS_QUARANTINED).increment(0);
     for operation in operations {
         for outcome in OUTCOMES {
             metrics::counter!(ITEMS, "operation" => operation.to_string(), "outcome" => outcome)
@@ -97,6 +104,10 @@ pub fn register<'a>(operations: impl IntoIterator<Item = &'a str>) {
     for kind in ACTOR_KINDS {
         metrics::counter!(ACTOR_RESTARTS, "kind" => kind).increment(0);
         metrics::counter!(HEARTBEAT_MISSES, "kind" => kind).increment(0);
+        metrics::counter!(ACTOR_PANICS, "kind" => kind).increment(0);
+    }
+    for kind in ["supervisor", "db_writer", "rate_limiter"] {
+        metrics::counter!(ACTOR_PANICS, "kind" => kind).increment(0);
     }
     metrics::gauge!(WRITER_BUFFERED).set(0.0);
     metrics::gauge!(WRITER_IN_FLIGHT).set(0.0);
@@ -143,4 +154,14 @@ pub fn actor_restarted(kind: &'static str) {
 /// Counts one missed heartbeat of an actor of `kind` (`job` or `customer`).
 pub fn heartbeat_missed(kind: &'static str) {
     metrics::counter!(HEARTBEAT_MISSES, "kind" => kind).increment(1);
+}
+
+/// Counts one panic caught in an actor of `kind`.
+pub fn actor_panicked(kind: &'static str) {
+    metrics::counter!(ACTOR_PANICS, "kind" => kind).increment(1);
+}
+
+/// Counts items quarantined after crashing their worker too often.
+pub fn items_quarantined(n: u64) {
+    metrics::counter!(ITEMS_QUARANTINED).increment(n);
 }

@@ -151,6 +151,10 @@ pub struct OutcomeRecord {
     pub result: Option<Value>,
     pub error: Option<String>,
     pub attempts: i32,
+    /// The lease epoch the outcome was obtained under: the store refuses it (changes no row)
+    /// once the job's epoch has moved on, so a node that lost its lease cannot write over the
+    /// new owner's work (fencing).
+    pub epoch: i64,
 }
 
 /// A job's committed counters, as they stand after a flush or a state change.
@@ -171,4 +175,13 @@ impl JobProgress {
     pub fn processed(&self) -> i64 {
         self.succeeded + self.failed + self.skipped
     }
+}
+
+/// This process, as the `nodes` table records it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NodeInfo {
+    pub id: String,
+    pub hostname: String,
+    pub pid: u32,
+    pub version: String,
 }

@@ -46,7 +46,7 @@ use tokio::{sync::Notify, time::Instant};
 
 use crate::{
     db_writer::Flushed,
-    model::{ClaimedJob, ItemId, JobId, JobProgress, JobStatus, OutcomeRecord, WorkItem},
+    model::{ClaimedJob, ItemId, JobId, JobProgress, JobStatus, NodeInfo, OutcomeRecord, WorkItem},
     store::{Store, StoreError},
 };
 
@@ -404,6 +404,14 @@ impl PublishingStore {
 
 #[async_trait]
 impl Store for PublishingStore {
+    async fn register_node(&self, node: &NodeInfo) -> Result<(), StoreError> {
+        self.inner.register_node(node).await
+    }
+
+    async fn node_heartbeat(&self, node_id: &str) -> Result<(), StoreError> {
+        self.inner.node_heartbeat(node_id).await
+    }
+
     async fn claim_jobs(
         &self,
         node_id: &str,

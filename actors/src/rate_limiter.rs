@@ -15,7 +15,12 @@ use actix::prelude::*;
 use serde::Serialize;
 use tokio::{sync::oneshot, time::Instant};
 
-use crate::{config::LimiterConfig, model::JobId, operation::Scope};
+use crate::{
+    config::LimiterConfig,
+    guard::{Guarded, guarded},
+    model::JobId,
+    operation::Scope,
+};
 
 /// How long an idle customer bucket is kept before it is dropped (it would be full anyway).
 const IDLE_BUCKET_TTL: Duration = Duration::from_secs(120);
@@ -347,10 +352,23 @@ impl Actor for RateLimiter {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        ctx.run_interval(IDLE_BUCKET_TTL, |act, _| act.forget_idle_buckets());
+        ctx.run_interval(IDLE_BUCKET_TTL, |act, ctx| {
+            guarded(act, ctx, |act, _| act.forget_idle_buckets());
+        });
         self.publish_gauges();
-        ctx.run_interval(GAUGE_INTERVAL, |act, _| act.publish_gauges());
+        ctx.run_interval(GAUGE_INTERVAL, |act, ctx| {
+            guarded(act, ctx, |act, _| act.publish_gauges());
+        });
     }
+}
+
+/// One per process, and every call waits on it: a panic is caught, logged and counted, and the
+/// limiter goes on (a stopped limiter would close every call gate).
+impl Guarded for RateLimiter {
+    const KIND: &'static str = "rate_limiter";
+    const STOP_ON_PANIC: bool = false;
+
+    fn panicked(&mut self, _: String) {}
 }
 
 impl Handler<Acquire> for RateLimiter {
@@ -365,7 +383,7 @@ impl Handler<Acquire> for RateLimiter {
             seq: self.next_seq,
             reply: msg.reply,
         });
-        self.dispatch(ctx);
+        guarded(self, ctx, |act, ctx| act.dispatch(ctx));
     }
 }
 
@@ -416,7 +434,7 @@ impl Handler<Report> for RateLimiter {
             }
             CallResult::Transient | CallResult::Other => {}
         }
-        self.dispatch(ctx);
+        guarded(self, ctx, |act, ctx| act.dispatch(ctx));
     }
 }
 

@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::model::{ClaimedJob, ItemId, JobId, JobProgress, JobStatus, OutcomeRecord, WorkItem};
+use crate::model::{
+    ClaimedJob, ItemId, JobId, JobProgress, JobStatus, NodeInfo, OutcomeRecord, WorkItem,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -25,6 +27,14 @@ pub enum StoreError {
 
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
+    /// Records this node as started (or started again) and gives up every lease still held
+    /// under its id: a process starting under an id cannot have a predecessor alive under the
+    /// same id, so its jobs are claimable at once instead of after their leases expire.
+    async fn register_node(&self, node: &NodeInfo) -> Result<(), StoreError>;
+
+    /// Records that the node is alive (its row's `last_heartbeat`).
+    async fn node_heartbeat(&self, node_id: &str) -> Result<(), StoreError>;
+
     /// Takes ownership of up to `limit` runnable jobs (`pending` or `running`) that nobody holds
     /// a live lease on, marks them `running` and returns them with a new lease epoch.
     async fn claim_jobs(
@@ -62,8 +72,9 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<WorkItem>, StoreError>;
 
-    /// Commits outcomes in one transaction: items still `pending` take their outcome, and each
-    /// touched job's counters grow by the rows that actually changed. Returns the counters of
+    /// Commits outcomes in one transaction: items still `pending` whose job's lease epoch is
+    /// still the outcome's take their outcome, and each touched job's counters grow by the rows
+    /// that actually changed. Returns the counters of
     /// the touched jobs after the commit.
     async fn flush_outcomes(
         &self,

@@ -1,17 +1,34 @@
-//! The Supervisor: one per process. It claims runnable jobs from the store under a lease,
-//! starts a JobActor for each on the worker arbiters, and gives a job's lease back when its
-//! JobActor stops (whatever the reason), so that the job can be claimed again at once if it
-//! still has work — by this node or another. Restart state always comes from the store, never
-//! from the actor that stopped.
+//! The Supervisor: one per process, the root of the node's actors.
+//!
+//! - **Claims** runnable jobs from the store under a lease (`FOR UPDATE SKIP LOCKED` in
+//!   PostgreSQL) and starts a JobActor for each on the worker arbiters. A job whose lease
+//!   expired (its node died) is claimable by any node: that is adoption.
+//! - **Registers the node** at start (which frees the leases a previous process under the same
+//!   node id left behind, so a restarted node resumes at once) and beats its `nodes` row every
+//!   `lease / 6`.
+//! - **Watches** every Job and Customer actor through the heartbeat board: every
+//!   `heartbeat_interval` it sweeps for silent and stuck actors (and JobActors whose mailbox
+//!   closed). A silent or stuck JobActor is stopped and restarted; a silent or stuck
+//!   CustomerActor is reported to its JobActor, which kills and restarts it.
+//! - **Restarts** a JobActor that crashed, under the engine's restart policy (backoff with
+//!   jitter, intensity), from the store's state — never from the dead actor. Past the intensity
+//!   the job is escalated: marked failed with the reason.
+//! - **Gives a job's lease back** when its JobActor ends normally, so it can be claimed again
+//!   at once if it still has work, and on [`Shutdown`] winds every job down and gives every
+//!   lease back before the process exits.
 
 use std::collections::HashMap;
 
 use actix::prelude::*;
+use tokio::sync::oneshot;
 
 use crate::{
     engine::EngineDeps,
-    job::JobActor,
-    model::{ClaimedJob, JobId},
+    guard::{Guarded, guarded},
+    heartbeat::{ActorKey, Trouble},
+    job::{ControlNow, CustomerUnresponsive, JobActor, StopJob},
+    model::{ClaimedJob, JobId, NodeInfo},
+    restart::{RestartHistory, Verdict},
 };
 
 /// Look for claimable jobs now.
@@ -19,12 +36,21 @@ use crate::{
 #[rtype(result = "()")]
 pub struct ClaimNow;
 
+/// The API changed a job's state (pause, cancel, resume, submit): look at it now.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct JobChanged(pub JobId);
+
 /// Sent by a JobActor when it stops.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct JobEnded {
     pub job_id: JobId,
     pub epoch: i64,
+    /// Which start of the job this was; ends of replaced incarnations are ignored.
+    pub incarnation: u64,
+    /// Why it crashed; `None` when it stopped on purpose.
+    pub crash: Option<String>,
 }
 
 /// Ids of the jobs this node runs now.
@@ -32,32 +58,59 @@ pub struct JobEnded {
 #[rtype(result = "Vec<JobId>")]
 pub struct RunningJobs;
 
+/// Stop claiming, wind every job down (no new calls, in-flight calls finish, outcomes are
+/// committed) and give every lease back. Answers when no job runs any more.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Shutdown {
+    pub done: oneshot::Sender<()>,
+}
+
 /// A job this node runs.
 struct RunningJob {
-    _actor: Addr<JobActor>,
+    job: ClaimedJob,
+    actor: Addr<JobActor>,
     /// The newest lease epoch this node holds on the job. Newer than its JobActor's own when the
     /// job was claimed again while the actor still ran (its lease had lapsed or been cleared).
     epoch: i64,
+    incarnation: u64,
+    history: RestartHistory,
+    /// Waiting out a backoff before the next incarnation starts.
+    restarting: bool,
+    /// The sweep found its mailbox closed: once more and it is dead (a JobActor that just
+    /// stopped cleanly closes its mailbox a moment before its `JobEnded` arrives).
+    seen_closed: bool,
 }
 
 pub struct Supervisor {
     deps: EngineDeps,
+    node: NodeInfo,
     running: HashMap<JobId, RunningJob>,
     claiming: bool,
     claim_again: bool,
+    next_incarnation: u64,
+    shutting_down: bool,
+    shutdown_waiters: Vec<oneshot::Sender<()>>,
 }
 
 impl Supervisor {
-    pub fn new(deps: EngineDeps) -> Self {
+    pub fn new(deps: EngineDeps, node: NodeInfo) -> Self {
         Self {
             deps,
+            node,
             running: HashMap::new(),
             claiming: false,
             claim_again: false,
+            next_incarnation: 0,
+            shutting_down: false,
+            shutdown_waiters: Vec::new(),
         }
     }
 
     fn claim(&mut self, ctx: &mut Context<Self>) {
+        if self.shutting_down {
+            return;
+        }
         if self.claiming {
             self.claim_again = true;
             return;
@@ -99,28 +152,209 @@ impl Supervisor {
             return;
         }
         tracing::info!(job_id = job.id, epoch = job.lease_epoch, operation = %job.operation, "job claimed");
-        let deps = self.deps.clone();
-        let me = ctx.address().recipient();
-        let (job_id, epoch) = (job.id, job.lease_epoch);
-        let actor = JobActor::start_in_arbiter(self.deps.workers.next(), move |_| {
-            JobActor::new(job, deps, me)
-        });
+        let epoch = job.lease_epoch;
+        self.next_incarnation += 1;
+        let incarnation = self.next_incarnation;
+        let actor = self.spawn_job_actor(ctx, job.clone(), incarnation, 0);
         self.running.insert(
-            job_id,
+            job.id,
             RunningJob {
-                _actor: actor,
+                job,
+                actor,
                 epoch,
+                incarnation,
+                history: RestartHistory::default(),
+                restarting: false,
+                seen_closed: false,
             },
         );
     }
+
+    fn spawn_job_actor(
+        &self,
+        ctx: &mut Context<Self>,
+        job: ClaimedJob,
+        incarnation: u64,
+        restarts: u32,
+    ) -> Addr<JobActor> {
+        let deps = self.deps.clone();
+        let me = ctx.address().recipient();
+        JobActor::start_in_arbiter(self.deps.workers.next(), move |_| {
+            JobActor::new(job, deps, me, incarnation, restarts)
+        })
+    }
+
+    /// A JobActor crashed, went silent or got stuck: restart it after its backoff, or, past
+    /// the restart intensity, fail the job with the reason.
+    fn job_failed(&mut self, ctx: &mut Context<Self>, job_id: JobId, reason: String) {
+        let policy = self.deps.config.restart.clone();
+        self.next_incarnation += 1;
+        let incarnation = self.next_incarnation;
+        let Some(running) = self.running.get_mut(&job_id) else {
+            return;
+        };
+        // Whatever the old incarnation still says is now stale.
+        running.incarnation = incarnation;
+        match running.history.failed(&policy) {
+            Verdict::Restart { after, restarts } => {
+                crate::metrics::actor_restarted("job");
+                tracing::warn!(job_id, restarts, delay_ms = after.as_millis() as u64, %reason,
+                    "restarting the job actor");
+                running.restarting = true;
+                ctx.run_later(after, move |act, ctx| {
+                    guarded(act, ctx, |act, ctx| {
+                        act.restart_job(ctx, job_id, incarnation)
+                    });
+                });
+            }
+            Verdict::Escalate { failures } => {
+                let why = format!(
+                    "job actor failed {failures} times within {} s; last: {reason}",
+                    policy.window.as_secs()
+                );
+                tracing::error!(job_id, reason = %why, "escalating: failing the job");
+                let epoch = running.epoch;
+                self.running.remove(&job_id);
+                let store = self.deps.store.clone();
+                let node_id = self.deps.config.node_id.clone();
+                let fail = async move {
+                    if let Err(error) = store.fail_job(job_id, epoch, &why).await {
+                        tracing::warn!(job_id, %error, "recording the job's failure failed");
+                    }
+                    let _ = store.release_job(job_id, &node_id, epoch).await;
+                };
+                ctx.spawn(
+                    fail.into_actor(self)
+                        .map(|_, act, ctx| act.after_job_gone(ctx)),
+                );
+            }
+        }
+    }
+
+    fn restart_job(&mut self, ctx: &mut Context<Self>, job_id: JobId, incarnation: u64) {
+        let Some(running) = self.running.get(&job_id) else {
+            return;
+        };
+        if running.incarnation != incarnation || self.shutting_down {
+            if self.shutting_down {
+                self.running.remove(&job_id);
+                self.after_job_gone(ctx);
+            }
+            return;
+        }
+        let mut job = running.job.clone();
+        job.lease_epoch = running.epoch;
+        let restarts = running.history.total;
+        let actor = self.spawn_job_actor(ctx, job, incarnation, restarts);
+        if let Some(running) = self.running.get_mut(&job_id) {
+            running.actor = actor;
+            running.restarting = false;
+            running.seen_closed = false;
+        }
+    }
+
+    /// The heartbeat sweep: silent or stuck actors, and JobActors whose mailbox closed.
+    fn sweep(&mut self, ctx: &mut Context<Self>) {
+        let config = self.deps.config.clone();
+        for (key, _, trouble) in self
+            .deps
+            .board
+            .overdue(config.heartbeat_timeout, config.stall_timeout)
+        {
+            if let Trouble::Silent(_) = trouble {
+                crate::metrics::heartbeat_missed(key.kind());
+            }
+            tracing::warn!(actor = %key, %trouble, "actor unresponsive");
+            match key {
+                ActorKey::Job(job_id) => {
+                    if let Some(running) = self.running.get(&job_id)
+                        && !running.restarting
+                    {
+                        running.actor.do_send(StopJob {
+                            reason: trouble.to_string(),
+                        });
+                        self.job_failed(ctx, job_id, trouble.to_string());
+                    }
+                }
+                ActorKey::Customer(job_id, customer_id) => {
+                    if let Some(running) = self.running.get(&job_id) {
+                        running.actor.do_send(CustomerUnresponsive {
+                            customer_id,
+                            reason: trouble.to_string(),
+                        });
+                    }
+                }
+            }
+        }
+        let mut dead = Vec::new();
+        for (id, running) in self.running.iter_mut() {
+            let closed = !running.restarting && !running.actor.connected();
+            if closed && running.seen_closed {
+                dead.push(*id);
+            }
+            running.seen_closed = closed;
+        }
+        for job_id in dead {
+            self.job_failed(ctx, job_id, "the job actor's mailbox closed".into());
+        }
+    }
+
+    fn node_heartbeat(&mut self, ctx: &mut Context<Self>) {
+        let store = self.deps.store.clone();
+        let node_id = self.node.id.clone();
+        let beat = async move { store.node_heartbeat(&node_id).await };
+        ctx.spawn(beat.into_actor(self).map(|beat, _, _| {
+            if let Err(error) = beat {
+                tracing::warn!(%error, "recording the node's heartbeat failed");
+            }
+        }));
+    }
+
+    /// A job left this node: claim more, or finish a shutdown.
+    fn after_job_gone(&mut self, ctx: &mut Context<Self>) {
+        if self.shutting_down {
+            if self.running.is_empty() {
+                for waiter in self.shutdown_waiters.drain(..) {
+                    let _ = waiter.send(());
+                }
+            }
+        } else {
+            self.claim(ctx);
+        }
+    }
+}
+
+impl Guarded for Supervisor {
+    const KIND: &'static str = "supervisor";
+    const STOP_ON_PANIC: bool = false;
+
+    fn panicked(&mut self, _: String) {}
 }
 
 impl Actor for Supervisor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        let store = self.deps.store.clone();
+        let node = self.node.clone();
+        // Before the first claim: frees the leases an earlier process under this id left.
+        let register = async move { store.register_node(&node).await };
+        ctx.wait(register.into_actor(self).map(|registered, act, _| {
+            match registered {
+                Ok(()) => tracing::info!(node_id = %act.node.id, "node registered"),
+                Err(error) => tracing::warn!(%error, "registering the node failed; leases it held expire on their own"),
+            }
+        }));
         self.claim(ctx);
-        ctx.run_interval(self.deps.config.claim_interval, |act, ctx| act.claim(ctx));
+        ctx.run_interval(self.deps.config.claim_interval, |act, ctx| {
+            guarded(act, ctx, |act, ctx| act.claim(ctx));
+        });
+        ctx.run_interval(self.deps.config.heartbeat_interval, |act, ctx| {
+            guarded(act, ctx, |act, ctx| act.sweep(ctx));
+        });
+        ctx.run_interval(self.deps.config.lease / 6, |act, ctx| {
+            guarded(act, ctx, |act, ctx| act.node_heartbeat(ctx));
+        });
     }
 }
 
@@ -132,10 +366,34 @@ impl Handler<ClaimNow> for Supervisor {
     }
 }
 
+impl Handler<JobChanged> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: JobChanged, ctx: &mut Context<Self>) {
+        if let Some(running) = self.running.get(&msg.0) {
+            running.actor.do_send(ControlNow);
+        }
+        self.claim(ctx);
+    }
+}
+
 impl Handler<JobEnded> for Supervisor {
     type Result = ();
 
     fn handle(&mut self, msg: JobEnded, ctx: &mut Context<Self>) {
+        let current = self
+            .running
+            .get(&msg.job_id)
+            .is_some_and(|r| r.incarnation == msg.incarnation);
+        if !current {
+            return;
+        }
+        if let Some(crash) = msg.crash
+            && !self.shutting_down
+        {
+            self.job_failed(ctx, msg.job_id, crash);
+            return;
+        }
         let epoch = self
             .running
             .remove(&msg.job_id)
@@ -147,7 +405,7 @@ impl Handler<JobEnded> for Supervisor {
             if let Err(error) = released {
                 tracing::warn!(job_id = msg.job_id, %error, "releasing the job's lease failed; it will expire");
             }
-            act.claim(ctx);
+            act.after_job_gone(ctx);
         }));
     }
 }
@@ -159,5 +417,29 @@ impl Handler<RunningJobs> for Supervisor {
         let mut ids: Vec<JobId> = self.running.keys().copied().collect();
         ids.sort_unstable();
         MessageResult(ids)
+    }
+}
+
+impl Handler<Shutdown> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Shutdown, _: &mut Context<Self>) {
+        if !self.shutting_down {
+            tracing::info!(
+                jobs = self.running.len(),
+                "shutting down: winding every job down"
+            );
+        }
+        self.shutting_down = true;
+        if self.running.is_empty() {
+            let _ = msg.done.send(());
+            return;
+        }
+        self.shutdown_waiters.push(msg.done);
+        for running in self.running.values() {
+            running.actor.do_send(StopJob {
+                reason: "the node is shutting down".into(),
+            });
+        }
     }
 }

@@ -7,6 +7,7 @@ pub mod engine;
 pub mod google_ads;
 pub mod progress;
 pub mod theme_job;
+pub mod recovery;
 
 use std::time::Duration;
 

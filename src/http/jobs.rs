@@ -142,8 +142,8 @@ pub async fn submit(
         BodyKind::Csv => submit_csv(&state, &req, payload, limit).await?,
     };
     state.list_cache().invalidate().await;
-    state.nudge_engine();
     let job = load(&state, ingested).await?;
+    state.job_changed(job.id).await;
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, format!("/api/jobs/{}", job.id)))
         .json(job))
@@ -465,6 +465,7 @@ pub async fn pause(
     let job = jobs::pause(&state.store.pool, job_id(&id)?).await?;
     state.live.status_changed(&job);
     state.list_cache().invalidate().await;
+    state.job_changed(job.id).await;
     Ok(HttpResponse::Ok().json(job))
 }
 
@@ -484,7 +485,7 @@ pub async fn resume(
     let job = jobs::resume(&state.store.pool, job_id(&id)?).await?;
     state.live.status_changed(&job);
     state.list_cache().invalidate().await;
-    state.nudge_engine();
+    state.job_changed(job.id).await;
     Ok(HttpResponse::Ok().json(job))
 }
 
@@ -504,6 +505,7 @@ pub async fn cancel(
     let job = jobs::cancel(&state.store.pool, job_id(&id)?).await?;
     state.live.status_changed(&job);
     state.list_cache().invalidate().await;
+    state.job_changed(job.id).await;
     Ok(HttpResponse::Ok().json(job))
 }
 
@@ -523,6 +525,6 @@ pub async fn retry(
     let job = jobs::retry(&state.store.pool, job_id(&id)?).await?;
     state.live.status_changed(&job);
     state.list_cache().invalidate().await;
-    state.nudge_engine();
+    state.job_changed(job.id).await;
     Ok(HttpResponse::Ok().json(job))
 }

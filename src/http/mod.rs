@@ -1,10 +1,11 @@
 //! The HTTP API on actix-web: routes, the shared state they use, and the error mapping.
 //! One module per group of routes: [`jobs`] (submit, list, read, state changes) and
-//! [`health`] (liveness, readiness, pool), [`ws`] (live progress feeds) and [`dashboard`]
+//! [`health`] (liveness, readiness, pool), [`actors`] (the node's actors, chaos), [`ws`] (live progress feeds) and [`dashboard`]
 //! (the page at `/`), [`metrics`] (`/metrics`), [`openapi`] (`/api/openapi.json`) and
 //! [`middleware`] (bearer-token auth of `/api`, request latency). Extractor errors (bad paths, bad query strings,
 //! unknown routes) are mapped to the API's error shape too.
 
+pub mod actors;
 pub mod dashboard;
 pub mod error;
 pub mod health;
@@ -32,6 +33,9 @@ pub struct AppState {
     /// The local engine's Supervisor, nudged on submission and resume; `None` in an API-only
     /// process (workers find new jobs on their next claim tick).
     pub supervisor: Option<Addr<Supervisor>>,
+    /// The local engine's heartbeat board (`GET /api/actors`, chaos); `None` in an API-only
+    /// process.
+    pub board: Option<overseer_actors::HeartbeatBoard>,
     /// Redis, when `REDIS_URL` is set and it answered at start-up.
     pub redis: Option<crate::redis::ConnectionManager>,
     /// Live progress: the hub, the bus websocket sessions subscribe to, their shutdown.
@@ -54,6 +58,17 @@ impl AppState {
             supervisor.do_send(overseer_actors::supervisor::ClaimNow);
         }
     }
+
+    /// Tells every worker a job changed: this process's engine directly, the others through
+    /// `NOTIFY` (see `store::notify`). Best effort: workers also poll.
+    pub async fn job_changed(&self, job_id: overseer_actors::JobId) {
+        if let Some(supervisor) = &self.supervisor {
+            supervisor.do_send(overseer_actors::supervisor::JobChanged(job_id));
+        }
+        if let Err(error) = crate::store::notify::job_changed(&self.store.pool, job_id).await {
+            tracing::warn!(job_id, %error, "announcing a job change failed; workers will poll");
+        }
+    }
 }
 
 /// Registers every route on an app.
@@ -73,6 +88,7 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
                         middleware::require_api_token,
                     ))
                     .configure(health::routes)
+                    .configure(actors::routes)
                     .configure(openapi::routes)
                     .configure(jobs::routes)
                     .configure(ws::routes)

@@ -18,7 +18,7 @@ use utoipa::{
     openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
 };
 
-use super::{health, jobs};
+use super::{actors, health, jobs};
 use crate::store::{items::ItemView, jobs::JobView};
 
 /// A job's status.
@@ -115,6 +115,7 @@ impl Modify for BearerAuth {
         jobs::submit, jobs::list, jobs::get, jobs::list_items,
         jobs::pause, jobs::resume, jobs::cancel, jobs::retry,
         health::live, health::ready, health::pool, health::config,
+        actors::list, actors::chaos,
         openapi_json, job_feed, all_feed, metrics, dashboard,
     ),
     components(schemas(ErrorBody, ErrorDetail, JobList, ItemPage, SubmitJob, SubmitItem, JobStatusDoc)),

@@ -21,7 +21,8 @@ use std::{sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use overseer_actors::{
-    ClaimedJob, ItemId, JobId, JobProgress, JobStatus, OutcomeRecord, Store, StoreError, WorkItem,
+    ClaimedJob, ItemId, JobId, JobProgress, JobStatus, NodeInfo, OutcomeRecord, Store, StoreError,
+    WorkItem,
 };
 
 use super::ConnectionManager;
@@ -150,6 +151,14 @@ impl InvalidatingStore {
 
 #[async_trait]
 impl Store for InvalidatingStore {
+    async fn register_node(&self, node: &NodeInfo) -> Result<(), StoreError> {
+        self.inner.register_node(node).await
+    }
+
+    async fn node_heartbeat(&self, node_id: &str) -> Result<(), StoreError> {
+        self.inner.node_heartbeat(node_id).await
+    }
+
     async fn claim_jobs(
         &self,
         node_id: &str,

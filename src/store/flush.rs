@@ -5,6 +5,9 @@
 //! counters of each touched job then grow by the rows that statement actually changed (never a
 //! `COUNT(*)` rescan), and the job's items/minute moves as an exponentially weighted rate with
 //! a 10 s time constant, computed from the rows and the time since the previous flush.
+//! Fencing (DESIGN.md §3.3): each outcome carries the lease epoch it was obtained under, and an
+//! item only takes it while its job's `lease_epoch` is still that epoch, so a node that lost
+//! its lease changes no row of the job's new owner.
 //! Items are locked before the job row, in id order (the DbWriter sorts each batch), the same
 //! order as every other statement that touches both, so concurrent flushes cannot deadlock.
 
@@ -16,14 +19,16 @@ use super::{DbError, parse_status};
 
 const FLUSH_SQL: &str = "
 WITH input AS (
-    SELECT * FROM unnest($1::bigint[], $2::text[], $3::jsonb[], $4::text[], $5::int4[])
-        AS u(id, status, result, error, attempts)
+    SELECT * FROM unnest($1::bigint[], $2::text[], $3::jsonb[], $4::text[], $5::int4[],
+                         $6::bigint[])
+        AS u(id, status, result, error, attempts, epoch)
 ), updated AS (
     UPDATE job_items AS i
        SET status = input.status, result = input.result, error = input.error,
            attempts = input.attempts, processed_at = now()
       FROM input
      WHERE i.id = input.id AND i.status = 'pending'
+       AND EXISTS (SELECT 1 FROM jobs f WHERE f.id = i.job_id AND f.lease_epoch = input.epoch)
     RETURNING i.job_id, i.status
 ), deltas AS (
     SELECT job_id,
@@ -60,10 +65,14 @@ pub async fn flush(pool: &Pool, outcomes: &[OutcomeRecord]) -> Result<Vec<JobPro
         .collect();
     let errors: Vec<Option<&str>> = outcomes.iter().map(|o| o.error.as_deref()).collect();
     let attempts: Vec<i32> = outcomes.iter().map(|o| o.attempts).collect();
+    let epochs: Vec<i64> = outcomes.iter().map(|o| o.epoch).collect();
     let client = pool.get().await?;
     let statement = client.prepare_cached(FLUSH_SQL).await?;
     let rows = client
-        .query(&statement, &[&ids, &statuses, &results, &errors, &attempts])
+        .query(
+            &statement,
+            &[&ids, &statuses, &results, &errors, &attempts, &epochs],
+        )
         .await?;
     Ok(rows
         .iter()

@@ -3,14 +3,17 @@
 //! One module per concern: [`pool`] builds the connection pool (every connection named
 //! `overseer/<node id>` in `pg_stat_activity`), [`migrate`] applies `migrations/`, [`ingest`]
 //! writes a submitted job with binary COPY, [`flush`] commits the DbWriter's batches, [`jobs`]
-//! holds the job-level statements (claim, lease, state changes, listing) and [`items`] the
-//! item listing. Every statement is parameterised.
+//! holds the job-level statements (claim, lease, state changes, listing), [`items`] the
+//! item listing, [`nodes`] the node registry and heartbeats, and [`notify`] the job change
+//! announcements from the API to the workers. Every statement is parameterised.
 
 pub mod flush;
 pub mod ingest;
 pub mod items;
 pub mod jobs;
 pub mod migrate;
+pub mod nodes;
+pub mod notify;
 pub mod pool;
 
 use std::time::Duration;
@@ -18,7 +21,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use deadpool_postgres::Pool;
 use overseer_actors::{
-    ClaimedJob, ItemId, JobId, JobProgress, JobStatus, OutcomeRecord, Store, StoreError, WorkItem,
+    ClaimedJob, ItemId, JobId, JobProgress, JobStatus, NodeInfo, OutcomeRecord, Store, StoreError,
+    WorkItem,
 };
 
 pub use pool::connect;
@@ -54,6 +58,14 @@ impl PgStore {
 
 #[async_trait]
 impl Store for PgStore {
+    async fn register_node(&self, node: &NodeInfo) -> Result<(), StoreError> {
+        Ok(nodes::register(&self.pool, node).await?)
+    }
+
+    async fn node_heartbeat(&self, node_id: &str) -> Result<(), StoreError> {
+        Ok(nodes::heartbeat(&self.pool, node_id).await?)
+    }
+
     async fn claim_jobs(
         &self,
         node_id: &str,

@@ -3,12 +3,16 @@
 
 mod cli;
 mod compose;
+mod crash_recovery;
 mod dashboard;
 mod engine;
 mod google_ads;
+mod healing;
 mod http_api;
 mod ingest;
 mod live;
+mod node_process;
 mod operations;
+mod roles;
 mod sim;
 mod support;

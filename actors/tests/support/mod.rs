@@ -20,8 +20,8 @@ use actix::prelude::*;
 use async_trait::async_trait;
 use overseer_actors::{
     BatchError, CallGate, Engine, EngineConfig, ItemOutcome, ItemStatus, JobId, JobStatus,
-    LimiterConfig, Operation, OperationRegistry, OutcomeRecord, Permit, PreparedCustomer, Scope,
-    WorkItem, WriterConfig,
+    LimiterConfig, Operation, OperationRegistry, OutcomeRecord, Permit, PreparedCustomer,
+    RestartPolicy, Scope, WorkItem, WriterConfig,
     db_writer::{DbWriter, WriterHandle, WriterStats},
     memory_store::{MemoryItem, MemoryStore},
     rate_limiter::{LimiterGate, RateLimiter},
@@ -54,7 +54,18 @@ pub fn fast_config() -> EngineConfig {
         claim_interval: Duration::from_millis(10),
         control_interval: Duration::from_millis(20),
         lease: Duration::from_secs(5),
-        max_customer_restarts: 3,
+        restart: RestartPolicy {
+            max_restarts: 3,
+            window: Duration::from_secs(60),
+            backoff_min: Duration::from_millis(1),
+            backoff_max: Duration::from_millis(5),
+        },
+        heartbeat_interval: Duration::from_millis(20),
+        heartbeat_timeout: Duration::from_millis(200),
+        stall_timeout: Duration::from_secs(2),
+        call_timeout: Duration::from_secs(2),
+        quarantine_after_crashes: 3,
+        shutdown_deadline: Duration::from_secs(2),
         worker_arbiters: 2,
         writer: fast_writer_config(),
         limiter: unlimited_limiter_config(),
@@ -139,6 +150,8 @@ pub enum Step {
     FailRetryable(String),
     /// The API refused the item for rate limiting, asking to retry after the delay.
     Throttle(Duration),
+    /// The operation panics with this message while the item is in its batch.
+    Panic(String),
 }
 
 /// One outside call the operation made (after its permit was granted).
@@ -161,6 +174,8 @@ struct OpState {
     release: watch::Sender<bool>,
     /// Whether `prepare` makes an outside call (takes a permit), as a real operation's does.
     prepare_calls_api: AtomicBool,
+    /// Customers whose `prepare` panics, every time.
+    panic_on_prepare: Mutex<HashSet<String>>,
     /// Calls (prepare or batch) that asked the gate for a permit, granted or not.
     permit_requests: AtomicUsize,
     calls: Mutex<Vec<Call>>,
@@ -188,6 +203,7 @@ impl ScriptedOp {
                 held: Mutex::new(HashSet::new()),
                 release: watch::channel(false).0,
                 prepare_calls_api: AtomicBool::new(false),
+                panic_on_prepare: Mutex::new(HashSet::new()),
                 permit_requests: AtomicUsize::new(0),
                 calls: Mutex::new(Vec::new()),
             }),
@@ -213,6 +229,11 @@ impl ScriptedOp {
     /// Calls that include this item do not return until [`ScriptedOp::release_held`].
     pub fn hold(&self, item_key: &str) {
         lock(&self.state.held).insert(item_key.to_string());
+    }
+
+    /// `prepare` panics for this customer on every start.
+    pub fn panic_on_prepare(&self, customer: &str) {
+        lock(&self.state.panic_on_prepare).insert(customer.to_string());
     }
 
     /// `prepare` takes a permit, as a real operation's (which reads the customer's state) does.
@@ -279,6 +300,9 @@ impl Operation for ScriptedOp {
         customer_id: &str,
         gate: &dyn CallGate,
     ) -> Result<Box<dyn PreparedCustomer>, BatchError> {
+        if lock(&self.state.panic_on_prepare).contains(customer_id) {
+            panic!("scripted panic preparing {customer_id}");
+        }
         if self.state.prepare_calls_api.load(Ordering::SeqCst) {
             self.acquire(gate).await?.succeeded();
         }
@@ -342,6 +366,7 @@ impl PreparedCustomer for ScriptedCustomer {
                     error,
                     retryable: true,
                 },
+                Step::Panic(message) => panic!("{message}"),
                 Step::Throttle(delay) => {
                     throttle = Some(throttle.map_or(delay, |d| d.max(delay)));
                     ItemOutcome::Throttled {
@@ -398,7 +423,7 @@ pub fn add_job_named(store: &MemoryStore, operation: &str, items: &[(String, Str
 }
 
 /// A `succeeded` outcome for a stored item.
-pub fn succeeded(item: &MemoryItem) -> OutcomeRecord {
+pub fn succeeded(store: &MemoryStore, item: &MemoryItem) -> OutcomeRecord {
     OutcomeRecord {
         item_id: item.id,
         job_id: item.job_id,
@@ -407,13 +432,18 @@ pub fn succeeded(item: &MemoryItem) -> OutcomeRecord {
         result: Some(json!({ "key": item.item_key })),
         error: None,
         attempts: 1,
+        epoch: store.job(item.job_id).map_or(0, |j| j.lease_epoch),
     }
 }
 
 /// A job of `n` items (one customer) and a `succeeded` outcome for each, for writer tests.
 pub fn job_with_outcomes(store: &MemoryStore, n: usize) -> (JobId, Vec<OutcomeRecord>) {
     let job = add_job(store, &items(&["acme"], n));
-    let outcomes = store.items(job).iter().map(succeeded).collect();
+    let outcomes = store
+        .items(job)
+        .iter()
+        .map(|item| succeeded(store, item))
+        .collect();
     (job, outcomes)
 }
 
