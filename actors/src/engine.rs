@@ -65,6 +65,17 @@ impl Engine {
         store: Arc<dyn Store>,
         registry: Arc<OperationRegistry>,
     ) -> Engine {
+        Self::start_with_shared_quota(config, store, registry, None)
+    }
+
+    /// Like [`Engine::start`], with the global rate-limit scope drawing from `shared` (a quota
+    /// several nodes share) when given.
+    pub fn start_with_shared_quota(
+        config: EngineConfig,
+        store: Arc<dyn Store>,
+        registry: Arc<OperationRegistry>,
+        shared: Option<Arc<dyn crate::rate_limiter::SharedQuota>>,
+    ) -> Engine {
         let config = Arc::new(config);
         let writer_arbiter = Arbiter::new();
         let limiter_arbiter = Arbiter::new();
@@ -74,8 +85,13 @@ impl Engine {
             DbWriter::new(writer_store, writer_config)
         });
         let limiter_config = config.limiter.clone();
+        let node_id = config.node_id.clone();
         let limiter = RateLimiter::start_in_arbiter(&limiter_arbiter.handle(), move |_| {
-            RateLimiter::new(limiter_config)
+            let limiter = RateLimiter::new(limiter_config);
+            match shared {
+                Some(quota) => limiter.with_shared(quota, &node_id),
+                None => limiter,
+            }
         });
         let mut arbiters = vec![writer_arbiter, limiter_arbiter];
         let mut worker_handles = Vec::new();

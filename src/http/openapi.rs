@@ -18,7 +18,7 @@ use utoipa::{
     openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
 };
 
-use super::{health, jobs};
+use super::{health, jobs, rate_limiter};
 use crate::store::{items::ItemView, jobs::JobView};
 
 /// A job's status.
@@ -115,6 +115,7 @@ impl Modify for BearerAuth {
         jobs::submit, jobs::list, jobs::get, jobs::list_items,
         jobs::pause, jobs::resume, jobs::cancel, jobs::retry,
         health::live, health::ready, health::pool, health::config,
+        rate_limiter::get, rate_limiter::put,
         openapi_json, job_feed, all_feed, metrics, dashboard,
     ),
     components(schemas(ErrorBody, ErrorDetail, JobList, ItemPage, SubmitJob, SubmitItem, JobStatusDoc)),

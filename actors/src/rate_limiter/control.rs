@@ -1,0 +1,144 @@
+//! The control law: how one scope's rate finds an unknown quota and stays just under it.
+//!
+//! Google Ads' quotas are token buckets that refuse at once (a 429 with a `retryDelay`); latency
+//! does not rise before the refusal, so a latency-gradient limiter would have no signal to read.
+//! The throttle is the signal, so this is AIMD on the rate, in three phases, with a memory:
+//!
+//! 1. **Start**: until the first throttle the rate doubles every second while the scope is
+//!    saturated (callers are waiting on its pacing), so an unknown quota is found in seconds.
+//! 2. **Throttle**: the rate at that moment becomes the *mark* (the best guess of the quota) and
+//!    the rate is multiplied by `decrease_factor`. Then the rate is **held** — no increase at all
+//!    — until the server's full retry delay has passed (and at least [`MIN_HOLD`], a couple of
+//!    round trips, so calls sent at the old rate have come back). Only one decrease per episode:
+//!    a throttle of a call granted before the last decrease says nothing new and only extends the
+//!    pause.
+//! 3. **Recover, then probe**: below `RECOVERY_SHARE` of the mark the rate climbs back
+//!    multiplicatively (it is known to be safe there); above it, additively by `increase_step`
+//!    per second, which is the slow probe that finds a raised quota and, on a bucket quota,
+//!    produces the next throttle. A quota that fell is found by the next throttle: the mark
+//!    follows the rate down.
+//!
+//! The rate only rises while the scope is saturated, so an idle or demand-limited scope does not
+//! drift far above what it actually sends. The time between throttles on a steady quota is about
+//! `(1 - RECOVERY_SHARE) × mark / increase_step` plus the server bucket's drain time, and each
+//! episode costs about one round trip of over-quota calls — well under 1 % of the calls for the
+//! presets — while the average rate stays between `RECOVERY_SHARE` and 100 % of the quota.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::settings::ScopeKnobs;
+
+/// No upward move for at least this long after a throttle (whatever the server's delay).
+pub const MIN_HOLD: Duration = Duration::from_millis(500);
+/// Growth per second before the first throttle (×2).
+const START_GAIN: f64 = 1.0;
+/// Growth per second while recovering below the mark (+50 %/s).
+const RECOVERY_GAIN: f64 = 0.5;
+/// Up to this share of the mark the rate recovers fast; beyond it, it probes slowly.
+pub const RECOVERY_SHARE: f64 = 0.95;
+
+#[derive(Clone, Debug)]
+pub struct AdaptiveRate {
+    rate: f64,
+    /// The rate at the last throttle; `None` before the first.
+    mark: Option<f64>,
+    /// No increase before this instant.
+    hold_until: Option<Instant>,
+    /// When the rate was last decreased: throttles of calls granted earlier are one episode.
+    last_decrease: Option<Instant>,
+    /// Time of the last `tick`, to integrate growth over real time.
+    last_tick: Option<Instant>,
+}
+
+impl AdaptiveRate {
+    pub fn new(knobs: &ScopeKnobs) -> Self {
+        Self {
+            rate: knobs.initial_rate.clamp(knobs.min_rate, knobs.max_rate),
+            mark: None,
+            hold_until: None,
+            last_decrease: None,
+            last_tick: None,
+        }
+    }
+
+    pub fn rate(&self) -> f64 {
+        self.rate
+    }
+
+    pub fn mark(&self) -> Option<f64> {
+        self.mark
+    }
+
+    /// Whether upward moves are held after a throttle.
+    pub fn holding(&self, now: Instant) -> bool {
+        self.hold_until.is_some_and(|until| until > now)
+    }
+
+    /// Advances the law to `now`; `saturated` says callers waited on this scope's pacing since
+    /// the last tick (a rate nobody uses up is not raised).
+    pub fn tick(&mut self, now: Instant, saturated: bool, knobs: &ScopeKnobs) {
+        let dt = self
+            .last_tick
+            .map_or(0.0, |t| now.saturating_duration_since(t).as_secs_f64());
+        self.last_tick = Some(now);
+        if !saturated || self.holding(now) || dt <= 0.0 {
+            return;
+        }
+        let dt = dt.min(1.0);
+        self.rate = match self.mark {
+            None => self.rate * (1.0 + START_GAIN).powf(dt),
+            Some(mark) if self.rate < mark * RECOVERY_SHARE => {
+                (self.rate * (1.0 + RECOVERY_GAIN).powf(dt)).min(mark * RECOVERY_SHARE)
+            }
+            Some(_) => self.rate + knobs.increase_step * dt,
+        }
+        .clamp(knobs.min_rate, knobs.max_rate);
+    }
+
+    /// A call granted at `granted_at` was throttled; the server asked for `retry_delay`.
+    /// Returns whether the rate was decreased (false: same episode as the last decrease).
+    pub fn throttled(
+        &mut self,
+        now: Instant,
+        granted_at: Instant,
+        retry_delay: Duration,
+        knobs: &ScopeKnobs,
+    ) -> bool {
+        let hold = now + retry_delay.max(MIN_HOLD);
+        if self.hold_until.is_none_or(|until| until < hold) {
+            self.hold_until = Some(hold);
+        }
+        if self.last_decrease.is_some_and(|at| granted_at <= at) {
+            return false;
+        }
+        self.mark = Some(self.rate);
+        self.rate = (self.rate * knobs.decrease_factor).clamp(knobs.min_rate, knobs.max_rate);
+        self.last_decrease = Some(now);
+        true
+    }
+
+    /// New knobs at run time: the rate stays where it is, within the new bounds.
+    pub fn reconfigure(&mut self, knobs: &ScopeKnobs) {
+        self.rate = self.rate.clamp(knobs.min_rate, knobs.max_rate);
+    }
+
+    /// Sets the rate outright (the fallback share of the shared rate), within the bounds.
+    pub fn adopt(&mut self, rate: f64, knobs: &ScopeKnobs) {
+        self.rate = rate.clamp(knobs.min_rate, knobs.max_rate);
+    }
+
+    /// The shared rate another node set: a lower one is a throttle seen elsewhere, so the
+    /// current rate becomes the mark and increases are held as after a local throttle.
+    pub fn adopt_shared(&mut self, now: Instant, rate: f64, knobs: &ScopeKnobs) {
+        if rate < self.rate {
+            self.mark = Some(self.mark.map_or(self.rate, |m| m.min(self.rate)));
+            let hold = now + MIN_HOLD;
+            if self.hold_until.is_none_or(|until| until < hold) {
+                self.hold_until = Some(hold);
+            }
+        }
+        self.adopt(rate, knobs);
+    }
+}
