@@ -4,6 +4,7 @@
 pub mod api;
 pub mod demo;
 pub mod engine;
+pub mod limiter;
 pub mod progress;
 
 use std::time::Duration;

@@ -6,8 +6,11 @@
 //!
 //! 1. **Start**: until the first throttle the rate doubles every second while the scope is
 //!    saturated (callers are waiting on its pacing), so an unknown quota is found in seconds.
-//! 2. **Throttle**: the rate at that moment becomes the *mark* (the best guess of the quota) and
-//!    the rate is multiplied by `decrease_factor`. Then the rate is **held** — no increase at all
+//! 2. **Throttle**: the *mark* (the best guess of the quota) becomes the smaller of the rate and
+//!    the calls that succeeded in the last second — over a bucket quota the successes measure the
+//!    quota itself, so an overshoot at start (where the bucket's saved-up capacity hid the excess
+//!    for a while) is corrected in one step instead of several — and the rate becomes
+//!    `decrease_factor` × the mark. Then the rate is **held** — no increase at all
 //!    — until the server's full retry delay has passed (and at least [`MIN_HOLD`], a couple of
 //!    round trips, so calls sent at the old rate have come back). Only one decrease per episode:
 //!    a throttle of a call granted before the last decrease says nothing new and only extends the
@@ -24,7 +27,7 @@
 //! episode costs about one round trip of over-quota calls — well under 1 % of the calls for the
 //! presets — while the average rate stays between `RECOVERY_SHARE` and 100 % of the quota.
 
-use std::time::Duration;
+use std::{collections::VecDeque, time::Duration};
 
 use tokio::time::Instant;
 
@@ -32,6 +35,9 @@ use super::settings::ScopeKnobs;
 
 /// No upward move for at least this long after a throttle (whatever the server's delay).
 pub const MIN_HOLD: Duration = Duration::from_millis(500);
+/// Successes are counted in slots of this length over [`SUCCESS_WINDOW`].
+const SUCCESS_SLOT: Duration = Duration::from_millis(100);
+const SUCCESS_WINDOW: Duration = Duration::from_secs(1);
 /// Growth per second before the first throttle (×2).
 const START_GAIN: f64 = 1.0;
 /// Growth per second while recovering below the mark (+50 %/s).
@@ -50,6 +56,8 @@ pub struct AdaptiveRate {
     last_decrease: Option<Instant>,
     /// Time of the last `tick`, to integrate growth over real time.
     last_tick: Option<Instant>,
+    /// Successes per [`SUCCESS_SLOT`] over the last second, oldest first: (slot start, count).
+    successes: VecDeque<(Instant, u64)>,
 }
 
 impl AdaptiveRate {
@@ -60,7 +68,33 @@ impl AdaptiveRate {
             hold_until: None,
             last_decrease: None,
             last_tick: None,
+            successes: VecDeque::new(),
         }
+    }
+
+    /// A call in this scope succeeded at `now`.
+    pub fn succeeded(&mut self, now: Instant) {
+        match self.successes.back_mut() {
+            Some((start, count)) if now < *start + SUCCESS_SLOT => *count += 1,
+            _ => self.successes.push_back((now, 1)),
+        }
+        self.forget_old_successes(now);
+    }
+
+    fn forget_old_successes(&mut self, now: Instant) {
+        while self
+            .successes
+            .front()
+            .is_some_and(|(start, _)| *start + SUCCESS_WINDOW <= now)
+        {
+            self.successes.pop_front();
+        }
+    }
+
+    /// Calls that succeeded in the last second.
+    pub fn recent_successes(&mut self, now: Instant) -> f64 {
+        self.forget_old_successes(now);
+        self.successes.iter().map(|(_, n)| *n).sum::<u64>() as f64
     }
 
     pub fn rate(&self) -> f64 {
@@ -113,8 +147,14 @@ impl AdaptiveRate {
         if self.last_decrease.is_some_and(|at| granted_at <= at) {
             return false;
         }
-        self.mark = Some(self.rate);
-        self.rate = (self.rate * knobs.decrease_factor).clamp(knobs.min_rate, knobs.max_rate);
+        let succeeded = self.recent_successes(now);
+        let mark = if succeeded >= 1.0 {
+            self.rate.min(succeeded)
+        } else {
+            self.rate
+        };
+        self.mark = Some(mark);
+        self.rate = (mark * knobs.decrease_factor).clamp(knobs.min_rate, knobs.max_rate);
         self.last_decrease = Some(now);
         true
     }

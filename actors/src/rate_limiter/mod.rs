@@ -151,6 +151,13 @@ pub struct Permit {
     scopes: Vec<Scope>,
     granted_at: Instant,
     limiter: Option<Recipient<Report>>,
+    observer: Option<Box<dyn Observer>>,
+}
+
+/// Someone other than the RateLimiter that wants to hear how a permitted call went (other
+/// limiters, e.g. the seeds' one the benchmark compares against).
+pub trait Observer: Send {
+    fn report(&self, result: &CallResult);
 }
 
 impl Permit {
@@ -160,7 +167,15 @@ impl Permit {
             scopes: Vec::new(),
             granted_at: Instant::now(),
             limiter: None,
+            observer: None,
         }
+    }
+
+    /// A permit whose report goes to `observer`.
+    pub fn observed(observer: Box<dyn Observer>) -> Self {
+        let mut permit = Self::unlimited();
+        permit.observer = Some(observer);
+        permit
     }
 
     pub fn succeeded(mut self) {
@@ -177,6 +192,9 @@ impl Permit {
     }
 
     fn send(&mut self, result: CallResult) {
+        if let Some(observer) = self.observer.take() {
+            observer.report(&result);
+        }
         if let Some(limiter) = self.limiter.take() {
             limiter.do_send(Report {
                 scopes: std::mem::take(&mut self.scopes),
@@ -315,6 +333,7 @@ impl RateLimiter {
             scopes: waiter.scopes.clone(),
             granted_at: now,
             limiter: Some(ctx.address().recipient()),
+            observer: None,
         };
         // A caller that gave up meanwhile drops the permit, which releases it as unused.
         let _ = waiter.reply.send(permit);
@@ -444,10 +463,6 @@ impl RateLimiter {
                     .paused_until
                     .filter(|until| *until > now)
                     .map(|until| until - now);
-                let window_until = match s.check(now, 1, knobs) {
-                    Some(Blocked::Window(until)) => Some(until),
-                    _ => None,
-                };
                 ScopeStats {
                     scope: scope.to_string(),
                     rate_per_sec: Some(rate),
@@ -463,7 +478,7 @@ impl RateLimiter {
                         .and_then(|d| chrono::Duration::from_std(d).ok())
                         .map(|d| wall + d),
                     paused_for_seconds: paused_for.map(|d| d.as_secs_f64()),
-                    window_until,
+                    window_until: s.window_wait,
                 }
             })
             .collect();
@@ -528,6 +543,7 @@ impl Handler<Report> for RateLimiter {
             match &msg.result {
                 CallResult::Ok => {
                     state.succeeded += 1;
+                    state.control.succeeded(now);
                     state.next_pause = first_pause;
                 }
                 CallResult::Transient | CallResult::Other => state.failed += 1,

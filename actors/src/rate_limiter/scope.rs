@@ -39,6 +39,8 @@ pub struct ScopeState {
     /// Operations used in the current UTC day, and which day.
     window_day: chrono::NaiveDate,
     window_used: u64,
+    /// Set while a call waits for the daily window: until when.
+    pub window_wait: Option<DateTime<Utc>>,
 }
 
 impl ScopeState {
@@ -57,6 +59,7 @@ impl ScopeState {
             saturated: false,
             window_day: Utc::now().date_naive(),
             window_used: 0,
+            window_wait: None,
         }
     }
 
@@ -87,9 +90,11 @@ impl ScopeState {
                     .and_then(|d| d.and_hms_opt(0, 0, 0))
                     .map(|t| t.and_utc())
                     .unwrap_or_else(Utc::now);
+                self.window_wait = Some(midnight);
                 return Some(Blocked::Window(midnight));
             }
         }
+        self.window_wait = None;
         let tolerance = self.interval().mul_f64((knobs.burst - 1.0).clamp(0.0, 1e6));
         let allowed_at = self.tat.checked_sub(tolerance).unwrap_or(now);
         if allowed_at > now {
