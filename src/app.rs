@@ -68,8 +68,12 @@ impl App {
             None => None,
         };
         let mut live = http::ws::LiveFeeds::start(&config, redis.as_ref());
+        let shared_quota = match (&config.redis_url, roles.engine) {
+            (Some(url), true) => shared_quota(url, &config.redis_prefix).await,
+            _ => None,
+        };
         let engine = roles.engine.then(|| {
-            Engine::start(
+            Engine::start_with_shared_quota(
                 config.engine_config(),
                 live.publishing_store(crate::redis::cache::InvalidatingStore::wrap(
                     Arc::new(store.clone()),
@@ -80,6 +84,7 @@ impl App {
                     ),
                 )),
                 registry.clone(),
+                shared_quota,
             )
         });
         if let Some(engine) = &engine {
@@ -131,5 +136,17 @@ impl App {
             .as_ref()
             .and_then(|s| s.addrs.first())
             .map(|a| format!("http://{a}"))
+    }
+}
+
+/// The global rate limit shared through Redis, or `None` (logged) when Redis cannot be reached
+/// at start-up: the node then limits on its own.
+async fn shared_quota(url: &str, prefix: &str) -> Option<Arc<dyn overseer_actors::SharedQuota>> {
+    match crate::redis::rate_limit::RedisQuota::connect(url, prefix).await {
+        Ok(quota) => Some(Arc::new(quota)),
+        Err(error) => {
+            tracing::warn!(%error, "global rate limit not shared: this node limits on its own");
+            None
+        }
     }
 }

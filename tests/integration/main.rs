@@ -7,6 +7,7 @@ mod dashboard;
 mod engine;
 mod http_api;
 mod ingest;
+mod limiter;
 mod live;
 mod operations;
 mod sim;

@@ -271,6 +271,13 @@ impl RateLimiter {
                 && let Some(shared) = &mut self.shared
                 && let Some(why) = shared.check(now)
             {
+                // Held back by the shared quota's pacing: the scope is saturated, which is what
+                // lets this node's law propose a higher shared rate.
+                if matches!(why, Blocked::Until(_))
+                    && let Some(global) = self.scopes.get_mut(&Scope::Global)
+                {
+                    global.saturated = true;
+                }
                 blocked.push((scope, why));
             }
         }
