@@ -86,8 +86,9 @@ impl Engine {
         });
         let limiter_config = config.limiter.clone();
         let node_id = config.node_id.clone();
+        let limiter_store = store.clone();
         let limiter = RateLimiter::start_in_arbiter(&limiter_arbiter.handle(), move |_| {
-            let limiter = RateLimiter::new(limiter_config);
+            let limiter = RateLimiter::new(limiter_config).with_store(limiter_store);
             match shared {
                 Some(quota) => limiter.with_shared(quota, &node_id),
                 None => limiter,

@@ -181,6 +181,41 @@ async fn higher_priority_takes_most_of_the_quota_and_a_small_job_is_not_starved(
     );
 }
 
+#[actix_rt::test]
+async fn a_job_past_the_daily_operations_window_waits_and_says_so() {
+    let sim = quota_sim(1, 10, 0.0);
+    let db = TestDb::new("limiter_window");
+    let mut config = sim_config(&db, &sim);
+    config.rate_limit_global_daily_operations = 6;
+    let app = start(config).await;
+    let base = app.base_url().expect("url");
+
+    let id = id_of(&submit_json(&base, &theme_job(&sim, "windowed", 0, &[0])).await);
+
+    let waiting = wait_for("the job to say it waits", DEADLINE, || async {
+        let job = get_job(&base, id).await;
+        job["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("daily operations quota"))
+            .then_some(job)
+    })
+    .await;
+    assert_eq!(waiting["status"], "running", "{waiting}");
+    assert_eq!(
+        waiting["failed"], 0,
+        "items failed instead of waiting: {waiting}"
+    );
+    let ops = sim.sim.stats().operations;
+    assert!(ops <= 6, "{ops} operations sent past a window of 6");
+
+    // Lifting the window at run time lets the job finish, and the detail goes away.
+    let response = put_limiter(&base, r#"{"global": {"daily_operations": 0}}"#).await;
+    assert_eq!(response.status(), 200);
+    let done = wait_for_status(&base, id, "completed", DEADLINE).await;
+    assert_eq!(done["failed"], 0, "{done}");
+    assert!(done["detail"].is_null(), "{done}");
+}
+
 /// A TCP proxy to the machine's Redis that the test can cut and restore (never the real one).
 struct RedisProxy {
     addr: std::net::SocketAddr,

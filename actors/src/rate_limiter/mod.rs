@@ -49,6 +49,9 @@ const IDLE_SCOPE_TTL: Duration = Duration::from_secs(120);
 const GAUGE_INTERVAL: Duration = Duration::from_secs(1);
 /// How often the control law advances: fine enough that growth is smooth at 1,000 requests/s.
 const CONTROL_INTERVAL: Duration = Duration::from_millis(100);
+/// A wait longer than this (a daily quota's retry delay, a used-up window) is written into the
+/// waiting job's status detail, so people see why it does not move.
+const LONG_WAIT: Duration = Duration::from_secs(60);
 
 /// Asks for a permit in every scope of `scopes`; the permit arrives on `reply`.
 #[derive(Message)]
@@ -219,6 +222,10 @@ pub struct RateLimiter {
     next_seq: u64,
     wake: Option<(Instant, SpawnHandle)>,
     shared: Option<SharedGlobal>,
+    /// Where jobs' status details are written; `None`: nowhere.
+    store: Option<Arc<dyn crate::store::Store>>,
+    /// The detail each job was last given (why it waits long).
+    details: HashMap<JobId, String>,
 }
 
 impl RateLimiter {
@@ -231,7 +238,67 @@ impl RateLimiter {
             next_seq: 0,
             wake: None,
             shared: None,
+            store: None,
+            details: HashMap::new(),
         }
+    }
+
+    /// Jobs held up for long (a daily window, a retry delay of hours) say so in their status
+    /// detail, written through `store`.
+    pub fn with_store(mut self, store: Arc<dyn crate::store::Store>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// Why a wait is worth telling people about, if it is long.
+    fn long_wait(scope: &Scope, why: Blocked, now: Instant) -> Option<String> {
+        match why {
+            Blocked::Window(until) => Some(format!(
+                "waiting for the daily operations quota ({scope}) until {}",
+                until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            )),
+            Blocked::Until(at) if at.saturating_duration_since(now) > LONG_WAIT => {
+                let wall = chrono::Duration::from_std(at.saturating_duration_since(now))
+                    .ok()
+                    .map(|d| Utc::now() + d)?;
+                Some(format!(
+                    "waiting for the {scope} quota until {} (the API asked to retry then)",
+                    wall.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                ))
+            }
+            _ => None,
+        }
+    }
+
+    /// Writes a job's detail when it changed (`None` clears it).
+    fn set_detail(&mut self, job_id: JobId, detail: Option<String>, ctx: &mut Context<Self>) {
+        let changed = match &detail {
+            Some(d) => self.details.get(&job_id) != Some(d),
+            None => self.details.contains_key(&job_id),
+        };
+        if !changed {
+            return;
+        }
+        match &detail {
+            Some(d) => {
+                tracing::info!(job_id, detail = %d, "job waits for its quota");
+                self.details.insert(job_id, d.clone());
+            }
+            None => {
+                self.details.remove(&job_id);
+            }
+        }
+        let Some(store) = self.store.clone() else {
+            return;
+        };
+        ctx.spawn(
+            async move {
+                if let Err(error) = store.set_job_detail(job_id, detail.as_deref()).await {
+                    tracing::warn!(job_id, %error, "could not write the job's waiting detail");
+                }
+            }
+            .into_actor(self),
+        );
     }
 
     /// The global scope's permits come from `quota`, shared with other nodes.
@@ -292,12 +359,23 @@ impl RateLimiter {
         loop {
             let mut order: Vec<usize> = (0..self.waiters.len()).collect();
             order.sort_by_key(|&i| self.turns.key(&self.waiters[i]));
-            // Scopes a better waiter is waiting for: nobody behind it may take from them.
-            let mut taken: Vec<Scope> = Vec::new();
+            // Scopes a better waiter is waiting for: nobody behind it may take from them; with
+            // the reason, when the wait is long.
+            let mut taken: Vec<(Scope, Option<String>)> = Vec::new();
+            let mut long_waits: HashMap<JobId, String> = HashMap::new();
             let mut next_wake: Option<Instant> = None;
             let mut granted = None;
             for i in order {
-                if self.waiters[i].scopes.iter().any(|s| taken.contains(s)) {
+                let job_id = self.waiters[i].job_id;
+                let held = taken
+                    .iter()
+                    .filter(|(s, _)| self.waiters[i].scopes.contains(s))
+                    .map(|(_, reason)| reason.clone())
+                    .collect::<Vec<_>>();
+                if !held.is_empty() {
+                    if let Some(reason) = held.into_iter().flatten().next() {
+                        long_waits.entry(job_id).or_insert(reason);
+                    }
                     continue;
                 }
                 let blocked = self.blocked(i, now);
@@ -309,12 +387,19 @@ impl RateLimiter {
                     if let Blocked::Until(at) = why {
                         next_wake = Some(next_wake.map_or(at, |w| w.min(at)));
                     }
-                    taken.push(scope);
+                    let reason = Self::long_wait(&scope, why, now);
+                    if let Some(reason) = &reason {
+                        long_waits.entry(job_id).or_insert_with(|| reason.clone());
+                    }
+                    taken.push((scope, reason));
                 }
             }
             match granted {
                 Some(i) => self.grant(i, now, ctx),
                 None => {
+                    for (job_id, reason) in long_waits {
+                        self.set_detail(job_id, Some(reason), ctx);
+                    }
                     if let Some(at) = next_wake {
                         self.schedule_wake(ctx, at);
                     }
@@ -336,6 +421,7 @@ impl RateLimiter {
             }
         }
         self.turns.served(&waiter);
+        self.set_detail(waiter.job_id, None, ctx);
         let permit = Permit {
             scopes: waiter.scopes.clone(),
             granted_at: now,
