@@ -574,6 +574,40 @@ mod tests {
     }
 
     #[test]
+    fn rate_limit_preset_and_single_knobs_come_from_the_environment() {
+        let config = Config::from_sources(
+            None,
+            &vars(&[
+                ("OVERSEER_RATE_LIMIT_PRESET", "aggressive"),
+                ("OVERSEER_RATE_LIMIT_CUSTOMER_MAX_IN_FLIGHT", "3"),
+            ]),
+        )
+        .expect("valid");
+        let settings = config.limiter_settings();
+        let (global, _) = Preset::Aggressive.knobs();
+        assert_eq!(settings.global, global);
+        assert_eq!(settings.customer.max_in_flight, 3);
+        assert_eq!(settings.preset, None, "an override leaves the preset");
+    }
+
+    #[test]
+    fn bad_rate_limit_settings_name_the_field() {
+        let err = Config::from_sources(None, &vars(&[("OVERSEER_RATE_LIMIT_PRESET", "turbo")]))
+            .expect_err("unknown preset");
+        assert!(err.to_string().contains("rate_limit_preset"), "{err}");
+        let err = Config::from_sources(
+            None,
+            &vars(&[("OVERSEER_RATE_LIMIT_GLOBAL_DECREASE_FACTOR", "1.5")]),
+        )
+        .expect_err("factor above 1");
+        assert!(
+            err.to_string()
+                .contains("rate_limit_global_decrease_factor"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn secrets_are_redacted() {
         let config = Config {
             api_token: Some("s3cret".into()),
