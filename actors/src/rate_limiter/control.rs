@@ -58,6 +58,9 @@ pub struct AdaptiveRate {
     last_tick: Option<Instant>,
     /// Successes per [`SUCCESS_SLOT`] over the last second, oldest first: (slot start, count).
     successes: VecDeque<(Instant, u64)>,
+    /// A cap on growth from outside the law: this node's share of a shared rate while the
+    /// shared quota is unreachable.
+    ceiling: Option<f64>,
 }
 
 impl AdaptiveRate {
@@ -69,6 +72,7 @@ impl AdaptiveRate {
             last_decrease: None,
             last_tick: None,
             successes: VecDeque::new(),
+            ceiling: None,
         }
     }
 
@@ -128,6 +132,7 @@ impl AdaptiveRate {
             }
             Some(_) => self.rate + knobs.increase_step * dt,
         }
+        .min(self.ceiling.unwrap_or(f64::INFINITY))
         .clamp(knobs.min_rate, knobs.max_rate);
     }
 
@@ -162,6 +167,11 @@ impl AdaptiveRate {
     /// New knobs at run time: the rate stays where it is, within the new bounds.
     pub fn reconfigure(&mut self, knobs: &ScopeKnobs) {
         self.rate = self.rate.clamp(knobs.min_rate, knobs.max_rate);
+    }
+
+    /// Caps (or, with `None`, uncaps) growth: the fallback share of a shared rate.
+    pub fn set_ceiling(&mut self, ceiling: Option<f64>) {
+        self.ceiling = ceiling;
     }
 
     /// Sets the rate outright (the fallback share of the shared rate), within the bounds.

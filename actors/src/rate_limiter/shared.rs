@@ -9,7 +9,7 @@
 //! the shared rate and pauses the scope for all of them. Each node adopts what the quota says.
 //!
 //! When the quota cannot be reached the node falls back to its local pacing at the shared rate
-//! divided by the live nodes (the count last seen through the quota, as every node registers on
+//! divided by the live nodes (and no higher: the share caps the local law's growth) (the count last seen through the quota, as every node registers on
 //! sync), logs it, reports it through [`SharedStatus`](super::SharedStatus), and keeps trying;
 //! the first answer puts it back on the shared quota.
 
@@ -212,9 +212,9 @@ impl RateLimiter {
         };
         let share = rate / shared.live_nodes.max(1) as f64;
         let knobs = self.settings.global.clone();
-        self.scope(&Scope::Global, Instant::now())
-            .control
-            .adopt(share, &knobs);
+        let control = &mut self.scope(&Scope::Global, Instant::now()).control;
+        control.adopt(share, &knobs);
+        control.set_ceiling(Some(share));
     }
 
     /// Proposes the local rate and adopts the shared one; in fallback, tries to get back.
@@ -250,6 +250,7 @@ impl RateLimiter {
                     shared.shared_rate = Some(state.rate);
                     let now = Instant::now();
                     let global = act.scope(&Scope::Global, now);
+                    global.control.set_ceiling(None);
                     if !was_shared || state.rate < global.control.rate() {
                         global.control.adopt_shared(now, state.rate, &knobs);
                     }
