@@ -8,7 +8,9 @@
 //! `default_throttle_pause` and doubles per further throttle until a success) and lowers its rate.
 //! Waiters are served by priority, then round-robin across jobs and across a job's customers
 //! ([`arbiter`]); a waiter held up only by its own customer does not hold up others, but once a
-//! better waiter waits for a scope, nobody behind it may take from that scope.
+//! better waiter waits for a scope, nobody behind it may take from that scope. A job held up for
+//! long (a used-up daily window, a retry delay of hours) says so in its status detail, written
+//! through the Store; its items wait, none fails for it.
 //!
 //! With several nodes the global scope's permits can come from a [`SharedQuota`] (Redis in the
 //! application); when it is unreachable the node falls back to local pacing at the shared rate
