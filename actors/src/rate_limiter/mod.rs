@@ -478,7 +478,7 @@ impl RateLimiter {
             state.next_pause = (pause * 2).min(max_pause);
             pause
         });
-        state.pause(now + pause);
+        state.pause(now + pause, &knobs);
         let decreased = state.control.throttled(now, granted_at, pause, &knobs);
         let rate = state.control.rate();
         if decreased {
@@ -536,6 +536,11 @@ impl RateLimiter {
                 || now.saturating_duration_since(s.last_used) < IDLE_SCOPE_TTL
         });
         self.turns.forget_except(&self.waiters);
+        // A job that stopped while it waited keeps no detail here (its row is no longer running,
+        // so the store ignores a late clear anyway).
+        let jobs: std::collections::HashSet<JobId> =
+            self.waiters.iter().map(|w| w.job_id).collect();
+        self.details.retain(|job, _| jobs.contains(job));
     }
 
     fn stats(&mut self) -> Vec<ScopeStats> {

@@ -95,7 +95,7 @@ impl ScopeState {
             }
         }
         self.window_wait = None;
-        let tolerance = self.interval().mul_f64((knobs.burst - 1.0).clamp(0.0, 1e6));
+        let tolerance = self.tolerance(knobs);
         let allowed_at = self.tat.checked_sub(tolerance).unwrap_or(now);
         if allowed_at > now {
             self.saturated = true;
@@ -116,13 +116,19 @@ impl ScopeState {
         self.in_flight = self.in_flight.saturating_sub(1);
     }
 
-    /// Pauses the scope until `until` (never shortens a pause) and restarts pacing there, so
-    /// permits saved up before the throttle do not burst out when it ends.
-    pub fn pause(&mut self, until: Instant) {
+    /// Pauses the scope until `until` (never shortens a pause) and restarts pacing there with
+    /// no burst allowance: the server's retry delay is when *one* call fits again, so a burst
+    /// at the end of the pause would be throttled (on a 3/s quota, with a burst of 2, every
+    /// pause cost a second throttled call).
+    pub fn pause(&mut self, until: Instant, knobs: &ScopeKnobs) {
         if self.paused_until.is_none_or(|current| current < until) {
             self.paused_until = Some(until);
         }
-        self.tat = self.tat.max(until);
+        self.tat = self.tat.max(until + self.tolerance(knobs));
+    }
+
+    fn tolerance(&self, knobs: &ScopeKnobs) -> Duration {
+        self.interval().mul_f64((knobs.burst - 1.0).clamp(0.0, 1e6))
     }
 
     pub fn success_rate(&self) -> Option<f64> {

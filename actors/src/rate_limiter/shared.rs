@@ -255,7 +255,7 @@ impl RateLimiter {
                         global.control.adopt_shared(now, state.rate, &knobs);
                     }
                     if !state.paused_for.is_zero() {
-                        global.pause(now + state.paused_for);
+                        global.pause(now + state.paused_for, &knobs);
                     }
                     act.dispatch(ctx);
                 }
