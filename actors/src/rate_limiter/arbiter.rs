@@ -7,7 +7,7 @@
 
 use std::{collections::HashMap, sync::Arc};
 
-use tokio::{sync::oneshot, time::Instant};
+use tokio::sync::oneshot;
 
 use super::Permit;
 use crate::{model::JobId, operation::Scope};
@@ -19,7 +19,6 @@ pub struct Waiter {
     pub customer: Option<Arc<str>>,
     pub operations: u64,
     pub seq: u64,
-    pub since: Instant,
     pub reply: oneshot::Sender<Permit>,
 }
 

@@ -620,7 +620,6 @@ impl Handler<Acquire> for RateLimiter {
             job_id: msg.job_id,
             operations: msg.operations,
             seq: self.next_seq,
-            since: Instant::now(),
             reply: msg.reply,
         });
         self.dispatch(ctx);
