@@ -1,7 +1,8 @@
 //! Several nodes, one global quota: through an in-memory [`SharedQuota`] (the application's is
 //! Redis), a throttle seen by one node's limiter lowers the global rate of every node, and a
 //! node whose shared quota stops answering paces on its own at the shared rate divided by the
-//! live nodes, says so, and returns to the shared quota when it answers again.
+//! live nodes, says so, and returns to the shared quota when it answers again; settings changed
+//! on one node apply on every node.
 
 mod support;
 
@@ -18,7 +19,7 @@ use actix::prelude::*;
 use async_trait::async_trait;
 use overseer_actors::{
     LimiterConfig, Permit, Scope, SharedQuota, SharedState, SharedUnavailable,
-    rate_limiter::{Acquire, GetSharedStatus, GetStats, RateLimiter},
+    rate_limiter::{Acquire, GetSettings, GetSharedStatus, GetStats, RateLimiter, UpdateSettings},
 };
 use support::{SOON, wait_until_async};
 use tokio::{sync::oneshot, time::Instant};
@@ -29,6 +30,7 @@ struct FakeState {
     hold_until: Option<Instant>,
     pause_until: Option<Instant>,
     nodes: HashSet<String>,
+    settings: Option<(u64, serde_json::Value)>,
 }
 
 /// The shared quota's contract without its pacing (each node's local pacing stands in).
@@ -68,7 +70,12 @@ impl SharedQuota for FakeQuota {
             .map(|until| until - now))
     }
 
-    async fn sync(&self, node_id: &str, proposal: f64) -> Result<SharedState, SharedUnavailable> {
+    async fn sync(
+        &self,
+        node_id: &str,
+        proposal: f64,
+        known_settings: u64,
+    ) -> Result<SharedState, SharedUnavailable> {
         let mut state = self.check()?;
         let now = Instant::now();
         let holding = state.hold_until.is_some_and(|until| until > now);
@@ -84,7 +91,21 @@ impl SharedQuota for FakeQuota {
                 .pause_until
                 .map_or(Duration::ZERO, |until| until.saturating_duration_since(now)),
             live_nodes: state.nodes.len() as u64,
+            settings: state
+                .settings
+                .clone()
+                .filter(|(version, _)| *version > known_settings),
         })
+    }
+
+    async fn publish_settings(
+        &self,
+        settings: &serde_json::Value,
+    ) -> Result<u64, SharedUnavailable> {
+        let mut state = self.check()?;
+        let version = state.settings.as_ref().map_or(0, |(v, _)| *v) + 1;
+        state.settings = Some((version, settings.clone()));
+        Ok(version)
     }
 
     async fn throttled(
@@ -199,4 +220,28 @@ async fn without_the_shared_quota_a_node_paces_at_its_share_and_comes_back() {
         wait_until_async(SOON, async || mode(&a).await == "shared").await,
         "node a did not return to the shared quota"
     );
+}
+
+#[actix_rt::test]
+async fn settings_changed_on_one_node_apply_on_every_node() {
+    let quota = FakeQuota::new();
+    let (a, b) = (node(&quota, "a"), node(&quota, "b"));
+
+    a.send(UpdateSettings(
+        serde_json::json!({"customer": {"max_in_flight": 3}}),
+    ))
+    .await
+    .expect("running")
+    .expect("valid settings");
+
+    let applied = wait_until_async(SOON, async || {
+        b.send(GetSettings)
+            .await
+            .expect("running")
+            .customer
+            .max_in_flight
+            == 3
+    })
+    .await;
+    assert!(applied, "node b never took node a's settings");
 }

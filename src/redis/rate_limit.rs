@@ -9,6 +9,8 @@
 //!   so nodes probe together, never past a throttle; registers the node and counts the live ones.
 //! - `throttled`: lowers the shared rate (once per episode: a hold blocks further decreases and
 //!   increases) and pauses every node for the server's retry delay.
+//! - `publish_settings`: settings changed at run time on one node, versioned; `sync` hands
+//!   them to every node that has an older version.
 //!
 //! The connection has short timeouts: a Redis that does not answer within [`TIMEOUT`] is
 //! treated as unreachable, and the limiter falls back to local pacing until it answers again.
@@ -59,7 +61,19 @@ local live = redis.call('ZCARD', KEYS[4])
 local pause = tonumber(redis.call('GET', KEYS[3])) or 0
 local left = 0
 if pause > now then left = math.ceil(pause - now) end
-return {tostring(rate), left, live}
+local version = tonumber(redis.call('GET', KEYS[5])) or 0
+local settings = ''
+if version > tonumber(ARGV[5]) then settings = redis.call('GET', KEYS[6]) or '' end
+redis.call('PEXPIRE', KEYS[5], ARGV[4])
+redis.call('PEXPIRE', KEYS[6], ARGV[4])
+return {tostring(rate), left, live, version, settings}
+";
+
+const PUBLISH_SETTINGS: &str = r"
+local version = redis.call('INCR', KEYS[1])
+redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return version
 ";
 
 const THROTTLED: &str = r"
@@ -87,6 +101,7 @@ pub struct RedisQuota {
     take: Script,
     sync: Script,
     throttled: Script,
+    publish_settings: Script,
 }
 
 struct Keys {
@@ -95,6 +110,8 @@ struct Keys {
     hold: String,
     pause: String,
     nodes: String,
+    settings_version: String,
+    settings: String,
 }
 
 impl RedisQuota {
@@ -122,10 +139,13 @@ impl RedisQuota {
                 hold: key("hold_until"),
                 pause: key("pause_until"),
                 nodes: key("nodes"),
+                settings_version: key("settings_version"),
+                settings: key("settings"),
             },
             take: Script::new(TAKE),
             sync: Script::new(SYNC),
             throttled: Script::new(THROTTLED),
+            publish_settings: Script::new(PUBLISH_SETTINGS),
         })
     }
 }
@@ -160,7 +180,12 @@ impl SharedQuota for RedisQuota {
         Ok((wait_us > 0).then(|| Duration::from_micros(wait_us as u64)))
     }
 
-    async fn sync(&self, node_id: &str, proposal: f64) -> Result<SharedState, SharedUnavailable> {
+    async fn sync(
+        &self,
+        node_id: &str,
+        proposal: f64,
+        known_settings: u64,
+    ) -> Result<SharedState, SharedUnavailable> {
         let mut connection = self.connection.clone();
         let mut invocation = self.sync.prepare_invoke();
         invocation
@@ -168,12 +193,19 @@ impl SharedQuota for RedisQuota {
             .key(&self.keys.hold)
             .key(&self.keys.pause)
             .key(&self.keys.nodes)
+            .key(&self.keys.settings_version)
+            .key(&self.keys.settings)
             .arg(proposal.to_string())
             .arg(node_id)
             .arg(LIVE_WINDOW.as_micros() as u64)
-            .arg(KEY_TTL_MS);
-        let (rate, paused_us, live): (String, i64, u64) =
+            .arg(KEY_TTL_MS)
+            .arg(known_settings);
+        let (rate, paused_us, live, version, settings): (String, i64, u64, u64, String) =
             bounded(invocation.invoke_async(&mut connection)).await?;
+        let settings = (!settings.is_empty())
+            .then(|| serde_json::from_str(&settings).ok())
+            .flatten()
+            .map(|settings| (version, settings));
         let rate: f64 = rate
             .parse()
             .map_err(|_| unavailable(format!("shared rate {rate:?} is not a number")))?;
@@ -181,7 +213,22 @@ impl SharedQuota for RedisQuota {
             rate,
             paused_for: Duration::from_micros(paused_us.max(0) as u64),
             live_nodes: live.max(1),
+            settings,
         })
+    }
+
+    async fn publish_settings(
+        &self,
+        settings: &serde_json::Value,
+    ) -> Result<u64, SharedUnavailable> {
+        let mut connection = self.connection.clone();
+        let mut invocation = self.publish_settings.prepare_invoke();
+        invocation
+            .key(&self.keys.settings_version)
+            .key(&self.keys.settings)
+            .arg(settings.to_string())
+            .arg(KEY_TTL_MS);
+        bounded(invocation.invoke_async(&mut connection)).await
     }
 
     async fn throttled(

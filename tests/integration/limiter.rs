@@ -1,8 +1,9 @@
 //! The RateLimiter end to end: `GET`/`PUT /api/rate-limiter` as API.md says; against the
 //! simulator with the developer quota as the bottleneck, a priority-10 job takes most of the
 //! quota and a small priority-0 job is not starved by a big one; two nodes sharing PostgreSQL,
-//! Redis (through a proxy this test controls) and the simulator stay within the quota, and
-//! losing Redis mid-job stops neither job (the nodes fall back, say so, and come back).
+//! Redis (through a proxy this test controls) and the simulator stay within the quota, losing
+//! Redis mid-job stops neither job (the nodes fall back, say so, and come back), and settings
+//! changed on one node reach the other.
 
 use std::{
     sync::{
@@ -364,5 +365,18 @@ async fn two_nodes_share_the_quota_and_survive_losing_redis() {
         requests / elapsed <= quota * 1.1,
         "{requests} requests in {elapsed:.1} s against {quota}/s"
     );
+
+    // Settings changed on one node apply on the other, through Redis.
+    let response = put_limiter(&base_a, r#"{"customer": {"max_in_flight": 3}}"#).await;
+    assert_eq!(response.status(), 200);
+    wait_for(
+        "node b to take node a's settings",
+        Duration::from_secs(10),
+        || async {
+            let (_, view) = limiter(&base_b).await;
+            (view["settings"]["customer"]["max_in_flight"] == 3).then_some(())
+        },
+    )
+    .await;
     drop(node_b);
 }

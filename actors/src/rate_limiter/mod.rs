@@ -587,6 +587,18 @@ impl RateLimiter {
     }
 }
 
+impl RateLimiter {
+    /// Puts new settings in force at once: every scope's rate moves into the new bounds.
+    fn apply_settings(&mut self, settings: LimiterSettings, ctx: &mut Context<Self>) {
+        self.settings = settings;
+        let settings = &self.settings;
+        for (scope, state) in &mut self.scopes {
+            state.control.reconfigure(knobs_of(settings, scope));
+        }
+        self.dispatch(ctx);
+    }
+}
+
 fn knobs_of<'a>(settings: &'a LimiterSettings, scope: &Scope) -> &'a ScopeKnobs {
     match scope {
         Scope::Global => &settings.global,
@@ -682,13 +694,9 @@ impl Handler<UpdateSettings> for RateLimiter {
             Ok(next) => next,
             Err(problems) => return MessageResult(Err(problems)),
         };
-        self.settings = next;
-        let settings = &self.settings;
-        for (scope, state) in &mut self.scopes {
-            state.control.reconfigure(knobs_of(settings, scope));
-        }
-        tracing::info!(settings = ?self.settings, "rate limiter settings changed");
-        self.dispatch(ctx);
+        tracing::info!(settings = ?next, "rate limiter settings changed");
+        self.apply_settings(next, ctx);
+        self.publish_settings(ctx);
         MessageResult(Ok(self.settings.clone()))
     }
 }

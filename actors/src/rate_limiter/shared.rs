@@ -8,6 +8,9 @@
 //! increase only when no node is holding after a throttle, and a throttle seen by any node lowers
 //! the shared rate and pauses the scope for all of them. Each node adopts what the quota says.
 //!
+//! Settings changed at run time on one node are published through the quota too, and every
+//! node applies the newest version on its next sync.
+//!
 //! When the quota cannot be reached the node falls back to its local pacing at the shared rate
 //! divided by the live nodes (and no higher: the share caps the local law's growth) (the count last seen through the quota, as every node registers on
 //! sync), logs it, reports it through [`SharedStatus`](super::SharedStatus), and keeps trying;
@@ -38,6 +41,8 @@ pub struct SharedState {
     pub paused_for: Duration,
     /// Nodes that synced recently (at least 1).
     pub live_nodes: u64,
+    /// Settings some node published after the version this node knows: (version, settings).
+    pub settings: Option<(u64, serde_json::Value)>,
 }
 
 /// A global quota several nodes draw from.
@@ -48,8 +53,21 @@ pub trait SharedQuota: Send + Sync + 'static {
     async fn take(&self, rate: f64, burst: f64) -> Result<Option<Duration>, SharedUnavailable>;
 
     /// Proposes this node's rate (an increase is taken only when no node holds after a
-    /// throttle) and returns the shared state.
-    async fn sync(&self, node_id: &str, proposal: f64) -> Result<SharedState, SharedUnavailable>;
+    /// throttle) and returns the shared state, with the settings if a node published newer ones
+    /// than `known_settings` (a version).
+    async fn sync(
+        &self,
+        node_id: &str,
+        proposal: f64,
+        known_settings: u64,
+    ) -> Result<SharedState, SharedUnavailable>;
+
+    /// Publishes settings changed at run time (`PUT /api/rate-limiter` on any node) so every
+    /// node applies them; returns their version.
+    async fn publish_settings(
+        &self,
+        settings: &serde_json::Value,
+    ) -> Result<u64, SharedUnavailable>;
 
     /// A throttle: lower the shared rate to `rate` (if given; one decrease per episode across
     /// nodes) and pause every node for `pause`, holding increases for `hold`.
@@ -82,6 +100,8 @@ pub(super) struct SharedGlobal {
     live_nodes: u64,
     /// The shared rate as last seen.
     shared_rate: Option<f64>,
+    /// Version of the shared settings this node runs with.
+    settings_version: u64,
 }
 
 impl SharedGlobal {
@@ -97,6 +117,7 @@ impl SharedGlobal {
             syncing: false,
             live_nodes: 1,
             shared_rate: None,
+            settings_version: 0,
         }
     }
 
@@ -229,13 +250,14 @@ impl RateLimiter {
         shared.syncing = true;
         let quota = shared.quota.clone();
         let node_id = shared.node_id.clone();
+        let known = shared.settings_version;
         // In fallback the local rate is a share: propose what it stands for, not the share.
         let proposal = if shared.is_shared() {
             proposal
         } else {
             shared.shared_rate.unwrap_or(proposal)
         };
-        let sync = async move { quota.sync(&node_id, proposal).await };
+        let sync = async move { quota.sync(&node_id, proposal, known).await };
         ctx.spawn(sync.into_actor(self).map(|result, act, ctx| {
             let knobs = act.settings.global.clone();
             let Some(shared) = &mut act.shared else {
@@ -244,6 +266,15 @@ impl RateLimiter {
             shared.syncing = false;
             match result {
                 Ok(state) => {
+                    if let Some((version, settings)) = &state.settings
+                        && *version > shared.settings_version
+                    {
+                        shared.settings_version = *version;
+                        act.adopt_published_settings(settings, ctx);
+                    }
+                    let Some(shared) = &mut act.shared else {
+                        return;
+                    };
                     let was_shared = shared.is_shared();
                     shared.back_to_shared();
                     shared.live_nodes = state.live_nodes.max(1);
@@ -265,6 +296,42 @@ impl RateLimiter {
                     if first {
                         act.adopt_fallback_rate();
                     }
+                }
+            }
+        }));
+    }
+
+    /// Settings another node published: applied here as if `PUT` here (they were checked there).
+    fn adopt_published_settings(&mut self, settings: &serde_json::Value, ctx: &mut Context<Self>) {
+        match serde_json::from_value::<super::settings::LimiterSettings>(settings.clone()) {
+            Ok(settings) if settings.problems().is_empty() => {
+                tracing::info!(?settings, "rate limiter settings changed on another node");
+                self.apply_settings(settings, ctx);
+            }
+            Ok(_) | Err(_) => {
+                tracing::warn!(%settings, "ignoring unusable rate limiter settings from another node");
+            }
+        }
+    }
+
+    /// Publishes settings changed here to the other nodes.
+    pub(super) fn publish_settings(&mut self, ctx: &mut Context<Self>) {
+        let Some(shared) = &self.shared else {
+            return;
+        };
+        let Ok(settings) = serde_json::to_value(&self.settings) else {
+            return;
+        };
+        let quota = shared.quota.clone();
+        let publish = async move { quota.publish_settings(&settings).await };
+        ctx.spawn(publish.into_actor(self).map(|result, act, _| {
+            let Some(shared) = &mut act.shared else {
+                return;
+            };
+            match result {
+                Ok(version) => shared.settings_version = shared.settings_version.max(version),
+                Err(SharedUnavailable(error)) => {
+                    tracing::warn!(%error, "settings changed on this node only: the shared quota is unreachable");
                 }
             }
         }));
