@@ -135,9 +135,11 @@ fn nothing_rises_until_the_full_retry_delay_has_passed() {
         "the throttle lowered the rate"
     );
 
+    // Calls go on succeeding at the lowered rate all along: only the hold keeps it down.
     let mut now = start;
     while now + Duration::from_millis(100) < start + retry_delay {
         now += Duration::from_millis(100);
+        control.succeeded(now);
         control.tick(now, true, &knobs);
         assert_eq!(
             control.rate(),
@@ -148,6 +150,7 @@ fn nothing_rises_until_the_full_retry_delay_has_passed() {
     }
     for _ in 0..3 {
         now += Duration::from_millis(100);
+        control.succeeded(now);
         control.tick(now, true, &knobs);
     }
     assert!(
@@ -196,6 +199,21 @@ fn throttles_of_calls_granted_before_the_decrease_are_one_episode() {
         &knobs
     ));
     assert!(control.rate() < once);
+}
+
+#[test]
+fn a_rate_far_above_what_succeeds_does_not_rise() {
+    let (knobs, _) = Preset::Balanced.knobs();
+    let start = Instant::now();
+    let mut control = AdaptiveRate::new(&knobs);
+    for i in 0..50u32 {
+        let now = start + Duration::from_millis(100) * i;
+        if i % 10 == 0 {
+            control.succeeded(now); // one success a second against a rate of 10/s
+        }
+        control.tick(now, true, &knobs);
+    }
+    assert_eq!(control.rate(), knobs.initial_rate);
 }
 
 #[test]

@@ -21,8 +21,9 @@
 //!    produces the next throttle. A quota that fell is found by the next throttle: the mark
 //!    follows the rate down.
 //!
-//! The rate only rises while the scope is saturated, so an idle or demand-limited scope does not
-//! drift far above what it actually sends. The time between throttles on a steady quota is about
+//! The rate only rises while the scope is saturated and at most twice what succeeded in the last
+//! second, so an idle or demand-limited scope (say, the global one while customer quotas bind)
+//! does not drift far above what it actually sends. The time between throttles on a steady quota is about
 //! `(1 - RECOVERY_SHARE) × mark / increase_step` plus the server bucket's drain time, and each
 //! episode costs about one round trip of over-quota calls — well under 1 % of the calls for the
 //! presets — while the average rate stays between `RECOVERY_SHARE` and 100 % of the quota.
@@ -38,6 +39,9 @@ pub const MIN_HOLD: Duration = Duration::from_millis(500);
 /// Successes are counted in slots of this length over [`SUCCESS_WINDOW`].
 const SUCCESS_SLOT: Duration = Duration::from_millis(100);
 const SUCCESS_WINDOW: Duration = Duration::from_secs(1);
+/// The rate rises only while it is at most this many times the calls that succeeded in the
+/// last second (plus `min_rate`).
+const USED_HEADROOM: f64 = 2.0;
 /// Growth per second before the first throttle (×2).
 const START_GAIN: f64 = 1.0;
 /// Growth per second while recovering below the mark (+50 %/s).
@@ -122,6 +126,12 @@ impl AdaptiveRate {
             .map_or(0.0, |t| now.saturating_duration_since(t).as_secs_f64());
         self.last_tick = Some(now);
         if !saturated || self.holding(now) || dt <= 0.0 {
+            return;
+        }
+        // A rate far above what actually succeeds is not being tested by the server; raising
+        // it further would only make the next throttle's overshoot larger (and, shared, tell
+        // other nodes a rate nobody has tried).
+        if self.rate > USED_HEADROOM * self.recent_successes(now) + knobs.min_rate {
             return;
         }
         let dt = dt.min(1.0);
