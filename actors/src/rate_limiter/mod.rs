@@ -22,6 +22,8 @@
 
 pub mod arbiter;
 pub mod control;
+pub mod messages;
+pub mod permit;
 pub mod scope;
 pub mod settings;
 pub mod shared;
@@ -29,9 +31,8 @@ pub mod shared;
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use actix::prelude::*;
-use chrono::{DateTime, Utc};
-use serde::Serialize;
-use tokio::{sync::oneshot, time::Instant};
+use chrono::Utc;
+use tokio::time::Instant;
 
 use self::{
     arbiter::{Turns, Waiter, customer_of},
@@ -40,6 +41,11 @@ use self::{
     shared::SharedGlobal,
 };
 pub use self::{
+    messages::{
+        Acquire, CallResult, GetSettings, GetSharedStatus, GetStats, Report, ScopeStats,
+        SharedStatus, UpdateSettings,
+    },
+    permit::{LimiterGate, Observer, Permit},
     settings::Preset,
     shared::{SharedQuota, SharedState, SharedUnavailable},
 };
@@ -54,167 +60,6 @@ const CONTROL_INTERVAL: Duration = Duration::from_millis(100);
 /// A wait longer than this (a daily quota's retry delay, a used-up window) is written into the
 /// waiting job's status detail, so people see why it does not move.
 const LONG_WAIT: Duration = Duration::from_secs(60);
-
-/// Asks for a permit in every scope of `scopes`; the permit arrives on `reply`.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Acquire {
-    pub scopes: Vec<Scope>,
-    pub priority: i32,
-    pub job_id: JobId,
-    /// Operations the call carries (what daily windows count); 1 for a plain request.
-    pub operations: u64,
-    pub reply: oneshot::Sender<Permit>,
-}
-
-/// How a permitted call went; sent by [`Permit`] when it is reported or dropped.
-#[derive(Clone, Debug, PartialEq)]
-pub enum CallResult {
-    Ok,
-    Throttled {
-        scope: Scope,
-        retry_after: Option<Duration>,
-    },
-    /// Failed in a way worth retrying (5xx, timeout, connection error).
-    Transient,
-    /// Failed for another reason, or the permit was dropped without a report.
-    Other,
-}
-
-impl CallResult {
-    /// The `result` label of [`crate::metrics::API_CALLS`].
-    fn label(&self) -> &'static str {
-        match self {
-            CallResult::Ok => "ok",
-            CallResult::Throttled { .. } => "throttled",
-            CallResult::Transient => "transient",
-            CallResult::Other => "failed",
-        }
-    }
-}
-
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Report {
-    pub scopes: Vec<Scope>,
-    pub result: CallResult,
-    pub granted_at: Instant,
-}
-
-/// Stats of every scope, for the API and tests.
-#[derive(Message)]
-#[rtype(result = "Vec<ScopeStats>")]
-pub struct GetStats;
-
-/// The knobs in force.
-#[derive(Message)]
-#[rtype(result = "LimiterSettings")]
-pub struct GetSettings;
-
-/// A `PUT /api/rate-limiter` body; applied at once, or refused whole with (field, problem)s.
-#[derive(Message)]
-#[rtype(result = "Result<LimiterSettings, Vec<(String, String)>>")]
-pub struct UpdateSettings(pub serde_json::Value);
-
-/// Whether the global scope currently draws from the shared quota.
-#[derive(Message)]
-#[rtype(result = "Option<SharedStatus>")]
-pub struct GetSharedStatus;
-
-#[derive(Clone, Debug, Serialize, PartialEq)]
-pub struct SharedStatus {
-    /// `shared` or `local_fallback`.
-    pub mode: &'static str,
-    pub live_nodes: u64,
-    pub error: Option<String>,
-}
-
-#[derive(Clone, Debug, Serialize, PartialEq)]
-pub struct ScopeStats {
-    pub scope: String,
-    pub rate_per_sec: Option<f64>,
-    /// The seeds' view of the rate: seconds between calls (1 / rate).
-    pub delay_seconds: Option<f64>,
-    /// The rate at the last throttle: the limiter's estimate of the quota.
-    pub throttle_mark_per_sec: Option<f64>,
-    pub in_flight: u64,
-    pub max_in_flight: u64,
-    pub waiting: u64,
-    pub granted: u64,
-    pub throttled: u64,
-    pub success_rate: Option<f64>,
-    pub paused_until: Option<DateTime<Utc>>,
-    /// Seconds until the scope's pause ends, if paused.
-    pub paused_for_seconds: Option<f64>,
-    /// Until when the daily operations window is used up, if it is.
-    pub window_until: Option<DateTime<Utc>>,
-}
-
-/// Permission for one call. Report how the call went with [`Permit::succeeded`] or
-/// [`Permit::throttled`]; dropping it unreported releases it as "other".
-pub struct Permit {
-    scopes: Vec<Scope>,
-    granted_at: Instant,
-    limiter: Option<Recipient<Report>>,
-    observer: Option<Box<dyn Observer>>,
-}
-
-/// Someone other than the RateLimiter that wants to hear how a permitted call went (other
-/// limiters, e.g. the seeds' one the benchmark compares against).
-pub trait Observer: Send {
-    fn report(&self, result: &CallResult);
-}
-
-impl Permit {
-    /// A permit that answers to nobody: for operations run outside the engine (tests, tools).
-    pub fn unlimited() -> Self {
-        Self {
-            scopes: Vec::new(),
-            granted_at: Instant::now(),
-            limiter: None,
-            observer: None,
-        }
-    }
-
-    /// A permit whose report goes to `observer`.
-    pub fn observed(observer: Box<dyn Observer>) -> Self {
-        let mut permit = Self::unlimited();
-        permit.observer = Some(observer);
-        permit
-    }
-
-    pub fn succeeded(mut self) {
-        self.send(CallResult::Ok);
-    }
-
-    pub fn throttled(mut self, scope: Scope, retry_after: Option<Duration>) {
-        self.send(CallResult::Throttled { scope, retry_after });
-    }
-
-    /// The call failed in a way worth retrying (counted as `transient`, not `failed`).
-    pub fn transient(mut self) {
-        self.send(CallResult::Transient);
-    }
-
-    fn send(&mut self, result: CallResult) {
-        if let Some(observer) = self.observer.take() {
-            observer.report(&result);
-        }
-        if let Some(limiter) = self.limiter.take() {
-            limiter.do_send(Report {
-                scopes: std::mem::take(&mut self.scopes),
-                result,
-                granted_at: self.granted_at,
-            });
-        }
-    }
-}
-
-impl Drop for Permit {
-    fn drop(&mut self) {
-        self.send(CallResult::Other);
-    }
-}
 
 pub struct RateLimiter {
     settings: LimiterSettings,
@@ -706,60 +551,5 @@ impl Handler<GetSharedStatus> for RateLimiter {
 
     fn handle(&mut self, _: GetSharedStatus, _: &mut Context<Self>) -> Self::Result {
         MessageResult(self.shared.as_ref().map(SharedGlobal::status))
-    }
-}
-
-/// A gate bound to one customer of one job: asks the limiter for permits in the global and the
-/// customer's scope, and gives up when the job's cancellation token fires.
-#[derive(Clone)]
-pub struct LimiterGate {
-    pub limiter: Addr<RateLimiter>,
-    pub scopes: Vec<Scope>,
-    pub priority: i32,
-    pub job_id: JobId,
-    pub cancel: tokio_util::sync::CancellationToken,
-}
-
-impl LimiterGate {
-    pub fn for_customer(
-        limiter: Addr<RateLimiter>,
-        customer_id: Arc<str>,
-        priority: i32,
-        job_id: JobId,
-        cancel: tokio_util::sync::CancellationToken,
-    ) -> Self {
-        Self {
-            limiter,
-            scopes: vec![Scope::Global, Scope::Customer(customer_id)],
-            priority,
-            job_id,
-            cancel,
-        }
-    }
-}
-
-#[async_trait::async_trait]
-impl crate::operation::CallGate for LimiterGate {
-    async fn acquire(&self) -> Result<Permit, crate::operation::GateClosed> {
-        self.acquire_operations(1).await
-    }
-
-    async fn acquire_operations(
-        &self,
-        operations: u64,
-    ) -> Result<Permit, crate::operation::GateClosed> {
-        let (reply, permit) = oneshot::channel();
-        // do_send ignores the mailbox bound; a stopped limiter drops `reply`, which closes the gate.
-        self.limiter.do_send(Acquire {
-            scopes: self.scopes.clone(),
-            priority: self.priority,
-            job_id: self.job_id,
-            operations,
-            reply,
-        });
-        tokio::select! {
-            permit = permit => permit.map_err(|_| crate::operation::GateClosed),
-            _ = self.cancel.cancelled() => Err(crate::operation::GateClosed),
-        }
     }
 }
