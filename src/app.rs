@@ -81,6 +81,10 @@ impl App {
         };
         let mut live = http::ws::LiveFeeds::start(&config, redis.as_ref());
         let mut listeners = Vec::new();
+        let shared_quota = match (&config.redis_url, roles.engine) {
+            (Some(url), true) => shared_quota(url, &config.redis_prefix).await,
+            _ => None,
+        };
         let engine = roles.engine.then(|| {
             Engine::start_node(
                 config.engine_config(),
@@ -94,6 +98,7 @@ impl App {
                 )),
                 registry.clone(),
                 node_info(&config),
+                shared_quota,
             )
         });
         if let Some(engine) = &engine {
@@ -176,5 +181,17 @@ impl App {
             .as_ref()
             .and_then(|s| s.addrs.first())
             .map(|a| format!("http://{a}"))
+    }
+}
+
+/// The global rate limit shared through Redis, or `None` (logged) when Redis cannot be reached
+/// at start-up: the node then limits on its own.
+async fn shared_quota(url: &str, prefix: &str) -> Option<Arc<dyn overseer_actors::SharedQuota>> {
+    match crate::redis::rate_limit::RedisQuota::connect(url, prefix).await {
+        Ok(quota) => Some(Arc::new(quota)),
+        Err(error) => {
+            tracing::warn!(%error, "global rate limit not shared: this node limits on its own");
+            None
+        }
     }
 }

@@ -6,7 +6,7 @@
 
 use std::{collections::BTreeMap, path::Path, time::Duration};
 
-use overseer_actors::{EngineConfig, LimiterConfig, RestartPolicy, WriterConfig};
+use overseer_actors::{EngineConfig, LimiterSettings, Preset, RestartPolicy, WriterConfig};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -104,14 +104,42 @@ pub struct Config {
     /// DbWriter: producers wait when this many outcomes are buffered.
     pub max_buffered: usize,
 
-    /// RateLimiter: global (developer token) calls per second; 0 = unlimited.
-    pub rate_limit_global_per_sec: f64,
-    /// RateLimiter: global burst.
+    /// RateLimiter preset: `conservative`, `balanced` or `aggressive` (or `unlimited`, for
+    /// benchmarks and tests of work that calls nothing outside); the `rate_limit_*` knobs below
+    /// override single values of it (0 = the preset's value).
+    pub rate_limit_preset: String,
+    /// RateLimiter, global scope (developer token): rate a new scope starts at (requests/s); 0 = preset.
+    pub rate_limit_global_initial_rate: f64,
+    /// RateLimiter, global scope (developer token): lowest rate (requests/s); 0 = preset.
+    pub rate_limit_global_min_rate: f64,
+    /// RateLimiter, global scope (developer token): highest rate (requests/s); 0 = preset.
+    pub rate_limit_global_max_rate: f64,
+    /// RateLimiter, global scope (developer token): requests/s gained per second while probing above the last throttle; 0 = preset.
+    pub rate_limit_global_increase_step: f64,
+    /// RateLimiter, global scope (developer token): rate multiplier on a throttle (0..1); 0 = preset.
+    pub rate_limit_global_decrease_factor: f64,
+    /// RateLimiter, global scope (developer token): calls in flight at once; 0 = preset.
+    pub rate_limit_global_max_in_flight: u64,
+    /// RateLimiter, global scope (developer token): permits that may go back to back after an idle spell; 0 = preset.
     pub rate_limit_global_burst: f64,
-    /// RateLimiter: calls per second per customer account; 0 = unlimited.
-    pub rate_limit_customer_per_sec: f64,
-    /// RateLimiter: per-customer burst.
+    /// RateLimiter, global scope (developer token): fixed window: operations per UTC day (0 = none); 0 = preset.
+    pub rate_limit_global_daily_operations: u64,
+    /// RateLimiter, each customer scope: rate a new scope starts at (requests/s); 0 = preset.
+    pub rate_limit_customer_initial_rate: f64,
+    /// RateLimiter, each customer scope: lowest rate (requests/s); 0 = preset.
+    pub rate_limit_customer_min_rate: f64,
+    /// RateLimiter, each customer scope: highest rate (requests/s); 0 = preset.
+    pub rate_limit_customer_max_rate: f64,
+    /// RateLimiter, each customer scope: requests/s gained per second while probing above the last throttle; 0 = preset.
+    pub rate_limit_customer_increase_step: f64,
+    /// RateLimiter, each customer scope: rate multiplier on a throttle (0..1); 0 = preset.
+    pub rate_limit_customer_decrease_factor: f64,
+    /// RateLimiter, each customer scope: calls in flight at once; 0 = preset.
+    pub rate_limit_customer_max_in_flight: u64,
+    /// RateLimiter, each customer scope: permits that may go back to back after an idle spell; 0 = preset.
     pub rate_limit_customer_burst: f64,
+    /// RateLimiter, each customer scope: fixed window: operations per UTC day (0 = none); 0 = preset.
+    pub rate_limit_customer_daily_operations: u64,
 
     /// Google Ads API base URL.
     pub google_ads_endpoint: String,
@@ -145,7 +173,6 @@ pub const SECRET_FIELDS: [&str; 5] = [
 impl Default for Config {
     fn default() -> Self {
         let engine = EngineConfig::default();
-        let limiter = LimiterConfig::default();
         let writer = WriterConfig::default();
         Self {
             database_url: "postgres://postgres@127.0.0.1:5432/overseer".into(),
@@ -189,10 +216,23 @@ impl Default for Config {
             flush_interval_ms: writer.flush_interval.as_millis() as u64,
             flush_connections: writer.flush_connections,
             max_buffered: writer.max_buffered,
-            rate_limit_global_per_sec: limiter.global_rate_per_sec.unwrap_or(0.0),
-            rate_limit_global_burst: limiter.global_burst,
-            rate_limit_customer_per_sec: limiter.customer_rate_per_sec.unwrap_or(0.0),
-            rate_limit_customer_burst: limiter.customer_burst,
+            rate_limit_preset: "balanced".into(),
+            rate_limit_global_initial_rate: 0.0,
+            rate_limit_global_min_rate: 0.0,
+            rate_limit_global_max_rate: 0.0,
+            rate_limit_global_increase_step: 0.0,
+            rate_limit_global_decrease_factor: 0.0,
+            rate_limit_global_max_in_flight: 0,
+            rate_limit_global_burst: 0.0,
+            rate_limit_global_daily_operations: 0,
+            rate_limit_customer_initial_rate: 0.0,
+            rate_limit_customer_min_rate: 0.0,
+            rate_limit_customer_max_rate: 0.0,
+            rate_limit_customer_increase_step: 0.0,
+            rate_limit_customer_decrease_factor: 0.0,
+            rate_limit_customer_max_in_flight: 0,
+            rate_limit_customer_burst: 0.0,
+            rate_limit_customer_daily_operations: 0,
             google_ads_endpoint: "https://googleads.googleapis.com".into(),
             google_ads_api_version: "v26".into(),
             google_ads_token_url: "https://oauth2.googleapis.com/token".into(),
@@ -220,6 +260,9 @@ pub enum ConfigError {
     #[error("invalid configuration: {0}")]
     Invalid(String),
 }
+
+/// The `rate_limit_preset` that turns the RateLimiter off.
+pub const UNLIMITED: &str = "unlimited";
 
 /// Variables read without the `OVERSEER_` prefix, as deployments name them.
 const UNPREFIXED: [(&str, &str); 2] =
@@ -341,16 +384,18 @@ impl Config {
                 self.log_format
             )));
         }
-        for (name, rate) in [
-            ("rate_limit_global_per_sec", self.rate_limit_global_per_sec),
-            (
-                "rate_limit_customer_per_sec",
-                self.rate_limit_customer_per_sec,
-            ),
-        ] {
-            if !rate.is_finite() || rate < 0.0 {
-                return Err(ConfigError::Invalid(format!("{name} must be 0 or more")));
-            }
+        if self.rate_limit_preset != UNLIMITED
+            && let Err(problem) = self.rate_limit_preset.parse::<Preset>()
+        {
+            return Err(ConfigError::Invalid(format!(
+                "rate_limit_preset: {problem}"
+            )));
+        }
+        let mut settings = LimiterSettings::preset(Preset::Balanced);
+        self.apply_limiter_overrides(&mut settings);
+        if let Some((field, problem)) = settings.problems().into_iter().next() {
+            let field = format!("rate_limit_{}", field.replace('.', "_"));
+            return Err(ConfigError::Invalid(format!("{field} {problem}")));
         }
         Ok(())
     }
@@ -374,7 +419,6 @@ impl Config {
     }
 
     pub fn engine_config(&self) -> EngineConfig {
-        let rate = |r: f64| (r > 0.0).then_some(r);
         EngineConfig {
             node_id: self.node_id(),
             max_running_jobs: self.max_running_jobs,
@@ -406,14 +450,97 @@ impl Config {
                 max_buffered: self.max_buffered,
                 ..WriterConfig::default()
             },
-            limiter: LimiterConfig {
-                global_rate_per_sec: rate(self.rate_limit_global_per_sec),
-                global_burst: self.rate_limit_global_burst,
-                customer_rate_per_sec: rate(self.rate_limit_customer_per_sec),
-                customer_burst: self.rate_limit_customer_burst,
-                ..LimiterConfig::default()
-            },
+            limiter: self.limiter_settings(),
         }
+    }
+
+    /// The RateLimiter's starting settings: the preset with the configured overrides.
+    pub fn limiter_settings(&self) -> LimiterSettings {
+        if self.rate_limit_preset == UNLIMITED {
+            return LimiterSettings::unlimited();
+        }
+        let preset = self.rate_limit_preset.parse().unwrap_or(Preset::Balanced);
+        let mut settings = LimiterSettings::preset(preset);
+        let overridden = self.apply_limiter_overrides(&mut settings);
+        if overridden {
+            settings.preset = None;
+        }
+        settings
+    }
+
+    fn apply_limiter_overrides(&self, settings: &mut LimiterSettings) -> bool {
+        let mut changed = false;
+        let mut set_f = |slot: &mut f64, value: f64| {
+            if value != 0.0 {
+                *slot = value;
+                changed = true;
+            }
+        };
+        set_f(
+            &mut settings.global.initial_rate,
+            self.rate_limit_global_initial_rate,
+        );
+        set_f(
+            &mut settings.global.min_rate,
+            self.rate_limit_global_min_rate,
+        );
+        set_f(
+            &mut settings.global.max_rate,
+            self.rate_limit_global_max_rate,
+        );
+        set_f(
+            &mut settings.global.increase_step,
+            self.rate_limit_global_increase_step,
+        );
+        set_f(
+            &mut settings.global.decrease_factor,
+            self.rate_limit_global_decrease_factor,
+        );
+        set_f(&mut settings.global.burst, self.rate_limit_global_burst);
+        set_f(
+            &mut settings.customer.initial_rate,
+            self.rate_limit_customer_initial_rate,
+        );
+        set_f(
+            &mut settings.customer.min_rate,
+            self.rate_limit_customer_min_rate,
+        );
+        set_f(
+            &mut settings.customer.max_rate,
+            self.rate_limit_customer_max_rate,
+        );
+        set_f(
+            &mut settings.customer.increase_step,
+            self.rate_limit_customer_increase_step,
+        );
+        set_f(
+            &mut settings.customer.decrease_factor,
+            self.rate_limit_customer_decrease_factor,
+        );
+        set_f(&mut settings.customer.burst, self.rate_limit_customer_burst);
+        let mut set_u = |slot: &mut u64, value: u64| {
+            if value != 0 {
+                *slot = value;
+                changed = true;
+            }
+        };
+        set_u(
+            &mut settings.global.max_in_flight,
+            self.rate_limit_global_max_in_flight,
+        );
+        set_u(
+            &mut settings.global.daily_operations,
+            self.rate_limit_global_daily_operations,
+        );
+        set_u(
+            &mut settings.customer.max_in_flight,
+            self.rate_limit_customer_max_in_flight,
+        );
+        set_u(
+            &mut settings.customer.daily_operations,
+            self.rate_limit_customer_daily_operations,
+        );
+        changed
     }
 
     /// The config as shown to people: secrets replaced.
@@ -524,6 +651,40 @@ mod tests {
         )
         .expect_err("a timeout below the interval");
         assert!(err.to_string().contains("heartbeat_timeout_ms"), "{err}");
+    }
+
+    #[test]
+    fn rate_limit_preset_and_single_knobs_come_from_the_environment() {
+        let config = Config::from_sources(
+            None,
+            &vars(&[
+                ("OVERSEER_RATE_LIMIT_PRESET", "aggressive"),
+                ("OVERSEER_RATE_LIMIT_CUSTOMER_MAX_IN_FLIGHT", "3"),
+            ]),
+        )
+        .expect("valid");
+        let settings = config.limiter_settings();
+        let (global, _) = Preset::Aggressive.knobs();
+        assert_eq!(settings.global, global);
+        assert_eq!(settings.customer.max_in_flight, 3);
+        assert_eq!(settings.preset, None, "an override leaves the preset");
+    }
+
+    #[test]
+    fn bad_rate_limit_settings_name_the_field() {
+        let err = Config::from_sources(None, &vars(&[("OVERSEER_RATE_LIMIT_PRESET", "turbo")]))
+            .expect_err("unknown preset");
+        assert!(err.to_string().contains("rate_limit_preset"), "{err}");
+        let err = Config::from_sources(
+            None,
+            &vars(&[("OVERSEER_RATE_LIMIT_GLOBAL_DECREASE_FACTOR", "1.5")]),
+        )
+        .expect_err("factor above 1");
+        assert!(
+            err.to_string()
+                .contains("rate_limit_global_decrease_factor"),
+            "{err}"
+        );
     }
 
     #[test]

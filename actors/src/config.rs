@@ -100,28 +100,5 @@ impl Default for WriterConfig {
     }
 }
 
-/// Token buckets of the first RateLimiter. `None` rate = unlimited.
-#[derive(Clone, Debug)]
-pub struct LimiterConfig {
-    pub global_rate_per_sec: Option<f64>,
-    pub global_burst: f64,
-    pub customer_rate_per_sec: Option<f64>,
-    pub customer_burst: f64,
-    /// Pause of a scope after a throttle that names no retry delay; doubles on each further
-    /// throttle up to `max_throttle_pause`, resets on success.
-    pub default_throttle_pause: Duration,
-    pub max_throttle_pause: Duration,
-}
-
-impl Default for LimiterConfig {
-    fn default() -> Self {
-        Self {
-            global_rate_per_sec: Some(200.0),
-            global_burst: 20.0,
-            customer_rate_per_sec: Some(10.0),
-            customer_burst: 5.0,
-            default_throttle_pause: Duration::from_secs(1),
-            max_throttle_pause: Duration::from_secs(60),
-        }
-    }
-}
+/// The RateLimiter's knobs (per scope kind, with presets): see `rate_limiter/settings.rs`.
+pub type LimiterConfig = crate::rate_limiter::settings::LimiterSettings;

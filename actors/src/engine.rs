@@ -78,15 +78,17 @@ impl Engine {
             pid: std::process::id(),
             version: env!("CARGO_PKG_VERSION").into(),
         };
-        Self::start_node(config, store, registry, node)
+        Self::start_node(config, store, registry, node, None)
     }
 
-    /// Starts every actor, recording the node as `node` in the store.
+    /// Starts every actor, recording the node as `node` in the store, with the global
+    /// rate-limit scope drawing from `shared` (a quota several nodes share) when given.
     pub fn start_node(
         config: EngineConfig,
         store: Arc<dyn Store>,
         registry: Arc<OperationRegistry>,
         node: NodeInfo,
+        shared: Option<Arc<dyn crate::rate_limiter::SharedQuota>>,
     ) -> Engine {
         let config = Arc::new(config);
         let writer_arbiter = Arbiter::new();
@@ -97,8 +99,14 @@ impl Engine {
             DbWriter::new(writer_store, writer_config)
         });
         let limiter_config = config.limiter.clone();
+        let node_id = config.node_id.clone();
+        let limiter_store = store.clone();
         let limiter = RateLimiter::start_in_arbiter(&limiter_arbiter.handle(), move |_| {
-            RateLimiter::new(limiter_config)
+            let limiter = RateLimiter::new(limiter_config).with_store(limiter_store);
+            match shared {
+                Some(quota) => limiter.with_shared(quota, &node_id),
+                None => limiter,
+            }
         });
         let mut arbiters = vec![writer_arbiter, limiter_arbiter];
         let mut worker_handles = Vec::new();

@@ -44,6 +44,9 @@ pub use operation::{
     BatchError, CallGate, GateClosed, ItemOutcome, Operation, OperationError, OperationRegistry,
     PreparedCustomer, Scope,
 };
-pub use rate_limiter::Permit;
+pub use rate_limiter::{
+    Permit, Preset, SharedQuota, SharedState, SharedUnavailable,
+    settings::{LimiterSettings, ScopeKnobs},
+};
 pub use restart::RestartPolicy;
 pub use store::{Store, StoreError};

@@ -86,6 +86,13 @@ pub struct GateClosed;
 pub trait CallGate: Send + Sync {
     /// Waits for a permit in every scope of the caller's customer.
     async fn acquire(&self) -> Result<Permit, GateClosed>;
+
+    /// Like [`CallGate::acquire`] for a call carrying `operations` operations (what a daily
+    /// operations quota counts); gates without windows treat it as one call.
+    async fn acquire_operations(&self, operations: u64) -> Result<Permit, GateClosed> {
+        let _ = operations;
+        self.acquire().await
+    }
 }
 
 #[async_trait]

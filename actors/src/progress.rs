@@ -487,6 +487,10 @@ impl Store for PublishingStore {
         }
         Ok(())
     }
+
+    async fn set_job_detail(&self, job_id: JobId, detail: Option<&str>) -> Result<(), StoreError> {
+        self.inner.set_job_detail(job_id, detail).await
+    }
 }
 
 #[cfg(test)]

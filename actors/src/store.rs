@@ -87,4 +87,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// Marks the job `failed` with `error` if it is still running under `epoch`.
     async fn fail_job(&self, job_id: JobId, epoch: i64, error: &str) -> Result<(), StoreError>;
+
+    /// Sets (or, with `None`, clears) the running job's `detail`: why it is waiting, e.g. for a
+    /// daily quota. Stores that show no detail may ignore it.
+    async fn set_job_detail(&self, job_id: JobId, detail: Option<&str>) -> Result<(), StoreError> {
+        let _ = (job_id, detail);
+        Ok(())
+    }
 }

@@ -9,7 +9,7 @@ use std::{sync::Arc, time::Duration};
 
 use actix::prelude::*;
 use overseer_actors::{
-    CallGate, GateClosed, LimiterConfig, Permit, Scope,
+    CallGate, GateClosed, LimiterConfig, Permit, Scope, ScopeKnobs,
     rate_limiter::{Acquire, LimiterGate, RateLimiter},
 };
 use support::{SOON, unlimited_limiter_config};
@@ -23,6 +23,18 @@ const RETRY_AFTER: Duration = Duration::from_millis(200);
 
 fn customer(id: &str) -> Scope {
     Scope::Customer(Arc::<str>::from(id))
+}
+
+/// A rate that does not adapt, with no burst: one permit per `1/rate` seconds.
+fn fixed_rate(rate: f64) -> ScopeKnobs {
+    ScopeKnobs {
+        initial_rate: rate,
+        min_rate: rate,
+        max_rate: rate,
+        increase_step: 0.0,
+        burst: 1.0,
+        ..ScopeKnobs::unlimited()
+    }
 }
 
 fn start_limiter(config: LimiterConfig) -> Addr<RateLimiter> {
@@ -40,6 +52,7 @@ fn acquire(
         scopes,
         priority,
         job_id: 1,
+        operations: 1,
         reply,
     });
     permit
@@ -135,8 +148,7 @@ async fn throttle_without_retry_delay_pauses_for_the_default_pause() {
 async fn higher_priority_waiter_is_served_first() {
     // One token per 50 ms and no burst: waiters go one at a time.
     let limiter = start_limiter(LimiterConfig {
-        customer_rate_per_sec: Some(20.0),
-        customer_burst: 1.0,
+        customer: fixed_rate(20.0),
         ..unlimited_limiter_config()
     });
     let scopes = vec![customer("acme")];
@@ -156,8 +168,7 @@ async fn higher_priority_waiter_is_served_first() {
 #[actix_rt::test]
 async fn higher_priority_waiter_is_served_first_when_a_pause_ends() {
     let limiter = start_limiter(LimiterConfig {
-        customer_rate_per_sec: Some(20.0),
-        customer_burst: 1.0,
+        customer: fixed_rate(20.0),
         ..unlimited_limiter_config()
     });
     throttle(&limiter, "acme").await;

@@ -34,8 +34,7 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
     super::use_fresh_database(&mut config, BENCH_DATABASE).await?;
     config.http_addr = "127.0.0.1:0".into();
     config.node_id = Some("bench-api".into());
-    config.rate_limit_global_per_sec = 0.0;
-    config.rate_limit_customer_per_sec = 0.0;
+    config.rate_limit_preset = crate::config::UNLIMITED.into();
     config.api_token = None;
     config.redis_prefix = format!("{BENCH_DATABASE}:");
     if config.redis_url.is_none() {

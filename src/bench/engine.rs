@@ -26,8 +26,7 @@ const BENCH_DATABASE: &str = "overseer_bench";
 
 pub async fn run(mut config: Config, items: u64, customers: u64) -> anyhow::Result<()> {
     super::use_fresh_database(&mut config, BENCH_DATABASE).await?;
-    config.rate_limit_global_per_sec = 0.0;
-    config.rate_limit_customer_per_sec = 0.0;
+    config.rate_limit_preset = crate::config::UNLIMITED.into();
     config.node_id = Some("bench".into());
     let settings = config.pool_settings();
     let pool = store::connect(&settings).await?;

@@ -5,9 +5,10 @@ pub mod api;
 pub mod demo;
 pub mod engine;
 pub mod google_ads;
+pub mod limiter;
 pub mod progress;
-pub mod theme_job;
 pub mod recovery;
+pub mod theme_job;
 
 use std::time::Duration;
 

@@ -74,8 +74,7 @@ pub async fn run(
     clients: usize,
 ) -> anyhow::Result<()> {
     super::use_fresh_database(&mut config, BENCH_DATABASE).await?;
-    config.rate_limit_global_per_sec = 0.0;
-    config.rate_limit_customer_per_sec = 0.0;
+    config.rate_limit_preset = crate::config::UNLIMITED.into();
     config.node_id = Some("bench-progress".into());
     config.http_addr = "127.0.0.1:0".into();
     config.redis_url = None;

@@ -46,6 +46,9 @@ pub struct Readiness {
     pub postgres: Probe,
     /// Null when no Redis is configured.
     pub redis: Option<Probe>,
+    /// Where the global rate limit comes from (`shared` through Redis, or `local_fallback` at
+    /// the shared rate / live nodes while Redis is unreachable); null without Redis or engine.
+    pub rate_limiter: Option<super::rate_limiter::SharedStatusDoc>,
 }
 
 /// The connection pool's numbers.
@@ -106,6 +109,20 @@ async fn probe_redis(state: &AppState) -> Option<Probe> {
     })
 }
 
+/// The local limiter's shared-quota status, if it has a shared quota.
+async fn shared_limit(state: &AppState) -> Option<super::rate_limiter::SharedStatusDoc> {
+    let limiter = state.live.limiter.as_ref()?;
+    let status = limiter
+        .send(overseer_actors::rate_limiter::GetSharedStatus)
+        .await
+        .ok()??;
+    Some(super::rate_limiter::SharedStatusDoc {
+        mode: status.mode.to_string(),
+        live_nodes: status.live_nodes,
+        error: status.error,
+    })
+}
+
 #[utoipa::path(get, path = "/api/health/ready", tag = "health",
     responses(
         (status = 200, description = "Ready (`ok`), or `degraded` when only Redis is down", body = Readiness),
@@ -113,15 +130,19 @@ async fn probe_redis(state: &AppState) -> Option<Probe> {
     ))]
 pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
     let (postgres, redis) = futures_util::join!(probe_postgres(&state), probe_redis(&state));
+    let rate_limiter = shared_limit(&state).await;
+    let fallback = rate_limiter.as_ref().is_some_and(|s| s.mode != "shared");
     let status = match (&postgres, &redis) {
         (p, _) if !p.ok => "down",
         (_, Some(r)) if !r.ok => "degraded",
+        _ if fallback => "degraded",
         _ => "ok",
     };
     let body = Readiness {
         status: status.into(),
         postgres,
         redis,
+        rate_limiter,
     };
     if status == "down" {
         HttpResponse::ServiceUnavailable().json(body)

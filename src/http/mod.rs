@@ -1,6 +1,6 @@
 //! The HTTP API on actix-web: routes, the shared state they use, and the error mapping.
 //! One module per group of routes: [`jobs`] (submit, list, read, state changes) and
-//! [`health`] (liveness, readiness, pool), [`actors`] (the node's actors, chaos), [`ws`] (live progress feeds) and [`dashboard`]
+//! [`health`] (liveness, readiness, pool), [`actors`] (the node's actors, chaos), [`rate_limiter`] (its stats and run-time knobs), [`ws`] (live progress feeds) and [`dashboard`]
 //! (the page at `/`), [`metrics`] (`/metrics`), [`openapi`] (`/api/openapi.json`) and
 //! [`middleware`] (bearer-token auth of `/api`, request latency). Extractor errors (bad paths, bad query strings,
 //! unknown routes) are mapped to the API's error shape too.
@@ -13,6 +13,7 @@ pub mod jobs;
 pub mod metrics;
 pub mod middleware;
 pub mod openapi;
+pub mod rate_limiter;
 pub mod ws;
 
 use std::{net::SocketAddr, sync::Arc, time::Instant};
@@ -91,6 +92,7 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
                     .configure(actors::routes)
                     .configure(openapi::routes)
                     .configure(jobs::routes)
+                    .configure(rate_limiter::routes)
                     .configure(ws::routes)
                     .default_service(web::to(unknown_route)),
             )

@@ -18,7 +18,7 @@ use utoipa::{
     openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
 };
 
-use super::{actors, health, jobs};
+use super::{actors, health, jobs, rate_limiter};
 use crate::store::{items::ItemView, jobs::JobView};
 
 /// A job's status.
@@ -116,6 +116,7 @@ impl Modify for BearerAuth {
         jobs::pause, jobs::resume, jobs::cancel, jobs::retry,
         health::live, health::ready, health::pool, health::config,
         actors::list, actors::chaos,
+        rate_limiter::get, rate_limiter::put,
         openapi_json, job_feed, all_feed, metrics, dashboard,
     ),
     components(schemas(ErrorBody, ErrorDetail, JobList, ItemPage, SubmitJob, SubmitItem, JobStatusDoc)),

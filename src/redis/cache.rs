@@ -231,4 +231,8 @@ impl Store for InvalidatingStore {
         self.cache.invalidate().await;
         Ok(())
     }
+
+    async fn set_job_detail(&self, job_id: JobId, detail: Option<&str>) -> Result<(), StoreError> {
+        self.inner.set_job_detail(job_id, detail).await
+    }
 }

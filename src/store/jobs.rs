@@ -226,6 +226,19 @@ pub async fn fail(pool: &Pool, job_id: JobId, epoch: i64, error: &str) -> Result
     Ok(())
 }
 
+/// Sets or clears a running job's `detail` (why it waits).
+pub async fn set_detail(pool: &Pool, job_id: JobId, detail: Option<&str>) -> Result<(), DbError> {
+    let client = pool.get().await?;
+    client
+        .execute(
+            "UPDATE jobs SET detail = $2, updated_at = now()
+              WHERE id = $1 AND status = 'running' AND detail IS DISTINCT FROM $2",
+            &[&job_id, &detail],
+        )
+        .await?;
+    Ok(())
+}
+
 pub async fn get(pool: &Pool, job_id: JobId) -> Result<Option<JobView>, DbError> {
     let client = pool.get().await?;
     let statement = client

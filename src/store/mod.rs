@@ -126,6 +126,10 @@ impl Store for PgStore {
     async fn fail_job(&self, job_id: JobId, epoch: i64, error: &str) -> Result<(), StoreError> {
         Ok(jobs::fail(&self.pool, job_id, epoch, error).await?)
     }
+
+    async fn set_job_detail(&self, job_id: JobId, detail: Option<&str>) -> Result<(), StoreError> {
+        Ok(jobs::set_detail(&self.pool, job_id, detail).await?)
+    }
 }
 
 /// Parses a status column; the schema's CHECK constraints keep it valid.

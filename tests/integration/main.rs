@@ -10,6 +10,7 @@ mod google_ads;
 mod healing;
 mod http_api;
 mod ingest;
+mod limiter;
 mod live;
 mod node_process;
 mod operations;

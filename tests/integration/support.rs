@@ -82,8 +82,7 @@ pub fn test_config(db: &TestDb) -> Config {
     config.flush_interval_ms = 50;
     config.retry_min_ms = 5;
     config.retry_max_ms = 50;
-    config.rate_limit_global_per_sec = 0.0;
-    config.rate_limit_customer_per_sec = 0.0;
+    config.rate_limit_preset = overseer::config::UNLIMITED.into();
     config
 }
 

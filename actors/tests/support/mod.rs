@@ -85,12 +85,8 @@ pub fn fast_writer_config() -> WriterConfig {
 
 pub fn unlimited_limiter_config() -> LimiterConfig {
     LimiterConfig {
-        global_rate_per_sec: None,
-        global_burst: 1.0,
-        customer_rate_per_sec: None,
-        customer_burst: 1.0,
-        default_throttle_pause: Duration::from_millis(5),
         max_throttle_pause: Duration::from_millis(50),
+        ..LimiterConfig::unlimited()
     }
 }
 

@@ -41,15 +41,20 @@ impl AdsClient {
         }
     }
 
-    /// POSTs `body` to `customers/{customer_id}/{method}` under one permit.
+    /// POSTs `body` to `customers/{customer_id}/{method}` under one permit for a request that
+    /// carries `operations` operations (what a daily operations quota counts).
     async fn call(
         &self,
         customer_id: &str,
         method: &str,
         body: &Value,
+        operations: u64,
         gate: &dyn CallGate,
     ) -> Result<Value, ApiFailure> {
-        let permit = gate.acquire().await.map_err(|_| ApiFailure::GateClosed)?;
+        let permit = gate
+            .acquire_operations(operations)
+            .await
+            .map_err(|_| ApiFailure::GateClosed)?;
         let url = format!(
             "{}/{}/customers/{customer_id}/{method}",
             self.settings.endpoint, self.settings.api_version
@@ -135,7 +140,7 @@ impl AdsClient {
                 body["pageToken"] = json!(token);
             }
             let page = self
-                .call(customer_id, "googleAds:search", &body, gate)
+                .call(customer_id, "googleAds:search", &body, 1, gate)
                 .await?;
             if let Some(results) = page["results"].as_array() {
                 rows.extend(results.iter().cloned());
@@ -158,9 +163,16 @@ impl AdsClient {
         operations: Vec<Value>,
         gate: &dyn CallGate,
     ) -> Result<Value, ApiFailure> {
+        let count = operations.len() as u64;
         let body = json!({ "operations": operations, "partialFailure": true });
-        self.call(customer_id, &format!("{resource}:mutate"), &body, gate)
-            .await
+        self.call(
+            customer_id,
+            &format!("{resource}:mutate"),
+            &body,
+            count,
+            gate,
+        )
+        .await
     }
 }
 

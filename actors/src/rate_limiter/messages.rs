@@ -1,0 +1,108 @@
+//! The RateLimiter's messages: what callers send it (`Acquire`, and `Report` through their
+//! [`Permit`](super::Permit)), what the API asks it (stats, settings, the shared quota's
+//! status), and the shapes of the answers.
+
+use std::time::Duration;
+
+use actix::prelude::*;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use tokio::{sync::oneshot, time::Instant};
+
+use super::{Permit, settings::LimiterSettings};
+use crate::{model::JobId, operation::Scope};
+
+/// Asks for a permit in every scope of `scopes`; the permit arrives on `reply`.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Acquire {
+    pub scopes: Vec<Scope>,
+    pub priority: i32,
+    pub job_id: JobId,
+    /// Operations the call carries (what daily windows count); 1 for a plain request.
+    pub operations: u64,
+    pub reply: oneshot::Sender<Permit>,
+}
+
+/// How a permitted call went; sent by [`Permit`] when it is reported or dropped.
+#[derive(Clone, Debug, PartialEq)]
+pub enum CallResult {
+    Ok,
+    Throttled {
+        scope: Scope,
+        retry_after: Option<Duration>,
+    },
+    /// Failed in a way worth retrying (5xx, timeout, connection error).
+    Transient,
+    /// Failed for another reason, or the permit was dropped without a report.
+    Other,
+}
+
+impl CallResult {
+    /// The `result` label of [`crate::metrics::API_CALLS`].
+    pub(super) fn label(&self) -> &'static str {
+        match self {
+            CallResult::Ok => "ok",
+            CallResult::Throttled { .. } => "throttled",
+            CallResult::Transient => "transient",
+            CallResult::Other => "failed",
+        }
+    }
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Report {
+    pub scopes: Vec<Scope>,
+    pub result: CallResult,
+    pub granted_at: Instant,
+}
+
+/// Stats of every scope, for the API and tests.
+#[derive(Message)]
+#[rtype(result = "Vec<ScopeStats>")]
+pub struct GetStats;
+
+/// The knobs in force.
+#[derive(Message)]
+#[rtype(result = "LimiterSettings")]
+pub struct GetSettings;
+
+/// A `PUT /api/rate-limiter` body; applied at once, or refused whole with (field, problem)s.
+#[derive(Message)]
+#[rtype(result = "Result<LimiterSettings, Vec<(String, String)>>")]
+pub struct UpdateSettings(pub serde_json::Value);
+
+/// Whether the global scope currently draws from the shared quota.
+#[derive(Message)]
+#[rtype(result = "Option<SharedStatus>")]
+pub struct GetSharedStatus;
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct SharedStatus {
+    /// `shared` or `local_fallback`.
+    pub mode: &'static str,
+    pub live_nodes: u64,
+    pub error: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct ScopeStats {
+    pub scope: String,
+    pub rate_per_sec: Option<f64>,
+    /// The seeds' view of the rate: seconds between calls (1 / rate).
+    pub delay_seconds: Option<f64>,
+    /// The rate at the last throttle: the limiter's estimate of the quota.
+    pub throttle_mark_per_sec: Option<f64>,
+    pub in_flight: u64,
+    pub max_in_flight: u64,
+    pub waiting: u64,
+    pub granted: u64,
+    pub throttled: u64,
+    pub success_rate: Option<f64>,
+    pub paused_until: Option<DateTime<Utc>>,
+    /// Seconds until the scope's pause ends, if paused.
+    pub paused_for_seconds: Option<f64>,
+    /// Until when the daily operations window is used up, if it is.
+    pub window_until: Option<DateTime<Utc>>,
+}
