@@ -14,6 +14,10 @@ use super::{
     settings::GoogleAdsSettings,
 };
 
+/// Times one request is sent again after rate-limit refusals before the batch gives up and the
+/// engine retries it later.
+const MAX_THROTTLED_RETRIES: u32 = 20;
+
 pub struct AdsClient {
     http: reqwest::Client,
     pub settings: GoogleAdsSettings,
@@ -41,9 +45,36 @@ impl AdsClient {
         }
     }
 
-    /// POSTs `body` to `customers/{customer_id}/{method}` under one permit for a request that
-    /// carries `operations` operations (what a daily operations quota counts).
+    /// POSTs `body` to `customers/{customer_id}/{method}`; a request refused for a rate limit is
+    /// sent again under a new permit (which waits out the retry delay the limiter now holds for
+    /// the scope). A refused request changed nothing, so this is safe for mutates too, and it
+    /// keeps one throttled page from throwing away a customer's other reads: with a per-customer
+    /// burst below the three reads of `prepare`, redoing them all would never finish.
     async fn call(
+        &self,
+        customer_id: &str,
+        method: &str,
+        body: &Value,
+        operations: u64,
+        gate: &dyn CallGate,
+    ) -> Result<Value, ApiFailure> {
+        let mut throttled = 0;
+        loop {
+            match self
+                .call_once(customer_id, method, body, operations, gate)
+                .await
+            {
+                Err(ApiFailure::Throttled { .. }) if throttled < MAX_THROTTLED_RETRIES => {
+                    throttled += 1;
+                }
+                answer => return answer,
+            }
+        }
+    }
+
+    /// One request under one permit for a request that carries `operations` operations (what a
+    /// daily operations quota counts).
+    async fn call_once(
         &self,
         customer_id: &str,
         method: &str,
