@@ -36,8 +36,10 @@ pub fn items_csv(simulator: &sim::Sim, items: u32) -> String {
                 .map(move |group| (cid.clone(), group))
         })
         .take(items as usize);
+    let mut names_used = std::collections::HashSet::new();
     for (n, (cid, group)) in groups.enumerate() {
-        if n % 10 == 9 {
+        // A name shared by two groups is given once (a second row would be a duplicate item).
+        if n % 10 == 9 && names_used.insert((cid.clone(), group.name.clone())) {
             csv.push_str(&format!("{cid},,\"{}\"\n", group.name.replace('"', "\"\"")));
         } else {
             csv.push_str(&format!("{cid},{},\n", group.id));
