@@ -156,7 +156,8 @@ enum BenchCommand {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let config = Config::load()?;
-    telemetry::init(&config.log_format);
+    let quiet = matches!(cli.command, Command::Demo(_) | Command::Bench { .. });
+    telemetry::init_with_default(&config.log_format, if quiet { "warn" } else { "info" });
     match cli.command {
         Command::Serve => run_roles(config, Roles::SERVE).await,
         Command::Worker => {

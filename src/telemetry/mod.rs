@@ -9,7 +9,13 @@ pub mod metrics;
 use tracing_subscriber::{EnvFilter, fmt};
 
 pub fn init(format: &str) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    init_with_default(format, "info");
+}
+
+/// Like [`init`], with `default` as the filter when `RUST_LOG` is not set (the demo and the
+/// benches print their own lines and keep the logs to warnings).
+pub fn init_with_default(format: &str, default: &str) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
     // A second init (tests) keeps the first subscriber.
     let _ = if format == "json" {
