@@ -123,9 +123,16 @@ pub fn progress_line(job: &Value) -> String {
         n("succeeded"),
         n("failed"),
         n("skipped"),
-        job["items_per_minute"].as_f64().unwrap_or(0.0),
+        average_rate(job).unwrap_or_else(|| job["items_per_minute"].as_f64().unwrap_or(0.0)),
         eta
     )
+}
+
+/// A finished job's items per minute over its whole run (its live rate has decayed to 0 by then).
+fn average_rate(job: &Value) -> Option<f64> {
+    let at = |k: &str| chrono::DateTime::parse_from_rfc3339(job[k].as_str()?).ok();
+    let seconds = (at("finished_at")? - at("started_at")?).num_milliseconds() as f64 / 1000.0;
+    (seconds > 0.0).then(|| job["processed"].as_f64().unwrap_or(0.0) * 60.0 / seconds)
 }
 
 /// Prints the job's progress until it ends: live from its websocket feed, with a bar on a
