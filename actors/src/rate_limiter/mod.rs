@@ -49,7 +49,11 @@ pub use self::{
     settings::Preset,
     shared::{SharedQuota, SharedState, SharedUnavailable},
 };
-use crate::{model::JobId, operation::Scope};
+use crate::{
+    guard::{Guarded, guarded},
+    model::JobId,
+    operation::Scope,
+};
 
 /// How long an idle customer scope is kept before it is dropped.
 const IDLE_SCOPE_TTL: Duration = Duration::from_secs(120);
@@ -455,14 +459,29 @@ impl Actor for RateLimiter {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        ctx.run_interval(IDLE_SCOPE_TTL, |act, _| act.forget_idle());
-        ctx.run_interval(CONTROL_INTERVAL, |act, ctx| act.control_tick(ctx));
+        ctx.run_interval(IDLE_SCOPE_TTL, |act, ctx| {
+            guarded(act, ctx, |act, _| act.forget_idle());
+        });
+        ctx.run_interval(CONTROL_INTERVAL, |act, ctx| {
+            guarded(act, ctx, |act, ctx| act.control_tick(ctx));
+        });
         self.publish_gauges();
-        ctx.run_interval(GAUGE_INTERVAL, |act, _| act.publish_gauges());
+        ctx.run_interval(GAUGE_INTERVAL, |act, ctx| {
+            guarded(act, ctx, |act, _| act.publish_gauges());
+        });
         if let Some(shared) = &mut self.shared {
             shared.start(ctx);
         }
     }
+}
+
+/// One per process, and every call waits on it: a panic is caught, logged and counted, and the
+/// limiter goes on (a stopped limiter would close every call gate).
+impl Guarded for RateLimiter {
+    const KIND: &'static str = "rate_limiter";
+    const STOP_ON_PANIC: bool = false;
+
+    fn panicked(&mut self, _: String) {}
 }
 
 impl Handler<Acquire> for RateLimiter {
@@ -479,7 +498,7 @@ impl Handler<Acquire> for RateLimiter {
             seq: self.next_seq,
             reply: msg.reply,
         });
-        self.dispatch(ctx);
+        guarded(self, ctx, |act, ctx| act.dispatch(ctx));
     }
 }
 
@@ -511,7 +530,7 @@ impl Handler<Report> for RateLimiter {
             metrics::counter!(crate::metrics::RATE_LIMITER_THROTTLES, "scope" => kind).increment(1);
             self.on_throttle(scope, *retry_after, msg.granted_at, ctx);
         }
-        self.dispatch(ctx);
+        guarded(self, ctx, |act, ctx| act.dispatch(ctx));
     }
 }
 
