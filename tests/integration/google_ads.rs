@@ -7,7 +7,6 @@
 
 use std::{
     collections::{BTreeMap, HashSet},
-    process::{Child, Command, Stdio},
     time::Duration,
 };
 
@@ -18,6 +17,7 @@ use overseer::{
 };
 use serde_json::{Value, json};
 
+use crate::node_process::Node;
 use crate::support::{
     TestDb, assert_api_error, assert_counters_equal_rows, http, job_count, start, test_config,
     wait_for, wait_for_status,
@@ -401,54 +401,21 @@ async fn a_theme_job_without_credentials_is_refused_and_nothing_is_stored() {
     assert_eq!(job_count(&base).await, 0);
 }
 
-/// `overseer serve` as a child process, killed when dropped.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-fn spawn_server(db: &TestDb, simulator: &RunningSim, port: u16) -> Server {
+/// The environment that points a child `overseer serve` at `simulator`.
+fn simulator_env(simulator: &RunningSim) -> Vec<(&'static str, String)> {
     let config = simulator.sim.config();
-    let child = Command::new(env!("CARGO_BIN_EXE_overseer"))
-        .arg("serve")
-        .env("RUST_LOG", "warn")
-        .env("DATABASE_URL", &db.url)
-        .env("OVERSEER_HTTP_ADDR", format!("127.0.0.1:{port}"))
-        .env("OVERSEER_NODE_ID", "crash-test-node")
-        .env("OVERSEER_LEASE_MS", "2000")
-        .env("OVERSEER_CLAIM_INTERVAL_MS", "200")
-        .env("OVERSEER_GOOGLE_ADS_ENDPOINT", simulator.base_url())
-        .env("OVERSEER_GOOGLE_ADS_TOKEN_URL", simulator.token_url())
-        .env(
+    vec![
+        ("OVERSEER_LEASE_MS", "2000".into()),
+        ("OVERSEER_GOOGLE_ADS_ENDPOINT", simulator.base_url()),
+        ("OVERSEER_GOOGLE_ADS_TOKEN_URL", simulator.token_url()),
+        (
             "OVERSEER_GOOGLE_ADS_DEVELOPER_TOKEN",
-            "test-developer-token",
-        )
-        .env("OVERSEER_GOOGLE_ADS_CLIENT_ID", &config.client_id)
-        .env("OVERSEER_GOOGLE_ADS_CLIENT_SECRET", &config.client_secret)
-        .env("OVERSEER_GOOGLE_ADS_REFRESH_TOKEN", &config.refresh_token)
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("start overseer serve");
-    Server(child)
-}
-
-async fn wait_until_up(base: &str) {
-    wait_for("the server to answer", Duration::from_secs(30), || async {
-        let answer = http().get(format!("{base}/api/health")).send().await;
-        answer.ok().filter(|r| r.status().is_success()).map(|_| ())
-    })
-    .await;
+            "test-developer-token".into(),
+        ),
+        ("OVERSEER_GOOGLE_ADS_CLIENT_ID", config.client_id),
+        ("OVERSEER_GOOGLE_ADS_CLIENT_SECRET", config.client_secret),
+        ("OVERSEER_GOOGLE_ADS_REFRESH_TOKEN", config.refresh_token),
+    ]
 }
 
 #[actix_rt::test]
@@ -457,13 +424,9 @@ async fn a_crash_between_create_and_label_is_recovered_without_a_duplicate_ad() 
     config.hang_label_mutates = true;
     let simulator = start_sim(config.clone());
     let db = TestDb::new("gads_crash");
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-
-    let mut server = spawn_server(&db, &simulator, port);
-    wait_until_up(&base).await;
+    let server = Node::spawn(&db, "crash-test-node", &simulator_env(&simulator)).await;
     let id = submit_theme_job(
-        &base,
+        &server.base,
         &items_by_id(&simulator),
         json!({"theme": "black_friday"}),
     )
@@ -474,8 +437,7 @@ async fn a_crash_between_create_and_label_is_recovered_without_a_duplicate_ad() 
         (stats.ads_created == 20 && stats.requests.ad_labels_mutate >= 2).then_some(())
     })
     .await;
-    server.0.kill().expect("SIGKILL the server");
-    let _ = server.0.wait();
+    server.kill_9();
     assert_eq!(
         themed_ads(&simulator).len(),
         20,
@@ -487,8 +449,8 @@ async fn a_crash_between_create_and_label_is_recovered_without_a_duplicate_ad() 
         .sim
         .set_config(config)
         .expect("labels answer again");
-    let _server = spawn_server(&db, &simulator, port);
-    wait_until_up(&base).await;
+    let server = Node::spawn(&db, "crash-test-node", &simulator_env(&simulator)).await;
+    let base = server.base.clone();
     let job = wait_for_status(&base, id, "completed", JOB_TIMEOUT).await;
 
     assert_eq!(job["skipped"], 20, "{job}");
