@@ -98,7 +98,10 @@ impl App {
                 )),
                 registry.clone(),
                 node_info(&config),
-                shared_quota,
+                overseer_actors::LimiterAdapters {
+                    shared: shared_quota,
+                    learned: Some(learned_limits(&store, redis.as_ref(), &config.redis_prefix)),
+                },
             )
         });
         if let Some(engine) = &engine {
@@ -193,5 +196,23 @@ async fn shared_quota(url: &str, prefix: &str) -> Option<Arc<dyn overseer_actors
             tracing::warn!(%error, "global rate limit not shared: this node limits on its own");
             None
         }
+    }
+}
+
+/// Where the rate limiter keeps what it learned: PostgreSQL, with Redis in front when there is
+/// one.
+fn learned_limits(
+    store: &PgStore,
+    redis: Option<&crate::redis::ConnectionManager>,
+    prefix: &str,
+) -> Arc<dyn overseer_actors::LearnedLimits> {
+    let postgres = store::limits::PgLearnedLimits::new(store.pool.clone());
+    match redis {
+        Some(redis) => Arc::new(crate::redis::limits::LayeredLimits::new(
+            redis.clone(),
+            prefix,
+            postgres,
+        )),
+        None => Arc::new(postgres),
     }
 }

@@ -53,8 +53,11 @@ pub struct Config {
 
     /// Jobs this node runs at once.
     pub max_running_jobs: usize,
-    /// Customers one job works on at once.
+    /// Most customers one job works on at once (a ceiling: the rate limiter decides how many
+    /// from the quota and the latency).
     pub max_concurrent_customers: usize,
+    /// Most customers this node works on at once, over all its jobs.
+    pub max_node_customers: usize,
     /// Items read per query by a customer actor.
     pub page_size: usize,
     /// Attempts per item for retryable failures.
@@ -193,6 +196,7 @@ impl Default for Config {
             max_items_per_job: 5_000_000,
             max_running_jobs: engine.max_running_jobs,
             max_concurrent_customers: engine.max_concurrent_customers,
+            max_node_customers: engine.max_node_customers,
             page_size: engine.page_size,
             max_attempts: engine.max_attempts,
             retry_min_ms: engine.retry_min.as_millis() as u64,
@@ -349,6 +353,7 @@ impl Config {
             ("pool_size", self.pool_size),
             ("max_running_jobs", self.max_running_jobs),
             ("max_concurrent_customers", self.max_concurrent_customers),
+            ("max_node_customers", self.max_node_customers),
             ("page_size", self.page_size),
             ("worker_threads", self.worker_threads),
             ("flush_max_items", self.flush_max_items),
@@ -423,6 +428,7 @@ impl Config {
             node_id: self.node_id(),
             max_running_jobs: self.max_running_jobs,
             max_concurrent_customers: self.max_concurrent_customers,
+            max_node_customers: self.max_node_customers,
             page_size: self.page_size,
             max_attempts: self.max_attempts,
             retry_min: Duration::from_millis(self.retry_min_ms),

@@ -52,7 +52,7 @@ enum Command {
     /// dashboard until Ctrl-C.
     Demo(bench::demo::DemoArgs),
     /// Run the Google Ads simulator (an HTTP server on its own port).
-    Sim(overseer::sim::SimArgs),
+    Sim(Box<overseer::sim::SimArgs>),
     /// Submit a job from a CSV (or .json) file.
     Submit {
         file: PathBuf,
@@ -119,6 +119,13 @@ enum BenchCommand {
         /// `adaptive`, `baseline` or `both`.
         #[arg(long, default_value = "both")]
         mode: String,
+        /// Job shapes to run end to end instead (repeatable): many-small, few-large, slow,
+        /// skewed, restart.
+        #[arg(long, value_enum)]
+        shape: Vec<bench::shapes::Shape>,
+        /// Every job shape.
+        #[arg(long)]
+        all_shapes: bool,
     },
     /// API latency under load while a 100,000-item job runs, and the list cache at 10,000 jobs.
     Api,
@@ -193,7 +200,7 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Demo(args) => bench::demo::run(config, args).await,
-        Command::Sim(args) => overseer::sim::run(args).await,
+        Command::Sim(args) => overseer::sim::run(*args).await,
         Command::Submit {
             file,
             operation,
@@ -254,6 +261,8 @@ async fn main() -> anyhow::Result<()> {
                 customers,
                 workers_per_customer,
                 mode,
+                shape,
+                all_shapes,
             } => {
                 use bench::limiter::Mode;
                 let modes = match mode.as_str() {
@@ -262,6 +271,21 @@ async fn main() -> anyhow::Result<()> {
                     "both" => vec![Mode::Adaptive, Mode::Baseline],
                     other => anyhow::bail!("--mode {other:?}: adaptive, baseline or both"),
                 };
+                let shapes = if all_shapes {
+                    bench::shapes::Shape::ALL.to_vec()
+                } else {
+                    shape
+                };
+                if !shapes.is_empty() {
+                    return bench::shapes::run(
+                        config,
+                        &shapes,
+                        secs,
+                        modes.contains(&Mode::Baseline),
+                        modes.contains(&Mode::Adaptive),
+                    )
+                    .await;
+                }
                 bench::limiter::run(bench::limiter::Options {
                     secs,
                     customers,

@@ -11,9 +11,13 @@ pub struct EngineConfig {
     pub node_id: String,
     /// Jobs this node runs at once.
     pub max_running_jobs: usize,
-    /// CustomerActors one job runs at once (the seeds ran 5; one actor per customer keeps
-    /// Google Ads' `CONCURRENT_MODIFICATION` away).
+    /// Most CustomerActors one job runs at once. A ceiling only: how many run is decided by
+    /// the RateLimiter's concurrency law from the quota and the latency
+    /// (`rate_limiter/concurrency.rs`). One actor per customer keeps Google Ads'
+    /// `CONCURRENT_MODIFICATION` away.
     pub max_concurrent_customers: usize,
+    /// Most CustomerActors this node runs at once, over all its jobs.
+    pub max_node_customers: usize,
     /// Items a CustomerActor reads from the store per query.
     pub page_size: usize,
     /// Attempts per item for retryable failures before the item fails.
@@ -54,7 +58,8 @@ impl Default for EngineConfig {
         Self {
             node_id: "node".to_string(),
             max_running_jobs: 16,
-            max_concurrent_customers: 10,
+            max_concurrent_customers: 256,
+            max_node_customers: 512,
             page_size: 1000,
             max_attempts: 5,
             retry_min: Duration::from_millis(200),

@@ -18,7 +18,10 @@ use crate::{
     heartbeat::{ActorInfo, ActorKey, Chaos, HeartbeatBoard},
     model::{JobId, NodeInfo},
     operation::OperationRegistry,
-    rate_limiter::RateLimiter,
+    rate_limiter::{
+        LearnedLimits, RateLimiter, SharedQuota,
+        concurrency::{CustomerSlots, INITIAL_TARGET},
+    },
     store::Store,
     supervisor::{ClaimNow, JobChanged, Shutdown, Supervisor},
 };
@@ -31,6 +34,8 @@ pub struct EngineDeps {
     pub limiter: Addr<RateLimiter>,
     pub registry: Arc<OperationRegistry>,
     pub config: Arc<EngineConfig>,
+    /// The node's customer slots: JobActors take them, the RateLimiter sizes them.
+    pub slots: CustomerSlots,
     pub workers: WorkerPool,
     /// Every Job and Customer actor's last heartbeat.
     pub board: HeartbeatBoard,
@@ -58,6 +63,15 @@ impl WorkerPool {
     }
 }
 
+/// The RateLimiter's outside parts, each optional.
+#[derive(Default)]
+pub struct LimiterAdapters {
+    /// A global quota several nodes share (Redis).
+    pub shared: Option<Arc<dyn SharedQuota>>,
+    /// Where learned limits are kept across restarts and nodes.
+    pub learned: Option<Arc<dyn LearnedLimits>>,
+}
+
 pub struct Engine {
     pub deps: EngineDeps,
     pub supervisor: Addr<Supervisor>,
@@ -78,17 +92,18 @@ impl Engine {
             pid: std::process::id(),
             version: env!("CARGO_PKG_VERSION").into(),
         };
-        Self::start_node(config, store, registry, node, None)
+        Self::start_node(config, store, registry, node, LimiterAdapters::default())
     }
 
-    /// Starts every actor, recording the node as `node` in the store, with the global
-    /// rate-limit scope drawing from `shared` (a quota several nodes share) when given.
+    /// Starts every actor, recording the node as `node` in the store, with the RateLimiter's
+    /// outside parts: the global scope drawing from a quota several nodes share, and where
+    /// learned limits are kept, when given.
     pub fn start_node(
         config: EngineConfig,
         store: Arc<dyn Store>,
         registry: Arc<OperationRegistry>,
         node: NodeInfo,
-        shared: Option<Arc<dyn crate::rate_limiter::SharedQuota>>,
+        adapters: LimiterAdapters,
     ) -> Engine {
         let config = Arc::new(config);
         let writer_arbiter = Arbiter::new();
@@ -101,12 +116,21 @@ impl Engine {
         let limiter_config = config.limiter.clone();
         let node_id = config.node_id.clone();
         let limiter_store = store.clone();
+        let slots = CustomerSlots::new(INITIAL_TARGET.min(config.max_node_customers.max(1)));
+        let limiter_slots = slots.clone();
+        let node_ceiling = config.max_node_customers.max(1);
+        let LimiterAdapters { shared, learned } = adapters;
         let limiter = RateLimiter::start_in_arbiter(&limiter_arbiter.handle(), move |_| {
-            let limiter = RateLimiter::new(limiter_config).with_store(limiter_store);
-            match shared {
-                Some(quota) => limiter.with_shared(quota, &node_id),
-                None => limiter,
+            let mut limiter = RateLimiter::new(limiter_config)
+                .with_store(limiter_store)
+                .with_slots(limiter_slots, node_ceiling);
+            if let Some(quota) = shared {
+                limiter = limiter.with_shared(quota, &node_id);
             }
+            if let Some(learned) = learned {
+                limiter = limiter.with_learned(learned);
+            }
+            limiter
         });
         let mut arbiters = vec![writer_arbiter, limiter_arbiter];
         let mut worker_handles = Vec::new();
@@ -121,6 +145,7 @@ impl Engine {
             limiter,
             registry,
             config,
+            slots,
             workers: WorkerPool::new(worker_handles),
             board: HeartbeatBoard::new(),
         };

@@ -1,8 +1,10 @@
 //! The JobActor: one per running job, and the supervisor of that job's CustomerActors.
 //!
 //! It builds the job's operation, reads which customers still have pending items, and runs a
-//! CustomerActor for each, at most `max_concurrent_customers` at once, spread over the worker
-//! arbiters. Every `control_interval` it reads the job's status (so pause and cancel, made by
+//! CustomerActor for each, spread over the worker arbiters, as many at once as the node's
+//! customer slots allow: the RateLimiter's concurrency law sizes them from the quota and the
+//! latency (`rate_limiter/concurrency.rs`), `max_concurrent_customers` caps one job, and the job
+//! asks for more every [`FILL_INTERVAL`] while it has customers waiting. Every `control_interval` it reads the job's status (so pause and cancel, made by
 //! the API in the database, stop new calls within that interval) and renews its lease; every
 //! `heartbeat_interval` it beats on the node's heartbeat board.
 //!
@@ -37,6 +39,9 @@ use crate::{
     restart::{RestartHistory, Verdict},
     supervisor::JobEnded,
 };
+
+/// How often a job with customers waiting asks for more slots (the target moves twice a second).
+const FILL_INTERVAL: Duration = Duration::from_millis(250);
 
 /// The Supervisor found one of this job's customers silent or stuck: stop it; it is then
 /// restarted like a crashed one.
@@ -206,8 +211,13 @@ impl JobActor {
         let Some(operation) = self.operation.clone() else {
             return;
         };
-        while self.active.len() + self.restarting < self.deps.config.max_concurrent_customers.max(1)
-        {
+        let room = self.deps.slots.room(
+            self.job.id,
+            self.active.len() + self.restarting,
+            self.queue.len(),
+            self.deps.config.max_concurrent_customers.max(1),
+        );
+        for _ in 0..room {
             let Some(customer) = self.queue.pop_front() else {
                 break;
             };
@@ -563,11 +573,19 @@ impl Actor for JobActor {
             ctx.run_interval(act.deps.config.control_interval, |act, ctx| {
                 guarded(act, ctx, |act, ctx| act.control_tick(ctx));
             });
+            ctx.run_interval(FILL_INTERVAL, |act, ctx| {
+                guarded(act, ctx, |act, ctx| {
+                    if !act.queue.is_empty() {
+                        act.fill(ctx);
+                    }
+                });
+            });
         });
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
         self.cancel.cancel();
+        self.deps.slots.leave(self.job.id);
         self.deps
             .board
             .unregister(&self.key(), self.board_incarnation);

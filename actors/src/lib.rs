@@ -34,7 +34,7 @@ pub mod store;
 pub mod supervisor;
 
 pub use config::{EngineConfig, LimiterConfig, WriterConfig};
-pub use engine::Engine;
+pub use engine::{Engine, LimiterAdapters};
 pub use heartbeat::{ActorInfo, ActorKey, Chaos, HeartbeatBoard};
 pub use model::{
     ClaimedJob, ItemId, ItemStatus, JobId, JobProgress, JobStatus, NodeInfo, OutcomeRecord,
@@ -45,7 +45,7 @@ pub use operation::{
     PreparedCustomer, Scope,
 };
 pub use rate_limiter::{
-    Permit, Preset, SharedQuota, SharedState, SharedUnavailable,
+    LearnedLimits, LearnedScope, Permit, Preset, SharedQuota, SharedState, SharedUnavailable,
     settings::{LimiterSettings, ScopeKnobs},
 };
 pub use restart::RestartPolicy;

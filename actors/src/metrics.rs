@@ -23,6 +23,10 @@ pub const RATE_LIMITER_RATE: &str = "overseer_rate_limiter_rate_per_second";
 pub const RATE_LIMITER_IN_FLIGHT: &str = "overseer_rate_limiter_in_flight";
 /// Gauge: calls waiting for a permit.
 pub const RATE_LIMITER_WAITING: &str = "overseer_rate_limiter_waiting";
+/// Gauge: customers the node may work on at once (the concurrency law's target).
+pub const CONCURRENCY_TARGET: &str = "overseer_concurrency_target";
+/// Gauge: customers the node works on now.
+pub const CONCURRENCY_HELD: &str = "overseer_concurrency_held";
 /// Gauge: outcomes buffered in the DbWriter, not yet in a flush.
 pub const WRITER_BUFFERED: &str = "overseer_db_writer_buffered";
 /// Gauge: outcomes in flushes that have not committed yet.
@@ -69,6 +73,8 @@ pub fn register<'a>(operations: impl IntoIterator<Item = &'a str>) {
     );
     describe_gauge!(RATE_LIMITER_IN_FLIGHT, "Calls holding a permit");
     describe_gauge!(RATE_LIMITER_WAITING, "Calls waiting for a permit");
+    describe_gauge!(CONCURRENCY_TARGET, "Customers the node may work on at once");
+    describe_gauge!(CONCURRENCY_HELD, "Customers the node works on now");
     describe_gauge!(WRITER_BUFFERED, "Outcomes buffered in the DbWriter");
     describe_gauge!(WRITER_IN_FLIGHT, "Outcomes in uncommitted flushes");
     describe_gauge!(
@@ -113,6 +119,12 @@ pub fn register<'a>(operations: impl IntoIterator<Item = &'a str>) {
     metrics::gauge!(WRITER_IN_FLIGHT).set(0.0);
     metrics::gauge!(WRITER_WAITING_PRODUCERS).set(0.0);
     metrics::counter!(FLUSH_RETRIES).increment(0);
+}
+
+/// Sets the concurrency gauges (on each decision, twice a second).
+pub fn concurrency(target: usize, held: usize) {
+    metrics::gauge!(CONCURRENCY_TARGET).set(target as f64);
+    metrics::gauge!(CONCURRENCY_HELD).set(held as f64);
 }
 
 /// The `scope` label of a scope.

@@ -26,6 +26,17 @@ pub enum Scope {
     Customer(Arc<str>),
 }
 
+impl Scope {
+    /// The scope a [`fmt::Display`] string names (`global`, `customer:<id>`).
+    pub fn parse(text: &str) -> Option<Scope> {
+        match text.split_once(':') {
+            None if text == "global" => Some(Scope::Global),
+            Some(("customer", id)) if !id.is_empty() => Some(Scope::Customer(id.into())),
+            _ => None,
+        }
+    }
+}
+
 impl fmt::Display for Scope {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -226,3 +226,33 @@ fn an_unsaturated_scope_does_not_raise_its_rate() {
     }
     assert_eq!(control.rate(), knobs.initial_rate);
 }
+
+#[test]
+fn customer_quotas_are_used_to_ninety_five_percent_with_under_one_percent_throttled() {
+    // One customer's calls, against its own bucket: the shape where the per-customer quotas
+    // bind. A long run, so the probe's throttles are counted at their real frequency.
+    let (_, customer) = Preset::Balanced.knobs();
+    for quota in [3.0, 10.0] {
+        let run = run_against_quota(&customer, quota, 600);
+        assert!(
+            run.goodput >= 0.95 * quota && run.throttled_share <= 0.01,
+            "quota {quota}/s: goodput {:.3} of it, {:.4} throttled",
+            run.goodput / quota,
+            run.throttled_share
+        );
+    }
+}
+
+#[test]
+fn the_global_quota_is_used_to_ninety_five_percent_with_under_one_percent_throttled() {
+    let (global, _) = Preset::Balanced.knobs();
+    for quota in [37.0, 100.0] {
+        let run = run_against_quota(&global, quota, 600);
+        assert!(
+            run.goodput >= 0.95 * quota && run.throttled_share <= 0.01,
+            "quota {quota}/s: goodput {:.3} of it, {:.4} throttled",
+            run.goodput / quota,
+            run.throttled_share
+        );
+    }
+}

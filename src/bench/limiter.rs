@@ -108,6 +108,19 @@ fn figures(from: &SimStats, to: &SimStats, secs: f64, binding: f64) -> Figures {
     }
 }
 
+/// The seeds' limiter on `sim`'s quotas and latency for `secs` (the baseline line of a job
+/// shape in `bench limiter --shape`): goodput and throttled share over the whole run.
+pub async fn baseline(sim: SimConfig, binding: f64, secs: u64) -> anyhow::Result<Figures> {
+    let options = Options {
+        secs,
+        customers: sim.customers,
+        workers_per_customer: 1,
+        modes: vec![Mode::Baseline],
+    };
+    let (whole, _) = run_searches(Mode::Baseline, sim, binding, &options).await?;
+    Ok(whole)
+}
+
 async fn run_one(
     mode: Mode,
     developer_rps: f64,
@@ -115,18 +128,26 @@ async fn run_one(
     binding: f64,
     options: &Options,
 ) -> anyhow::Result<(Figures, Figures)> {
-    let running = sim::start(
-        SimConfig {
-            customers: options.customers,
-            ad_groups_per_customer: 5,
-            developer_rps,
-            customer_rps,
-            latency_ms: 50,
-            latency_jitter_ms: 20,
-            ..SimConfig::default()
-        },
-        "127.0.0.1:0",
-    )?;
+    let sim = SimConfig {
+        customers: options.customers,
+        ad_groups_per_customer: 5,
+        developer_rps,
+        customer_rps,
+        latency_ms: 50,
+        latency_jitter_ms: 20,
+        ..SimConfig::default()
+    };
+    run_searches(mode, sim, binding, options).await
+}
+
+/// Workers searching through the real client under `mode`'s limiter, against `sim`.
+async fn run_searches(
+    mode: Mode,
+    sim: SimConfig,
+    binding: f64,
+    options: &Options,
+) -> anyhow::Result<(Figures, Figures)> {
+    let running = sim::start(sim, "127.0.0.1:0")?;
     let client = Arc::new(
         AdsClient::new(GoogleAdsSettings {
             endpoint: running.base_url(),
@@ -141,9 +162,7 @@ async fn run_one(
         })
         .map_err(anyhow::Error::msg)?,
     );
-    let customers: Vec<String> = (0..options.customers)
-        .map(|i| (1_000_000_000u64 + u64::from(i)).to_string())
-        .collect();
+    let customers: Vec<String> = running.sim.customer_ids();
     let stop = CancellationToken::new();
     let started = Instant::now();
     let deadline = started + Duration::from_secs(options.secs);

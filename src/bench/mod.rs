@@ -6,8 +6,10 @@ pub mod demo;
 pub mod engine;
 pub mod google_ads;
 pub mod limiter;
+pub mod node;
 pub mod progress;
 pub mod recovery;
+pub mod shapes;
 pub mod theme_job;
 
 use std::time::Duration;

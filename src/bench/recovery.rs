@@ -14,19 +14,18 @@
 //!
 //! Timings are polled every 5 ms, so each carries up to ~5 ms of measurement slack.
 
-use std::{
-    process::{Child, Command, Stdio},
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
-use super::with_database;
+use super::{
+    node::{Node, wait_some, wait_until},
+    with_database,
+};
 use crate::config::Config;
 
 const BENCH_DATABASE: &str = "overseer_bench_recovery";
-const POLL: Duration = Duration::from_millis(5);
 const HEARTBEAT_MS: u64 = 1_000;
 
 pub async fn run(config: Config, rounds: usize, lease_ms: u64) -> anyhow::Result<()> {
@@ -164,61 +163,19 @@ struct Bench {
     http: reqwest::Client,
 }
 
-struct Node {
-    child: Child,
-    base: String,
-    node_id: String,
-    started: Instant,
-}
-
-impl Node {
-    fn kill_9(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 impl Bench {
     async fn spawn(&self, node_id: &str) -> anyhow::Result<Node> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        let addr = format!("127.0.0.1:{port}");
-        let started = Instant::now();
-        let child = Command::new(std::env::current_exe()?)
-            .arg("serve")
-            .env("DATABASE_URL", &self.url)
-            .env("OVERSEER_HTTP_ADDR", &addr)
-            .env("OVERSEER_NODE_ID", node_id)
-            .env("OVERSEER_CHAOS", "1")
-            .env("OVERSEER_LEASE_MS", self.lease_ms.to_string())
-            .env("OVERSEER_HEARTBEAT_INTERVAL_MS", HEARTBEAT_MS.to_string())
-            .env("OVERSEER_RATE_LIMIT_GLOBAL_PER_SEC", "0")
-            .env("OVERSEER_RATE_LIMIT_CUSTOMER_PER_SEC", "0")
-            .env_remove("OVERSEER_API_TOKEN")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("starting overseer serve")?;
-        let node = Node {
-            child,
-            base: format!("http://{addr}"),
-            node_id: node_id.to_string(),
-            started,
-        };
-        let health = format!("{}/api/health", node.base);
-        wait_until(Duration::from_secs(60), || async {
-            Ok(self.http.get(&health).send().await.is_ok())
-        })
-        .await?;
-        Ok(node)
+        Node::spawn(
+            &self.url,
+            node_id,
+            &[
+                ("OVERSEER_CHAOS", "1".to_string()),
+                ("OVERSEER_LEASE_MS", self.lease_ms.to_string()),
+                ("OVERSEER_HEARTBEAT_INTERVAL_MS", HEARTBEAT_MS.to_string()),
+                ("OVERSEER_RATE_LIMIT_PRESET", "unlimited".to_string()),
+            ],
+        )
+        .await
     }
 
     async fn db(&self) -> anyhow::Result<tokio_postgres::Client> {
@@ -326,40 +283,6 @@ async fn wait_progress(db: &tokio_postgres::Client, id: i64, after: i64) -> anyh
         Ok((now > after).then_some(now))
     })
     .await
-}
-
-async fn wait_until<F, Fut>(within: Duration, mut check: F) -> anyhow::Result<()>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<bool>>,
-{
-    let deadline = Instant::now() + within;
-    loop {
-        if check().await? {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            bail!("timed out after {within:?}");
-        }
-        tokio::time::sleep(POLL).await;
-    }
-}
-
-async fn wait_some<T, F, Fut>(within: Duration, mut check: F) -> anyhow::Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<Option<T>>>,
-{
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(value) = check().await? {
-            return Ok(value);
-        }
-        if Instant::now() > deadline {
-            bail!("timed out after {within:?}");
-        }
-        tokio::time::sleep(POLL).await;
-    }
 }
 
 async fn drop_database(server_url: &str) -> anyhow::Result<()> {

@@ -4,7 +4,9 @@
 //! a bad field changes nothing and answers 422 naming each bad field.
 
 use actix_web::{HttpResponse, web};
-use overseer_actors::rate_limiter::{GetSettings, GetSharedStatus, GetStats, UpdateSettings};
+use overseer_actors::rate_limiter::{
+    GetConcurrency, GetSettings, GetSharedStatus, GetStats, UpdateSettings,
+};
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -25,6 +27,12 @@ pub struct ScopeStatsDoc {
     pub delay_seconds: Option<f64>,
     /// The rate at the last throttle: the limiter's estimate of the quota.
     pub throttle_mark_per_sec: Option<f64>,
+    /// The quota the scope has learned (its mark, or what it was restored or seeded with).
+    pub learned_quota_per_sec: Option<f64>,
+    /// What holds the scope: `quota`, `concurrency_ceiling`, `latency` or `nothing_to_do`.
+    pub bound_by: String,
+    /// Global scope only: customers the node works on at once (the concurrency target).
+    pub concurrency: Option<u64>,
     pub in_flight: u64,
     pub max_in_flight: u64,
     pub waiting: u64,
@@ -77,10 +85,41 @@ pub struct SharedStatusDoc {
     pub error: Option<String>,
 }
 
+/// One running job's customer slots.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct JobConcurrencyDoc {
+    pub job_id: i64,
+    /// Customers it works on now.
+    pub held: u64,
+    /// Customers waiting for a slot.
+    pub queued: u64,
+    /// `OVERSEER_MAX_CONCURRENT_CUSTOMERS`.
+    pub ceiling: u64,
+}
+
+/// How many customers the node works on at once, and why.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ConcurrencyDoc {
+    /// Customers the node may work on at once now, as the concurrency law decided.
+    pub target: u64,
+    pub held: u64,
+    /// `OVERSEER_MAX_NODE_CUSTOMERS`.
+    pub node_ceiling: u64,
+    /// What the global rate needed at the last decision (rate × cycle per slot × 1.25).
+    pub needed: u64,
+    /// `quota`, `concurrency_ceiling`, `latency` or `nothing_to_do`.
+    pub bound_by: String,
+    pub granted_per_sec: f64,
+    /// Mean seconds from permit to answer in the global scope.
+    pub latency_seconds: Option<f64>,
+    pub jobs: Vec<JobConcurrencyDoc>,
+}
+
 /// `GET /api/rate-limiter`.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct LimiterView {
     pub scopes: Vec<ScopeStatsDoc>,
+    pub concurrency: ConcurrencyDoc,
     pub settings: LimiterSettingsDoc,
     /// Null without Redis.
     pub shared: Option<SharedStatusDoc>,
@@ -126,8 +165,10 @@ pub async fn get(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let scopes = limiter.send(GetStats).await.map_err(|_| gone())?;
     let settings = limiter.send(GetSettings).await.map_err(|_| gone())?;
     let shared = limiter.send(GetSharedStatus).await.map_err(|_| gone())?;
+    let concurrency = limiter.send(GetConcurrency).await.map_err(|_| gone())?;
     Ok(HttpResponse::Ok().json(json!({
         "scopes": scopes,
+        "concurrency": concurrency,
         "settings": settings,
         "shared": shared,
     })))

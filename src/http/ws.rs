@@ -29,7 +29,7 @@ use overseer_actors::{
         ProgressBus, ProgressEvent, ProgressHub, ProgressSink, PublishingStore, StatusChanged,
         Subscription,
     },
-    rate_limiter::{GetStats, RateLimiter},
+    rate_limiter::{GetConcurrency, GetStats, RateLimiter},
 };
 use serde_json::json;
 use std::sync::Arc;
@@ -285,11 +285,16 @@ impl Feed {
                     }
                 }
                 _ = limiter_tick.tick(), if all_jobs && window_open => {
-                    let scopes = match &self.limiter {
-                        Some(limiter) => limiter.send(GetStats).await.unwrap_or_default(),
-                        None => Vec::new(),
+                    let (scopes, concurrency) = match &self.limiter {
+                        Some(limiter) => (
+                            limiter.send(GetStats).await.unwrap_or_default(),
+                            limiter.send(GetConcurrency).await.ok(),
+                        ),
+                        None => (Vec::new(), None),
                     };
-                    let frame = json!({"type": "limiter", "scopes": scopes}).to_string();
+                    let frame = json!({"type": "limiter", "scopes": scopes,
+                                       "concurrency": concurrency})
+                    .to_string();
                     if !self.send_batch(session, vec![frame]).await {
                         return End::Gone;
                     }

@@ -1,10 +1,12 @@
 //! Optional Redis: when `REDIS_URL` is set, Overseer uses it for what several nodes must share
-//! (the job-list cache, progress fan-out across nodes, and the global rate limit).
+//! (the job-list cache, progress fan-out across nodes, the global rate limit, and what the
+//! rate limiter learned).
 //! Nothing depends on it for correctness: every user of Redis works, more slowly or on one node
 //! only, while Redis is down. The connection is a `ConnectionManager`, which reconnects by
 //! itself.
 
 pub mod cache;
+pub mod limits;
 pub mod pubsub;
 pub mod rate_limit;
 

@@ -23,6 +23,12 @@ pub struct SimArgs {
     /// Ad groups per customer.
     #[arg(long, default_value_t = DEFAULT_AD_GROUPS_PER_CUSTOMER)]
     pub ad_groups_per_customer: u32,
+    /// The first this many customers are large (skewed accounts).
+    #[arg(long, default_value_t = 0)]
+    pub large_customers: u32,
+    /// Ad groups of each large customer.
+    #[arg(long, default_value_t = 0)]
+    pub ad_groups_per_large_customer: u32,
     /// Share of ad groups whose name another group of the customer has too.
     #[arg(long, default_value_t = DEFAULT_DUPLICATE_NAME_SHARE)]
     pub duplicate_name_share: f64,
@@ -128,6 +134,8 @@ impl SimArgs {
             seed: self.seed,
             customers: self.customers,
             ad_groups_per_customer: self.ad_groups_per_customer,
+            large_customers: self.large_customers,
+            ad_groups_per_large_customer: self.ad_groups_per_large_customer,
             duplicate_name_share: self.duplicate_name_share,
             no_rsa_share: self.no_rsa_share,
             processed_share: self.processed_share,

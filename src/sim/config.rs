@@ -44,10 +44,12 @@ pub const DEFAULT_MAX_OPERATIONS_PER_REQUEST: u32 = 10_000;
 pub const DEFAULT_EARLY_GRACE_MS: u64 = 50;
 
 /// Fields that shape the generated data; they cannot change while the simulator runs.
-pub const FIXED_FIELDS: [&str; 8] = [
+pub const FIXED_FIELDS: [&str; 10] = [
     "seed",
     "customers",
     "ad_groups_per_customer",
+    "large_customers",
+    "ad_groups_per_large_customer",
     "duplicate_name_share",
     "no_rsa_share",
     "processed_share",
@@ -64,6 +66,11 @@ pub struct SimConfig {
     pub customers: u32,
     /// Ad groups per customer; ids are unique across customers. Fixed at start.
     pub ad_groups_per_customer: u32,
+    /// The first this many customers are large: they have `ad_groups_per_large_customer`
+    /// ad groups each instead (skewed accounts, as agencies have). Fixed at start.
+    pub large_customers: u32,
+    /// Ad groups of each large customer. Fixed at start.
+    pub ad_groups_per_large_customer: u32,
     /// Share of live ad groups whose name another group of the same customer has too
     /// ("ambiguous ad group name"). Fixed at start.
     pub duplicate_name_share: f64,
@@ -142,6 +149,8 @@ impl Default for SimConfig {
             seed: DEFAULT_SEED,
             customers: DEFAULT_CUSTOMERS,
             ad_groups_per_customer: DEFAULT_AD_GROUPS_PER_CUSTOMER,
+            large_customers: 0,
+            ad_groups_per_large_customer: 0,
             duplicate_name_share: DEFAULT_DUPLICATE_NAME_SHARE,
             no_rsa_share: DEFAULT_NO_RSA_SHARE,
             processed_share: DEFAULT_PROCESSED_SHARE,
@@ -185,6 +194,22 @@ pub enum ConfigError {
 }
 
 impl SimConfig {
+    /// Ad groups of the customer with index `i` (id `1000000000 + i`).
+    pub fn ad_groups_of(&self, i: u64) -> u32 {
+        if i < u64::from(self.large_customers) {
+            self.ad_groups_per_large_customer
+        } else {
+            self.ad_groups_per_customer
+        }
+    }
+
+    /// Ad groups of all customers together.
+    pub fn total_ad_groups(&self) -> u64 {
+        let large = u64::from(self.large_customers.min(self.customers));
+        large * u64::from(self.ad_groups_per_large_customer)
+            + (u64::from(self.customers) - large) * u64::from(self.ad_groups_per_customer)
+    }
+
     /// Checks ranges the simulator relies on (shares in 0..=1, positive sizes…).
     pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |msg: &str| Err(ConfigError::Invalid(msg.to_string()));
@@ -217,8 +242,11 @@ impl SimConfig {
         if self.customers > 1_000_000 {
             return invalid("customers must be at most 1000000");
         }
-        if u64::from(self.customers) * u64::from(self.ad_groups_per_customer) > 10_000_000 {
-            return invalid("customers × ad_groups_per_customer must be at most 10000000");
+        if self.total_ad_groups() > 10_000_000 {
+            return invalid("the customers' ad groups must be at most 10000000 in all");
+        }
+        if self.large_customers > self.customers {
+            return invalid("large_customers must be at most customers");
         }
         if self.page_size == 0 || self.page_size > 10_000 {
             return invalid("page_size must be between 1 and 10000");

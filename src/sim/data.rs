@@ -186,17 +186,18 @@ impl Data {
             next_ad: FIRST_AD_ID,
             next_label: FIRST_LABEL_ID,
         };
-        let groups = config.ad_groups_per_customer as usize;
+        let mut first_group = FIRST_AD_GROUP_ID;
         let customers = (0..u64::from(config.customers))
             .map(|i| {
-                let first_group = FIRST_AD_GROUP_ID + i * groups as u64;
+                let groups = config.ad_groups_of(i) as usize;
                 let customer = generate_customer(
                     config,
                     FIRST_CUSTOMER_ID + i,
-                    first_group,
+                    (first_group, groups),
                     &mut rng,
                     &mut ids,
                 );
+                first_group += groups as u64;
                 (customer.id.clone(), customer)
             })
             .collect();
@@ -211,11 +212,10 @@ fn share_count(share: f64, of: usize) -> usize {
 fn generate_customer(
     config: &SimConfig,
     id: u64,
-    first_group: u64,
+    (first_group, n): (u64, usize),
     rng: &mut Xoshiro256PlusPlus,
     ids: &mut Ids,
 ) -> Customer {
-    let n = config.ad_groups_per_customer as usize;
     let mut order: Vec<usize> = (0..n).collect();
     order.shuffle(rng);
     let removed = share_count(config.removed_share, n);

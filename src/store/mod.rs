@@ -4,13 +4,14 @@
 //! `overseer/<node id>` in `pg_stat_activity`), [`migrate`] applies `migrations/`, [`ingest`]
 //! writes a submitted job with binary COPY, [`flush`] commits the DbWriter's batches, [`jobs`]
 //! holds the job-level statements (claim, lease, state changes, listing), [`items`] the
-//! item listing, [`nodes`] the node registry and heartbeats, and [`notify`] the job change
-//! announcements from the API to the workers. Every statement is parameterised.
+//! item listing, [`nodes`] the node registry and heartbeats, [`limits`] what the rate limiter
+//! learned, and [`notify`] the job change announcements from the API to the workers. Every statement is parameterised.
 
 pub mod flush;
 pub mod ingest;
 pub mod items;
 pub mod jobs;
+pub mod limits;
 pub mod migrate;
 pub mod nodes;
 pub mod notify;

@@ -6,27 +6,39 @@
 //!
 //! 1. **Start**: until the first throttle the rate doubles every second while the scope is
 //!    saturated (callers are waiting on its pacing), so an unknown quota is found in seconds.
-//! 2. **Throttle**: the *mark* (the best guess of the quota) becomes the smaller of the rate and
-//!    the calls that succeeded in the last second — over a bucket quota the successes measure the
-//!    quota itself, so an overshoot at start (where the bucket's saved-up capacity hid the excess
-//!    for a while) is corrected in one step instead of several — and the rate becomes
-//!    `decrease_factor` × the mark. Then the rate is **held** — no increase at all
-//!    — until the server's full retry delay has passed (and at least [`MIN_HOLD`], a couple of
-//!    round trips, so calls sent at the old rate have come back). Only one decrease per episode:
-//!    a throttle of a call granted before the last decrease says nothing new and only extends the
-//!    pause.
-//! 3. **Recover, then probe**: below `RECOVERY_SHARE` of the mark the rate climbs back
-//!    multiplicatively (it is known to be safe there); above it, additively by `increase_step`
-//!    per second, which is the slow probe that finds a raised quota and, on a bucket quota,
-//!    produces the next throttle. A quota that fell is found by the next throttle: the mark
-//!    follows the rate down.
+//! 2. **Throttle**: the *mark* (the best guess of the quota) is set, and the rate becomes
+//!    `decrease_factor` × the mark. How the mark is read depends on where the throttle came:
+//!    - while starting or recovering (the rate moved fast, a bucket's saved-up capacity may have
+//!      hidden the excess for a while), the mark is the smaller of the rate and the rate that
+//!      actually succeeded lately: over a bucket quota the successes measure the quota itself,
+//!      so an overshoot is corrected in one step. Successes are counted over a window long
+//!      enough to hold [`MIN_COUNTED`] calls (1 to 5 s), since at 3 requests/s one second
+//!      holds 2, 3 or 4 calls and the smallest would throw a third of the quota away;
+//!    - while probing (the rate crept up slowly from just under the mark), the rate at the
+//!      throttle is itself the measurement, a hair above the quota, and becomes the mark.
 //!
-//! The rate only rises while the scope is saturated and at most twice what succeeded in the last
-//! second, so an idle or demand-limited scope (say, the global one while customer quotas bind)
-//! does not drift far above what it actually sends. The time between throttles on a steady quota is about
-//! `(1 - RECOVERY_SHARE) × mark / increase_step` plus the server bucket's drain time, and each
-//! episode costs about one round trip of over-quota calls — well under 1 % of the calls for the
-//! presets — while the average rate stays between `RECOVERY_SHARE` and 100 % of the quota.
+//!    Then the rate is **held** — no increase at all — until the server's full retry delay has
+//!    passed (and at least [`MIN_HOLD`] and two measured round trips, so calls sent at the old
+//!    rate have come back: with 0.5-1 s answers, half a second is not enough). Only one decrease per episode: a throttle of a call granted before the
+//!    last decrease says nothing new and only extends the pause.
+//! 3. **Recover, then probe**: below `RECOVERY_SHARE` of the mark the rate climbs back
+//!    multiplicatively (it is known to be safe there); above it, it probes slowly, at a slope
+//!    that crosses the last `1 - RECOVERY_SHARE` of the mark in a *probe period*. The period is
+//!    set by what the last throttle cost: [`CALLS_PER_THROTTLED`] good calls for every call the
+//!    last episode lost, so a scope with many calls in flight (a slow API: 30 calls lost to
+//!    one throttle) probes rarely, and one with a single call in flight (one customer's
+//!    sequential calls) probes every half minute. That keeps throttled calls near 0.5 % on any
+//!    shape. Past the old mark without a throttle the quota has risen, and the probe speeds up
+//!    in proportion to how far past it is. `increase_step` caps the slope.
+//!
+//! The rate only rises while the scope is saturated and at most twice what succeeded lately,
+//! so an idle or demand-limited scope (say, the global one while customer quotas bind) does not
+//! drift far above what it actually sends. On a steady quota the rate spends its time between
+//! `RECOVERY_SHARE` and a little above 100 % of the quota.
+//!
+//! What a scope has learned (its rate and mark) can be read out and put back
+//! ([`AdaptiveRate::learned`], [`AdaptiveRate::restored`]): that is how limits survive a restart
+//! and how a new customer starts from its siblings.
 
 use std::{collections::VecDeque, time::Duration};
 
@@ -36,35 +48,61 @@ use super::settings::ScopeKnobs;
 
 /// No upward move for at least this long after a throttle (whatever the server's delay).
 pub const MIN_HOLD: Duration = Duration::from_millis(500);
-/// Successes are counted in slots of this length over [`SUCCESS_WINDOW`].
+/// Successes are counted in slots of this length.
 const SUCCESS_SLOT: Duration = Duration::from_millis(100);
-const SUCCESS_WINDOW: Duration = Duration::from_secs(1);
-/// The rate rises only while it is at most this many times the calls that succeeded in the
-/// last second (plus `min_rate`).
+/// The success window holds at least this many calls' worth of time at the current rate…
+const MIN_COUNTED: f64 = 15.0;
+/// …and lasts between these (a second is enough above 15 requests/s).
+const MIN_SUCCESS_WINDOW: Duration = Duration::from_secs(1);
+const MAX_SUCCESS_WINDOW: Duration = Duration::from_secs(5);
+/// The rate rises only while it is at most this many times what succeeded lately (plus
+/// `min_rate`).
 const USED_HEADROOM: f64 = 2.0;
 /// Growth per second before the first throttle (×2).
 const START_GAIN: f64 = 1.0;
 /// Growth per second while recovering below the mark (+50 %/s).
 const RECOVERY_GAIN: f64 = 0.5;
 /// Up to this share of the mark the rate recovers fast; beyond it, it probes slowly.
-pub const RECOVERY_SHARE: f64 = 0.95;
+pub const RECOVERY_SHARE: f64 = 0.97;
+/// Good calls a probe period should carry per call the last throttle episode lost: 200 keeps
+/// the throttled share near 0.5 %.
+pub const CALLS_PER_THROTTLED: f64 = 200.0;
+/// Bounds of the probe period: never more often than this…
+pub const MIN_PROBE_PERIOD: Duration = Duration::from_secs(20);
+/// …and never less often (a raised quota is found within minutes).
+pub const MAX_PROBE_PERIOD: Duration = Duration::from_secs(300);
 
 #[derive(Clone, Debug)]
 pub struct AdaptiveRate {
     rate: f64,
-    /// The rate at the last throttle; `None` before the first.
+    /// The estimate of the quota from the last throttle (or what was learned before);
+    /// `None` before the first.
     mark: Option<f64>,
     /// No increase before this instant.
     hold_until: Option<Instant>,
     /// When the rate was last decreased: throttles of calls granted earlier are one episode.
     last_decrease: Option<Instant>,
+    /// Calls throttled in the latest episode (what one probe costs).
+    episode_throttled: u64,
     /// Time of the last `tick`, to integrate growth over real time.
     last_tick: Option<Instant>,
-    /// Successes per [`SUCCESS_SLOT`] over the last second, oldest first: (slot start, count).
+    /// Successes per [`SUCCESS_SLOT`] over the last [`MAX_SUCCESS_WINDOW`], oldest first.
     successes: VecDeque<(Instant, u64)>,
+    /// The first success: the window is never longer than the scope's own history.
+    first_success: Option<Instant>,
     /// A cap on growth from outside the law: this node's share of a shared rate while the
     /// shared quota is unreachable.
     ceiling: Option<f64>,
+    /// How long calls take to come back: the hold after a throttle lasts two of them, so the
+    /// calls sent at the old rate have returned before the rate moves (0.5-1 s answers).
+    round_trip: Duration,
+}
+
+/// What a scope has learned, to keep across restarts and to hand to its siblings.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Learned {
+    pub rate: f64,
+    pub mark: Option<f64>,
 }
 
 impl AdaptiveRate {
@@ -74,14 +112,45 @@ impl AdaptiveRate {
             mark: None,
             hold_until: None,
             last_decrease: None,
+            episode_throttled: 1,
             last_tick: None,
             successes: VecDeque::new(),
+            first_success: None,
             ceiling: None,
+            round_trip: Duration::ZERO,
+        }
+    }
+
+    /// The mean time calls take to come back, as the limiter last measured it.
+    pub fn set_round_trip(&mut self, round_trip: Duration) {
+        self.round_trip = round_trip;
+    }
+
+    /// A law that starts from what was learned before (a restart, or the scope's siblings):
+    /// with a mark it starts probing just under it; without one it starts from the rate.
+    pub fn restored(learned: Learned, knobs: &ScopeKnobs) -> Self {
+        let mut law = Self::new(knobs);
+        law.mark = learned.mark.filter(|m| m.is_finite() && *m > 0.0);
+        let rate = match law.mark {
+            Some(mark) => learned.rate.min(mark * RECOVERY_SHARE),
+            None => learned.rate,
+        };
+        if rate.is_finite() && rate > 0.0 {
+            law.rate = rate.clamp(knobs.min_rate, knobs.max_rate);
+        }
+        law
+    }
+
+    pub fn learned(&self) -> Learned {
+        Learned {
+            rate: self.rate,
+            mark: self.mark,
         }
     }
 
     /// A call in this scope succeeded at `now`.
     pub fn succeeded(&mut self, now: Instant) {
+        self.first_success.get_or_insert(now);
         match self.successes.back_mut() {
             Some((start, count)) if now < *start + SUCCESS_SLOT => *count += 1,
             _ => self.successes.push_back((now, 1)),
@@ -93,16 +162,29 @@ impl AdaptiveRate {
         while self
             .successes
             .front()
-            .is_some_and(|(start, _)| *start + SUCCESS_WINDOW <= now)
+            .is_some_and(|(start, _)| *start + MAX_SUCCESS_WINDOW <= now)
         {
             self.successes.pop_front();
         }
     }
 
-    /// Calls that succeeded in the last second.
-    pub fn recent_successes(&mut self, now: Instant) -> f64 {
+    /// Requests per second that succeeded lately, over a window long enough to count about
+    /// [`MIN_COUNTED`] calls at the current rate.
+    pub fn recent_success_rate(&mut self, now: Instant) -> f64 {
         self.forget_old_successes(now);
-        self.successes.iter().map(|(_, n)| *n).sum::<u64>() as f64
+        let wanted = Duration::from_secs_f64((MIN_COUNTED / self.rate.max(1e-3)).min(1e6))
+            .clamp(MIN_SUCCESS_WINDOW, MAX_SUCCESS_WINDOW);
+        let history = self
+            .first_success
+            .map_or(Duration::ZERO, |first| now.saturating_duration_since(first));
+        let window = wanted.min(history.max(MIN_SUCCESS_WINDOW));
+        let count: u64 = self
+            .successes
+            .iter()
+            .filter(|(start, _)| *start + window > now)
+            .map(|(_, n)| *n)
+            .sum();
+        count as f64 / window.as_secs_f64()
     }
 
     pub fn rate(&self) -> f64 {
@@ -118,6 +200,25 @@ impl AdaptiveRate {
         self.hold_until.is_some_and(|until| until > now)
     }
 
+    /// Whether the rate is in the slow probe just under (or above) the mark.
+    pub fn probing(&self) -> bool {
+        self.mark
+            .is_some_and(|mark| self.rate >= mark * RECOVERY_SHARE * (1.0 - 1e-9))
+    }
+
+    /// The probe's slope in requests/s per second (see the module doc).
+    pub fn probe_step(&self, mark: f64, knobs: &ScopeKnobs) -> f64 {
+        let period = (CALLS_PER_THROTTLED * self.episode_throttled.max(1) as f64 / mark.max(1e-6))
+            .clamp(
+                MIN_PROBE_PERIOD.as_secs_f64(),
+                MAX_PROBE_PERIOD.as_secs_f64(),
+            );
+        let base = mark * (1.0 - RECOVERY_SHARE) / period;
+        // Past the mark with no throttle: the quota rose; speed up the further past it is.
+        let past = ((self.rate - mark) / (mark * (1.0 - RECOVERY_SHARE))).max(0.0);
+        (base * (1.0 + past)).min(knobs.increase_step)
+    }
+
     /// Advances the law to `now`; `saturated` says callers waited on this scope's pacing since
     /// the last tick (a rate nobody uses up is not raised).
     pub fn tick(&mut self, now: Instant, saturated: bool, knobs: &ScopeKnobs) {
@@ -131,7 +232,7 @@ impl AdaptiveRate {
         // A rate far above what actually succeeds is not being tested by the server; raising
         // it further would only make the next throttle's overshoot larger (and, shared, tell
         // other nodes a rate nobody has tried).
-        if self.rate > USED_HEADROOM * self.recent_successes(now) + knobs.min_rate {
+        if self.rate > USED_HEADROOM * self.recent_success_rate(now) + knobs.min_rate {
             return;
         }
         let dt = dt.min(1.0);
@@ -140,7 +241,7 @@ impl AdaptiveRate {
             Some(mark) if self.rate < mark * RECOVERY_SHARE => {
                 (self.rate * (1.0 + RECOVERY_GAIN).powf(dt)).min(mark * RECOVERY_SHARE)
             }
-            Some(_) => self.rate + knobs.increase_step * dt,
+            Some(mark) => self.rate + self.probe_step(mark, knobs) * dt,
         }
         .min(self.ceiling.unwrap_or(f64::INFINITY))
         .clamp(knobs.min_rate, knobs.max_rate);
@@ -155,20 +256,26 @@ impl AdaptiveRate {
         retry_delay: Duration,
         knobs: &ScopeKnobs,
     ) -> bool {
-        let hold = now + retry_delay.max(MIN_HOLD);
+        let hold = now + retry_delay.max(MIN_HOLD).max(self.round_trip * 2);
         if self.hold_until.is_none_or(|until| until < hold) {
             self.hold_until = Some(hold);
         }
         if self.last_decrease.is_some_and(|at| granted_at <= at) {
+            self.episode_throttled += 1;
             return false;
         }
-        let succeeded = self.recent_successes(now);
-        let mark = if succeeded >= 1.0 {
-            self.rate.min(succeeded)
-        } else {
+        let mark = if self.probing() {
             self.rate
+        } else {
+            let succeeded = self.recent_success_rate(now);
+            if succeeded > 0.0 {
+                self.rate.min(succeeded.max(knobs.min_rate))
+            } else {
+                self.rate
+            }
         };
         self.mark = Some(mark);
+        self.episode_throttled = 1;
         self.rate = (mark * knobs.decrease_factor).clamp(knobs.min_rate, knobs.max_rate);
         self.last_decrease = Some(now);
         true

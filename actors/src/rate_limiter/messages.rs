@@ -9,7 +9,11 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tokio::{sync::oneshot, time::Instant};
 
-use super::{Permit, settings::LimiterSettings};
+use super::{
+    Permit,
+    concurrency::{BoundBy, JobSlots},
+    settings::LimiterSettings,
+};
 use crate::{model::JobId, operation::Scope};
 
 /// Asks for a permit in every scope of `scopes`; the permit arrives on `reply`.
@@ -94,6 +98,13 @@ pub struct ScopeStats {
     pub delay_seconds: Option<f64>,
     /// The rate at the last throttle: the limiter's estimate of the quota.
     pub throttle_mark_per_sec: Option<f64>,
+    /// The quota this scope has learned (its mark, or what it was restored or seeded with).
+    pub learned_quota_per_sec: Option<f64>,
+    /// What holds the scope's throughput: its quota, the concurrency ceiling, latency, or
+    /// nothing to do.
+    pub bound_by: BoundBy,
+    /// For the global scope: the customers the node works on at once (the slot target).
+    pub concurrency: Option<u64>,
     pub in_flight: u64,
     pub max_in_flight: u64,
     pub waiting: u64,
@@ -105,4 +116,35 @@ pub struct ScopeStats {
     pub paused_for_seconds: Option<f64>,
     /// Until when the daily operations window is used up, if it is.
     pub window_until: Option<DateTime<Utc>>,
+}
+
+/// How many customers the node works on at once, and why.
+#[derive(Message)]
+#[rtype(result = "ConcurrencyStats")]
+pub struct GetConcurrency;
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct ConcurrencyStats {
+    /// Customers the node may work on at once now (the concurrency law's target).
+    pub target: usize,
+    /// Customers being worked on.
+    pub held: usize,
+    /// The node's ceiling (`OVERSEER_MAX_NODE_CUSTOMERS`).
+    pub node_ceiling: usize,
+    /// What the last decision found the global rate needs.
+    pub needed: usize,
+    pub bound_by: BoundBy,
+    /// Calls per second granted in the global scope at the last decision.
+    pub granted_per_sec: f64,
+    /// Mean seconds from permit to answer of the global scope's recent calls.
+    pub latency_seconds: Option<f64>,
+    /// Each running job's slots.
+    pub jobs: Vec<JobConcurrency>,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct JobConcurrency {
+    pub job_id: JobId,
+    #[serde(flatten)]
+    pub slots: JobSlots,
 }

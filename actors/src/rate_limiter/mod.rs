@@ -21,7 +21,9 @@
 //! [`UpdateSettings`] (`PUT /api/rate-limiter`).
 
 pub mod arbiter;
+pub mod concurrency;
 pub mod control;
+pub mod learning;
 pub mod messages;
 pub mod permit;
 pub mod scope;
@@ -36,14 +38,19 @@ use tokio::time::Instant;
 
 use self::{
     arbiter::{Turns, Waiter, customer_of},
+    concurrency::{ConcurrencyControl, CustomerSlots, INITIAL_TARGET},
+    control::AdaptiveRate,
+    learning::{Memory, median_prior},
     scope::{Blocked, ScopeState},
     settings::{LimiterSettings, ScopeKnobs},
     shared::SharedGlobal,
 };
 pub use self::{
+    concurrency::{BoundBy, SlotsSnapshot},
+    learning::{LearnedLimits, LearnedScope},
     messages::{
-        Acquire, CallResult, GetSettings, GetSharedStatus, GetStats, Report, ScopeStats,
-        SharedStatus, UpdateSettings,
+        Acquire, CallResult, ConcurrencyStats, GetConcurrency, GetSettings, GetSharedStatus,
+        GetStats, Report, ScopeStats, SharedStatus, UpdateSettings,
     },
     permit::{LimiterGate, Observer, Permit},
     settings::Preset,
@@ -61,6 +68,8 @@ const IDLE_SCOPE_TTL: Duration = Duration::from_secs(120);
 const GAUGE_INTERVAL: Duration = Duration::from_secs(1);
 /// How often the control law advances: fine enough that growth is smooth at 1,000 requests/s.
 const CONTROL_INTERVAL: Duration = Duration::from_millis(100);
+/// Weight of the newest call in the global scope's latency average.
+const LATENCY_WEIGHT: f64 = 0.05;
 /// A wait longer than this (a daily quota's retry delay, a used-up window) is written into the
 /// waiting job's status detail, so people see why it does not move.
 const LONG_WAIT: Duration = Duration::from_secs(60);
@@ -75,8 +84,25 @@ pub struct RateLimiter {
     shared: Option<SharedGlobal>,
     /// Where jobs' status details are written; `None`: nowhere.
     store: Option<Arc<dyn crate::store::Store>>,
-    /// The detail each job was last given (why it waits long).
+    /// Why each job waits long (a daily window, a long retry delay), from the last dispatch.
+    wait_details: HashMap<JobId, String>,
+    /// Why each job runs slower than its quota would allow, from the last concurrency decision.
+    slow_details: HashMap<JobId, String>,
+    /// The detail each job was last given.
     details: HashMap<JobId, String>,
+    /// The node's customer slots, whose target the concurrency law sets.
+    slots: Option<CustomerSlots>,
+    concurrency: ConcurrencyControl,
+    /// When the concurrency target was last decided, and the global grants then.
+    decided: Option<(Instant, u64)>,
+    /// Waiters the last dispatch found held by the global scope.
+    waiting_on_global: usize,
+    /// What the last concurrency decision saw.
+    last_observation: concurrency::Observation,
+    /// Mean seconds from permit to successful answer in the global scope (moving average).
+    latency: Option<f64>,
+    /// Learned limits kept across restarts, and priors for new scopes.
+    memory: Memory,
 }
 
 impl RateLimiter {
@@ -90,8 +116,31 @@ impl RateLimiter {
             wake: None,
             shared: None,
             store: None,
+            wait_details: HashMap::new(),
+            slow_details: HashMap::new(),
             details: HashMap::new(),
+            slots: None,
+            concurrency: ConcurrencyControl::new(INITIAL_TARGET, usize::MAX / 2),
+            decided: None,
+            waiting_on_global: 0,
+            last_observation: concurrency::Observation::default(),
+            latency: None,
+            memory: Memory::default(),
         }
+    }
+
+    /// The concurrency law sets `slots`' target, at most `node_ceiling` customers at once.
+    pub fn with_slots(mut self, slots: CustomerSlots, node_ceiling: usize) -> Self {
+        self.concurrency = ConcurrencyControl::new(slots.target(), node_ceiling);
+        slots.set_target(self.concurrency.target());
+        self.slots = Some(slots);
+        self
+    }
+
+    /// Learned limits are read from and kept in `store`.
+    pub fn with_learned(mut self, store: Arc<dyn LearnedLimits>) -> Self {
+        self.memory.store = Some(store);
+        self
     }
 
     /// Jobs held up for long (a daily window, a retry delay of hours) say so in their status
@@ -121,8 +170,22 @@ impl RateLimiter {
         }
     }
 
-    /// Writes a job's detail when it changed (`None` clears it).
+    /// Sets or clears why a job waits long, and writes the job's detail if it changed.
     fn set_detail(&mut self, job_id: JobId, detail: Option<String>, ctx: &mut Context<Self>) {
+        match detail {
+            Some(d) => self.wait_details.insert(job_id, d),
+            None => self.wait_details.remove(&job_id),
+        };
+        self.write_detail(job_id, ctx);
+    }
+
+    /// Writes a job's detail (a long wait first, else why it is slow) when it changed.
+    fn write_detail(&mut self, job_id: JobId, ctx: &mut Context<Self>) {
+        let detail = self
+            .wait_details
+            .get(&job_id)
+            .or_else(|| self.slow_details.get(&job_id))
+            .cloned();
         let changed = match &detail {
             Some(d) => self.details.get(&job_id) != Some(d),
             None => self.details.contains_key(&job_id),
@@ -163,14 +226,47 @@ impl RateLimiter {
     }
 
     fn scope(&mut self, scope: &Scope, now: Instant) -> &mut ScopeState {
-        let settings = &self.settings;
-        self.scopes.entry(scope.clone()).or_insert_with(|| {
-            ScopeState::new(
-                knobs_of(settings, scope),
-                now,
-                settings.default_throttle_pause,
-            )
-        })
+        if !self.scopes.contains_key(scope) {
+            let state = self.new_scope(scope, now);
+            self.scopes.insert(scope.clone(), state);
+        }
+        self.scopes.get_mut(scope).expect("inserted above")
+    }
+
+    /// A scope seen now: from what was learned of it before, else (a customer) from the median
+    /// of its siblings, else from the knobs.
+    fn new_scope(&mut self, scope: &Scope, now: Instant) -> ScopeState {
+        let knobs = knobs_of(&self.settings, scope);
+        let remembered = self.memory.remembered.remove(scope);
+        let law = match (&remembered, scope) {
+            (Some(r), _) => AdaptiveRate::restored(r.learned, knobs),
+            (None, Scope::Customer(_)) => {
+                let live = self
+                    .scopes
+                    .iter()
+                    .filter(|(s, st)| matches!(s, Scope::Customer(_)) && st.granted > 0)
+                    .map(|(_, st)| st.control.learned());
+                let known = self
+                    .memory
+                    .remembered
+                    .iter()
+                    .filter(|(s, _)| matches!(s, Scope::Customer(_)))
+                    .map(|(_, r)| r.learned);
+                match median_prior(live.chain(known)) {
+                    Some(prior) => AdaptiveRate::restored(prior, knobs),
+                    None => AdaptiveRate::new(knobs),
+                }
+            }
+            (None, Scope::Global) => AdaptiveRate::new(knobs),
+        };
+        let mut state = ScopeState::new(law, now, self.settings.default_throttle_pause);
+        if let Some(until) = remembered.and_then(|r| r.paused_until) {
+            let left = (until - Utc::now()).to_std().unwrap_or_default();
+            if !left.is_zero() {
+                state.pause(now + left, knobs);
+            }
+        }
+        state
     }
 
     /// Why `waiter` cannot go now, scope by scope (empty: it can go).
@@ -216,6 +312,7 @@ impl RateLimiter {
             let mut long_waits: HashMap<JobId, String> = HashMap::new();
             let mut next_wake: Option<Instant> = None;
             let mut granted = None;
+            let mut on_global = 0;
             for i in order {
                 let job_id = self.waiters[i].job_id;
                 let held = taken
@@ -223,6 +320,12 @@ impl RateLimiter {
                     .filter(|(s, _)| self.waiters[i].scopes.contains(s))
                     .map(|(_, reason)| reason.clone())
                     .collect::<Vec<_>>();
+                if taken
+                    .iter()
+                    .any(|(s, _)| *s == Scope::Global && self.waiters[i].scopes.contains(s))
+                {
+                    on_global += 1;
+                }
                 if !held.is_empty() {
                     if let Some(reason) = held.into_iter().flatten().next() {
                         long_waits.entry(job_id).or_insert(reason);
@@ -233,6 +336,9 @@ impl RateLimiter {
                 if blocked.is_empty() {
                     granted = Some(i);
                     break;
+                }
+                if blocked.iter().any(|(s, _)| *s == Scope::Global) {
+                    on_global += 1;
                 }
                 for (scope, why) in blocked {
                     if let Blocked::Until(at) = why {
@@ -248,6 +354,7 @@ impl RateLimiter {
             match granted {
                 Some(i) => self.grant(i, now, ctx),
                 None => {
+                    self.waiting_on_global = on_global;
                     for (job_id, reason) in long_waits {
                         self.set_detail(job_id, Some(reason), ctx);
                     }
@@ -302,11 +409,14 @@ impl RateLimiter {
     fn control_tick(&mut self, ctx: &mut Context<Self>) {
         let now = Instant::now();
         let settings = &self.settings;
+        let round_trip = Duration::from_secs_f64(self.latency.unwrap_or(0.0).clamp(0.0, 60.0));
         for (scope, state) in &mut self.scopes {
             let knobs = knobs_of(settings, scope);
+            state.control.set_round_trip(round_trip);
             state.control.tick(now, state.saturated, knobs);
             state.saturated = false;
         }
+        self.decide_concurrency(now, ctx);
         self.dispatch(ctx);
     }
 
@@ -322,6 +432,7 @@ impl RateLimiter {
         let knobs = self.knobs(scope).clone();
         let state = self.scope(scope, now);
         state.throttled += 1;
+        state.last_throttle = Some(now);
         let pause = retry_after.unwrap_or_else(|| {
             let pause = state.next_pause;
             state.next_pause = (pause * 2).min(max_pause);
@@ -377,19 +488,45 @@ impl RateLimiter {
             .iter()
             .flat_map(|w| w.scopes.iter().cloned())
             .collect();
+        let memory = &mut self.memory;
         self.scopes.retain(|scope, s| {
-            *scope == Scope::Global
+            let keep = *scope == Scope::Global
                 || s.in_flight > 0
                 || waiting.contains(scope)
                 || s.paused_until.is_some_and(|until| until > now)
-                || now.saturating_duration_since(s.last_used) < IDLE_SCOPE_TTL
+                || now.saturating_duration_since(s.last_used) < IDLE_SCOPE_TTL;
+            if !keep {
+                memory.remember(
+                    scope.clone(),
+                    learning::Remembered {
+                        learned: s.control.learned(),
+                        paused_until: None,
+                    },
+                );
+            }
+            keep
         });
         self.turns.forget_except(&self.waiters);
         // A job that stopped while it waited keeps no detail here (its row is no longer running,
         // so the store ignores a late clear anyway).
         let jobs: std::collections::HashSet<JobId> =
             self.waiters.iter().map(|w| w.job_id).collect();
-        self.details.retain(|job, _| jobs.contains(job));
+        let running: std::collections::HashSet<JobId> = self
+            .slots
+            .as_ref()
+            .map(|slots| {
+                slots
+                    .snapshot()
+                    .jobs
+                    .into_iter()
+                    .map(|(id, _)| id)
+                    .collect()
+            })
+            .unwrap_or_default();
+        self.details
+            .retain(|job, _| jobs.contains(job) || running.contains(job));
+        self.wait_details.retain(|job, _| jobs.contains(job));
+        self.slow_details.retain(|job, _| running.contains(job));
     }
 
     fn stats(&mut self) -> Vec<ScopeStats> {
@@ -417,6 +554,12 @@ impl RateLimiter {
                     rate_per_sec: Some(rate),
                     delay_seconds: (rate > 0.0).then(|| 1.0 / rate),
                     throttle_mark_per_sec: s.control.mark(),
+                    learned_quota_per_sec: s.control.mark(),
+                    bound_by: self::concurrency::scope_bound_by(scope, s, now, &self.concurrency),
+                    concurrency: match scope {
+                        Scope::Global => Some(self.concurrency.target() as u64),
+                        Scope::Customer(_) => None,
+                    },
                     in_flight: s.in_flight,
                     max_in_flight: knobs.max_in_flight,
                     waiting: waiting.get(scope).copied().unwrap_or(0),
@@ -472,6 +615,7 @@ impl Actor for RateLimiter {
         if let Some(shared) = &mut self.shared {
             shared.start(ctx);
         }
+        self.start_learning(ctx);
     }
 }
 
@@ -520,6 +664,13 @@ impl Handler<Report> for RateLimiter {
                     state.succeeded += 1;
                     state.control.succeeded(now);
                     state.next_pause = first_pause;
+                    if *scope == Scope::Global {
+                        let took = now.saturating_duration_since(msg.granted_at).as_secs_f64();
+                        self.latency = Some(match self.latency {
+                            Some(mean) => mean + LATENCY_WEIGHT * (took - mean),
+                            None => took,
+                        });
+                    }
                 }
                 CallResult::Transient | CallResult::Other => state.failed += 1,
                 CallResult::Throttled { .. } => {}
@@ -562,6 +713,14 @@ impl Handler<UpdateSettings> for RateLimiter {
         self.apply_settings(next, ctx);
         self.publish_settings(ctx);
         MessageResult(Ok(self.settings.clone()))
+    }
+}
+
+impl Handler<GetConcurrency> for RateLimiter {
+    type Result = MessageResult<GetConcurrency>;
+
+    fn handle(&mut self, _: GetConcurrency, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.concurrency_stats())
     }
 }
 

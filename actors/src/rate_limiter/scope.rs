@@ -10,6 +10,9 @@ use tokio::time::Instant;
 
 use super::{control::AdaptiveRate, settings::ScopeKnobs};
 
+/// How long after a throttle a scope counts as freshly throttled (the API's `bound_by`).
+pub const FRESH_THROTTLE: Duration = Duration::from_secs(5);
+
 /// Why a scope cannot grant now.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Blocked {
@@ -41,12 +44,14 @@ pub struct ScopeState {
     window_used: u64,
     /// Set while a call waits for the daily window: until when.
     pub window_wait: Option<DateTime<Utc>>,
+    /// When the scope was last throttled.
+    pub last_throttle: Option<Instant>,
 }
 
 impl ScopeState {
-    pub fn new(knobs: &ScopeKnobs, now: Instant, first_pause: Duration) -> Self {
+    pub fn new(control: AdaptiveRate, now: Instant, first_pause: Duration) -> Self {
         Self {
-            control: AdaptiveRate::new(knobs),
+            control,
             tat: now,
             paused_until: None,
             next_pause: first_pause,
@@ -60,7 +65,14 @@ impl ScopeState {
             window_day: Utc::now().date_naive(),
             window_used: 0,
             window_wait: None,
+            last_throttle: None,
         }
+    }
+
+    /// Whether a throttle came within [`FRESH_THROTTLE`].
+    pub fn freshly_throttled(&self, now: Instant) -> bool {
+        self.last_throttle
+            .is_some_and(|at| now.saturating_duration_since(at) < FRESH_THROTTLE)
     }
 
     fn interval(&self) -> Duration {

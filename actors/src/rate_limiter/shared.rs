@@ -258,7 +258,7 @@ impl RateLimiter {
             shared.shared_rate.unwrap_or(proposal)
         };
         let sync = async move { quota.sync(&node_id, proposal, known).await };
-        ctx.spawn(sync.into_actor(self).map(|result, act, ctx| {
+        ctx.spawn(sync.into_actor(self).map(move |result, act, ctx| {
             let knobs = act.settings.global.clone();
             let Some(shared) = &mut act.shared else {
                 return;
@@ -282,7 +282,12 @@ impl RateLimiter {
                     let now = Instant::now();
                     let global = act.scope(&Scope::Global, now);
                     global.control.set_ceiling(None);
-                    if !was_shared || state.rate < global.control.rate() {
+                    // Only a shared rate below what this node proposed is news (a throttle or
+                    // a hold elsewhere). The local rate has usually grown since the proposal
+                    // left; comparing with it read every sync as a throttle elsewhere, set the
+                    // mark to the local rate and cut the rate back to the stale proposal, so
+                    // an unthrottled scope sawed up and down by a quarter twice a second.
+                    if !was_shared || state.rate < proposal {
                         global.control.adopt_shared(now, state.rate, &knobs);
                     }
                     if !state.paused_for.is_zero() {

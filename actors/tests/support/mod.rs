@@ -47,6 +47,7 @@ pub fn fast_config() -> EngineConfig {
         node_id: "test-node".to_string(),
         max_running_jobs: 4,
         max_concurrent_customers: 2,
+        max_node_customers: 64,
         page_size: 5,
         max_attempts: 3,
         retry_min: Duration::from_millis(1),

@@ -15,6 +15,7 @@ const S = {
   history: new Map(),   // id -> [[time ms, items/min, processed]]
   limiter: [],          // [[time ms, global rate/s, throttles in that second]]
   lastLimiter: null,
+  limiterText: '',     // why the limiter runs where it does (learned quota, bound by, concurrency)
   jobId: null,          // the job page's job
   failedCursor: [0],    // after_id of each page seen
   failedNext: null,
@@ -221,7 +222,7 @@ function setLive(on) {
 }
 
 function onEvent(event) {
-  if (event.type === 'limiter') return onLimiter(event.scopes || []);
+  if (event.type === 'limiter') return onLimiter(event.scopes || [], event.concurrency);
   const id = event.type === 'snapshot' ? event.job.id : event.job_id;
   let job = S.jobs.get(id);
   if (event.type === 'snapshot') {
@@ -260,7 +261,33 @@ function record(id, event) {
   if (h.length > HISTORY_POINTS) h.splice(0, h.length - HISTORY_POINTS);
 }
 
-function onLimiter(scopes) {
+// What holds each scope back, in words.
+const BOUND = {
+  quota: 'the API quota', concurrency_ceiling: 'the concurrency ceiling',
+  latency: 'latency (opening more customers)', nothing_to_do: 'nothing to do',
+};
+
+function explainLimiter(scopes, concurrency) {
+  const global = scopes.find((s) => s.scope === 'global');
+  const customers = scopes.filter((s) => s.scope !== 'global');
+  const parts = [];
+  if (global) {
+    parts.push('Global: ' + (global.learned_quota_per_sec
+      ? 'learned quota ' + global.learned_quota_per_sec.toFixed(1) + '/s'
+      : 'no quota learned yet') + ', bound by ' + (BOUND[global.bound_by] || global.bound_by));
+  }
+  if (concurrency) {
+    parts.push(concurrency.held + ' customers at once (target ' + concurrency.target +
+      ', ceiling ' + concurrency.node_ceiling + ')' +
+      (concurrency.latency_seconds ? ', ' + Math.round(concurrency.latency_seconds * 1000) + ' ms per call' : ''));
+  }
+  const atQuota = customers.filter((s) => s.bound_by === 'quota').length;
+  if (customers.length) parts.push(customers.length + ' customer scopes, ' + atQuota + ' at their own quota');
+  return parts.join(' · ');
+}
+
+function onLimiter(scopes, concurrency) {
+  S.limiterText = explainLimiter(scopes, concurrency);
   const global = scopes.find((s) => s.scope === 'global');
   const throttled = scopes.reduce((n, s) => n + (s.throttled || 0), 0);
   const granted = global ? global.granted || 0 : 0;
@@ -357,6 +384,9 @@ function drawLimiter() {
   if (limited) series.unshift({ color: '#1f9d55', points: S.limiter.map((p) => [p[0], p[1]]), dashed: true });
   drawChart($('chart-limiter'), series,
     (limited ? 'limit (green) · ' : 'no limit · ') + 'calls/s (blue) · throttles (red)');
+  const why = $('limiter-why');
+  why.textContent = S.limiterText || '';
+  why.hidden = !S.limiterText;
 }
 
 // A small line/bar chart on a canvas: time on x (last few minutes), values on y.

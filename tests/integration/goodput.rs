@@ -1,0 +1,273 @@
+//! Goodput at the quota on the job shapes that fixed concurrency could not serve, through the
+//! real server against the simulator, with the balanced preset and no quota told to Overseer:
+//! many small customers with the developer quota binding; answers that take 0.5-1 s, where the
+//! quota needs 30 calls in flight (and one customer's mutates must still never overlap); and a
+//! kill -9 mid-job, after which the restarted node starts from the limits it kept.
+//!
+//! Goodput is read from the simulator's own counts over a window after the warm-up:
+//! successful API requests per second (throttled and failed ones left out).
+
+use std::time::{Duration, Instant};
+
+use overseer::sim::{self, RunningSim, SimConfig, SimStats};
+use serde_json::{Value, json};
+
+use crate::{
+    node_process::{Node, db_client, submit},
+    support::{TestDb, http, start, submit_json, test_config, wait_for},
+};
+
+const GOOGLE_ADS_ENV: [&str; 5] = [
+    "OVERSEER_GOOGLE_ADS_ENDPOINT",
+    "OVERSEER_GOOGLE_ADS_TOKEN_URL",
+    "OVERSEER_GOOGLE_ADS_CLIENT_ID",
+    "OVERSEER_GOOGLE_ADS_CLIENT_SECRET",
+    "OVERSEER_GOOGLE_ADS_REFRESH_TOKEN",
+];
+
+fn simulator(config: SimConfig) -> RunningSim {
+    sim::start(config, "127.0.0.1:0").expect("start simulator")
+}
+
+/// Successful API requests so far (token requests, throttles and errors left out).
+fn good(stats: &SimStats) -> u64 {
+    let requests = stats.requests.total.saturating_sub(stats.requests.token);
+    requests.saturating_sub(
+        stats.throttled.total
+            + stats.errors.transient
+            + stats.errors.concurrent
+            + stats.errors.permission
+            + stats.errors.invalid,
+    )
+}
+
+/// A theme job over every ad group of the simulator.
+fn theme_job(sim: &RunningSim, ops_per_request: u32) -> Value {
+    let items: Vec<Value> = sim
+        .sim
+        .customer_ids()
+        .into_iter()
+        .flat_map(|customer_id| {
+            let view = sim.sim.customer(&customer_id).expect("simulated customer");
+            view.ad_groups
+                .into_iter()
+                .map(move |g| json!({"customer_id": customer_id.clone(), "ad_group_id": g.id}))
+        })
+        .collect();
+    json!({
+        "name": "goodput", "operation": "google_ads.theme_rsa",
+        "params": {"theme": "black_friday", "ops_per_request": ops_per_request},
+        "items": items,
+    })
+}
+
+/// Goodput over `window`, starting `warm_up` after `started`.
+async fn goodput_over(
+    sim: &RunningSim,
+    started: Instant,
+    warm_up: Duration,
+    window: Duration,
+) -> f64 {
+    tokio::time::sleep_until((started + warm_up).into()).await;
+    let from = sim.sim.stats();
+    let at = Instant::now();
+    tokio::time::sleep(window).await;
+    let to = sim.sim.stats();
+    (good(&to) - good(&from)) as f64 / at.elapsed().as_secs_f64()
+}
+
+/// The in-process server's config against `sim`, balanced limiter.
+fn server_config(db: &TestDb, sim: &RunningSim) -> overseer::config::Config {
+    let mut config = test_config(db);
+    config.rate_limit_preset = "balanced".into();
+    config.google_ads_endpoint = sim.base_url();
+    config.google_ads_token_url = sim.token_url();
+    config.google_ads_client_id = Some("sim-client-id".into());
+    config.google_ads_client_secret = Some("sim-client-secret".into());
+    config.google_ads_refresh_token = Some("sim-refresh-token".into());
+    config
+}
+
+#[actix_rt::test]
+async fn many_small_customers_reach_the_developer_quota() {
+    const QUOTA: f64 = 30.0;
+    let sim = simulator(SimConfig {
+        customers: 400,
+        ad_groups_per_customer: 20,
+        developer_rps: QUOTA,
+        customer_rps: 10.0,
+        latency_ms: 30,
+        latency_jitter_ms: 10,
+        ..SimConfig::default()
+    });
+    let db = TestDb::new("goodput_many_small");
+    let app = start(server_config(&db, &sim)).await;
+    let base = app.base_url().expect("url");
+    let job = submit_json(&base, &theme_job(&sim, 1_000)).await;
+    let started = Instant::now();
+    let goodput = goodput_over(
+        &sim,
+        started,
+        Duration::from_secs(10),
+        Duration::from_secs(15),
+    )
+    .await;
+    let stats = sim.sim.stats();
+    let view: Value = http()
+        .get(format!("{base}/api/rate-limiter"))
+        .send()
+        .await
+        .expect("GET")
+        .json()
+        .await
+        .expect("JSON");
+    assert!(
+        goodput >= 0.95 * QUOTA,
+        "goodput {goodput:.1}/s against a developer quota of {QUOTA}/s; job {job}; limiter {view}"
+    );
+    assert_eq!(stats.early_requests, 0, "{stats:?}");
+    assert_eq!(stats.ad_groups_with_multiple_themed_ads, 0);
+    assert!(
+        view["concurrency"]["target"].as_u64() > Some(0),
+        "the chosen concurrency is shown: {view}"
+    );
+}
+
+#[actix_rt::test]
+async fn slow_answers_get_enough_customers_in_flight_for_the_quota() {
+    // 40 requests/s at 0.5-1 s each: about 30 calls in flight are needed; ten customers at
+    // once, the old fixed number, would reach a third of it.
+    const QUOTA: f64 = 40.0;
+    let sim = simulator(SimConfig {
+        customers: 250,
+        ad_groups_per_customer: 40,
+        developer_rps: QUOTA,
+        customer_rps: 10.0,
+        latency_ms: 750,
+        latency_jitter_ms: 250,
+        ..SimConfig::default()
+    });
+    let db = TestDb::new("goodput_slow");
+    let app = start(server_config(&db, &sim)).await;
+    let base = app.base_url().expect("url");
+    let job = submit_json(&base, &theme_job(&sim, 10)).await;
+    let started = Instant::now();
+    let goodput = goodput_over(
+        &sim,
+        started,
+        Duration::from_secs(15),
+        Duration::from_secs(15),
+    )
+    .await;
+    let stats = sim.sim.stats();
+    let view: Value = http()
+        .get(format!("{base}/api/rate-limiter"))
+        .send()
+        .await
+        .expect("GET")
+        .json()
+        .await
+        .expect("JSON");
+    assert!(
+        goodput >= 0.95 * QUOTA,
+        "goodput {goodput:.1}/s against {QUOTA}/s; job {job}; limiter {view}"
+    );
+    assert!(
+        view["concurrency"]["held"].as_u64() >= Some(30),
+        "30+ customers at once: {view}"
+    );
+    assert_eq!(
+        stats.errors.concurrent, 0,
+        "CONCURRENT_MODIFICATION: {stats:?}"
+    );
+    assert_eq!(
+        stats.early_requests, 0,
+        "requests inside a retry delay: {stats:?}"
+    );
+    assert_eq!(stats.ad_groups_with_multiple_themed_ads, 0);
+}
+
+#[actix_rt::test]
+async fn a_restarted_node_starts_from_the_limits_it_kept() {
+    const QUOTA: f64 = 30.0;
+    let sim = simulator(SimConfig {
+        customers: 800,
+        ad_groups_per_customer: 20,
+        developer_rps: QUOTA,
+        customer_rps: 10.0,
+        latency_ms: 30,
+        latency_jitter_ms: 10,
+        ..SimConfig::default()
+    });
+    let db = TestDb::new("goodput_restart");
+    let values = [
+        sim.base_url(),
+        sim.token_url(),
+        "sim-client-id".to_string(),
+        "sim-client-secret".to_string(),
+        "sim-refresh-token".to_string(),
+    ];
+    let mut env: Vec<(&str, String)> = GOOGLE_ADS_ENV.into_iter().zip(values).collect();
+    env.push(("OVERSEER_RATE_LIMIT_PRESET", "balanced".to_string()));
+    let node = Node::spawn(&db, "goodput-a", &env).await;
+    let id = submit(&node.base, &theme_job(&sim, 1_000)).await;
+
+    // The limiter finds the developer quota (a throttle sets its mark) and keeps it.
+    let client = db_client(&db).await;
+    let kept: f64 = wait_for(
+        "a kept mark of the global scope",
+        Duration::from_secs(60),
+        || {
+            let client = &client;
+            async move {
+                let row = client
+                .query_opt(
+                    "SELECT mark FROM limiter_scopes WHERE scope = 'global' AND mark IS NOT NULL",
+                    &[],
+                )
+                .await
+                .ok()??;
+                row.get::<_, Option<f64>>(0)
+            }
+        },
+    )
+    .await;
+    node.kill_9();
+    let restarted = Node::spawn(&db, "goodput-a", &env).await;
+    let restarted_at = Instant::now();
+
+    let view: Value = http()
+        .get(format!("{}/api/rate-limiter", restarted.base))
+        .send()
+        .await
+        .expect("GET")
+        .json()
+        .await
+        .expect("JSON");
+    let global = view["scopes"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["scope"] == "global"))
+        .cloned()
+        .unwrap_or_default();
+    let learned = global["learned_quota_per_sec"].as_f64().unwrap_or(0.0);
+    let rate = global["rate_per_sec"].as_f64().unwrap_or(0.0);
+    assert!(
+        learned >= 0.8 * kept && learned <= 1.25 * kept,
+        "the restarted node's global scope starts from the kept mark {kept:.1}: {global}"
+    );
+    assert!(
+        rate >= 0.8 * kept,
+        "and its rate starts near it, not at the preset's 10/s: {global}"
+    );
+
+    // The simulator's per-second counts: the quota is used again within seconds.
+    let from = sim.sim.stats();
+    tokio::time::sleep_until((restarted_at + Duration::from_secs(6)).into()).await;
+    let to = sim.sim.stats();
+    let goodput = (good(&to) - good(&from)) as f64 / restarted_at.elapsed().as_secs_f64();
+    assert!(
+        goodput >= 0.75 * QUOTA,
+        "{goodput:.1}/s in the 6 s after the restart, against {QUOTA}/s (job {id})"
+    );
+    assert_eq!(to.early_requests, 0, "{to:?}");
+}
