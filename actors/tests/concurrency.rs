@@ -20,8 +20,10 @@ fn node(held: usize, rate: f64, latency: f64) -> Observation {
         rate_per_sec: rate,
         in_flight: in_flight.round() as u64,
         waiting: held - in_flight.round() as usize,
-        waiting_on_global: held - in_flight.round() as usize,
+        waiting_on_global: held as f64 - in_flight.round(),
         holding: false,
+        throttles: 0,
+        latency,
     }
 }
 
@@ -49,6 +51,37 @@ fn concurrency_climbs_until_the_global_scope_is_saturated() {
 }
 
 #[test]
+fn customers_that_spend_half_their_time_off_the_api_get_more_slots() {
+    // Many small customers: each reads its page, prepares and commits between calls.
+    let (rate, latency) = (80.0, 0.04);
+    let mut control = ConcurrencyControl::new(INITIAL_TARGET, 256);
+    for _ in 0..40 {
+        let held = control.target();
+        let on_api = held / 2;
+        let in_flight = (on_api as f64).min(rate * latency);
+        control.decide(Observation {
+            held,
+            wanting: true,
+            granted_per_sec: in_flight / latency,
+            rate_per_sec: rate,
+            in_flight: in_flight.round() as u64,
+            waiting: on_api - in_flight.round() as usize,
+            waiting_on_global: on_api as f64 - in_flight.round(),
+            holding: false,
+            throttles: 0,
+            latency,
+        });
+    }
+    let held = control.target();
+    let in_flight = ((held / 2) as f64).min(rate * latency);
+    assert!(
+        in_flight / latency >= 0.9 * rate,
+        "{held} customers, of which half on the API, use {:.1} of {rate}/s",
+        in_flight / latency
+    );
+}
+
+#[test]
 fn fast_answers_need_few_customers() {
     let mut control = ConcurrencyControl::new(INITIAL_TARGET, 256);
     let target = settle(&mut control, 40.0, 0.05, 40);
@@ -59,11 +92,18 @@ fn fast_answers_need_few_customers() {
 fn concurrency_backs_off_while_the_scope_holds_after_a_throttle() {
     let mut control = ConcurrencyControl::new(INITIAL_TARGET, 256);
     let before = settle(&mut control, 40.0, 0.75, 40);
-    for _ in 0..3 {
+    for throttles in 1..=3 {
         let mut seen = node(control.target(), 40.0, 0.75);
-        seen.holding = true;
+        seen.throttles = throttles;
         control.decide(seen);
     }
+    let after = control.target();
+    // While the scope holds after the throttle, the target stays where the throttle put it.
+    let mut seen = node(after / 2, 40.0, 0.75);
+    seen.throttles = 3;
+    seen.holding = true;
+    control.decide(seen);
+    assert_eq!(control.target(), after);
     assert!(
         control.target() < before * 3 / 4,
         "{} after three held decisions, from {before}",
@@ -82,8 +122,10 @@ fn slots_busy_off_the_api_do_not_open_more() {
             rate_per_sec: 1e9,
             in_flight: 0,
             waiting: 0,
-            waiting_on_global: 0,
+            waiting_on_global: 0.0,
             holding: false,
+            throttles: 0,
+            latency: 0.0,
         });
     }
     assert_eq!(control.target(), INITIAL_TARGET);

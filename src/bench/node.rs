@@ -41,6 +41,13 @@ impl Node {
             .env_remove("OVERSEER_API_TOKEN")
             .stdout(Stdio::null())
             .stderr(Stdio::null());
+        // OVERSEER_BENCH_NODE_LOG=DIR keeps each node's log there, for looking into a run.
+        if let Some(dir) = std::env::var_os("OVERSEER_BENCH_NODE_LOG") {
+            let path = std::path::Path::new(&dir).join(format!("{node_id}.log"));
+            let log = std::fs::File::create(&path)
+                .with_context(|| format!("creating {}", path.display()))?;
+            command.stderr(log.try_clone()?).stdout(log);
+        }
         for (key, value) in env {
             command.env(key, value);
         }

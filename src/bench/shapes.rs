@@ -278,12 +278,38 @@ async fn run_adaptive(config: &Config, shape: Shape, secs: u64) -> anyhow::Resul
     let mut samples: Vec<(Duration, SimStats)> = vec![(Duration::ZERO, start_stats.clone())];
     let mut restarted_at: Option<Duration> = None;
     let mut finished = None;
+    let trace = std::env::var_os("OVERSEER_BENCH_TRACE").is_some();
     while started.elapsed() < window {
         tokio::time::sleep(SAMPLE).await;
         let at = started.elapsed();
         samples.push((at, simulator.sim.stats()));
         if let Ok(view) = get_json(&http, &format!("{}/api/rate-limiter", node.base)).await {
-            concurrency = concurrency.max(view["concurrency"]["held"].as_u64().unwrap_or(0));
+            let held = view["concurrency"]["held"].as_u64().unwrap_or(0);
+            concurrency = concurrency.max(held);
+            if trace {
+                let global = view["scopes"]
+                    .as_array()
+                    .and_then(|s| s.iter().find(|s| s["scope"] == "global"))
+                    .cloned()
+                    .unwrap_or_default();
+                let (last_at, last) = &samples[samples.len() - 2];
+                let (now_at, now) = &samples[samples.len() - 1];
+                let span = now_at.saturating_sub(*last_at).as_secs_f64();
+                println!(
+                    "    {:>4.0} s: good {:>5.1}/s, customers {held} (target {}, needed {}, {}), \
+                     global rate {:.1}/s mark {:?}, waiting {}, in flight {}, latency {}",
+                    at.as_secs_f64(),
+                    Window::between(last, now, span).goodput(),
+                    view["concurrency"]["target"],
+                    view["concurrency"]["needed"],
+                    view["concurrency"]["bound_by"],
+                    global["rate_per_sec"].as_f64().unwrap_or(0.0),
+                    global["learned_quota_per_sec"].as_f64(),
+                    global["waiting"],
+                    global["in_flight"],
+                    view["concurrency"]["latency_seconds"],
+                );
+            }
         }
         if shape == Shape::Restart && restarted_at.is_none() && at >= KILL_AT {
             node.kill_9();

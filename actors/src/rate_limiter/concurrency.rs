@@ -5,20 +5,25 @@
 //! overlapping mutates of one account), so the calls in flight are at most the customers being
 //! worked on. By Little's law a quota of 40 requests/s at 0.8 s per answer needs 32 calls in
 //! flight, so a fixed number of customers cannot fit every quota and every latency: the number
-//! has to follow them. The RateLimiter, which sees every permit, decides it on its control
-//! tick ([`ConcurrencyControl::decide`]) from what it observes on the global scope:
+//! has to follow them. The RateLimiter, which sees every permit, decides it every
+//! [`DECIDE_INTERVAL`] ([`ConcurrencyControl::decide`]) from what the global scope showed:
 //!
-//! - each customer slot produces `granted / (held - waiting on the global scope)` calls per
-//!   second (a slot that waits on the global scope produces nothing more by being there), so
-//!   the global rate needs `HEADROOM × rate × (held - waiting on global) / granted` slots;
-//!   the headroom keeps a few customers queued on the global scope, which is what keeps it
-//!   saturated and lets its law find the quota;
-//! - the target moves towards that number, up by at most half per decision, down by a tenth;
-//! - it does not rise while the global scope holds after a throttle, and it falls a tenth
-//!   per decision then (start fewer when throttles come);
-//! - it does not rise while most slots are busy elsewhere than the API (reading pages,
-//!   waiting on the database): more customers would not bring more calls;
-//! - it stays between [`MIN_TARGET`] and the node's ceiling.
+//! - **Headroom opens slots.** The *use* is the permits granted ÷ the global rate, smoothed
+//!   over a couple of decisions. Below [`FULL_USE`] the rate has room, so the target grows to
+//!   what the same per-customer throughput would need to fill it (held × rate ÷ granted, a
+//!   tenth more), by at most half per decision. Many small customers spend part of their short
+//!   lives off the API (reading their page, preparing, committing), and this is what keeps
+//!   enough of them on it.
+//! - **Queues close them.** With the rate used and more than [`QUEUE_SHARE`] of the customers
+//!   waiting on the global scope (averaged over the interval), the target falls by 5 %. A short
+//!   queue is wanted: it is what keeps the scope saturated, which lets its law find the quota.
+//! - **Throttles close them.** A new throttle of the global scope cuts the target by 15 %, as
+//!   the rate itself is cut; while the scope holds after it, the target does not move.
+//! - **Little's law is the floor**: never fewer than rate × latency × 1.1 customers while
+//!   there is work, so slow answers (0.5-1 s) get their 30 calls in flight at once.
+//! - **Slots busy off the API do not open more**: when fewer than half the customers are in a
+//!   call or waiting for a permit, the database or the engine is the bound, not the API.
+//! - It stays between [`MIN_TARGET`] and the node's ceiling.
 //!
 //! Jobs take slots from one [`CustomerSlots`] book, each up to its own ceiling; while slots are
 //! short, a job at or above its fair share (target ÷ jobs that want more) takes none, so a
@@ -38,11 +43,18 @@ use crate::model::JobId;
 pub const INITIAL_TARGET: usize = 10;
 /// The target never falls below this.
 pub const MIN_TARGET: usize = 2;
-/// Slots per slot needed: a quarter more, so a few customers always wait on the global scope.
-const HEADROOM: f64 = 1.25;
-/// Largest step up in one decision (×1.5) and down (×0.9).
+/// Below this use of the global rate, the target grows.
+pub const FULL_USE: f64 = 0.9;
+/// Above this share of customers waiting on the global scope (with the rate used), it falls.
+pub const QUEUE_SHARE: f64 = 0.3;
+/// Slots opened beyond the estimate, and beyond Little's law.
+const MARGIN: f64 = 1.1;
+/// Largest step up in one decision (×1.5); the steps down.
 const GROWTH: f64 = 1.5;
-const SHRINK: f64 = 0.9;
+const QUEUE_SHRINK: f64 = 0.95;
+const THROTTLE_SHRINK: f64 = 0.85;
+/// Weight of the newest decision in the smoothed use and queue.
+const SMOOTHING: f64 = 0.5;
 /// Below this share of slots on the API path (in a call or waiting for a permit), the API is
 /// not what limits the work: the target does not grow.
 const MIN_API_SHARE: f64 = 0.5;
@@ -53,17 +65,17 @@ pub const DECIDE_INTERVAL: Duration = Duration::from_millis(500);
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BoundBy {
-    /// The global scope's quota: customers wait on its pacing or pause.
+    /// The global scope's quota: its rate is used, customers wait on its pacing or pause.
     Quota,
     /// The node's or a job's ceiling on customers at once, while the quota has headroom.
     ConcurrencyCeiling,
-    /// Calls are slow for the slots there are; the target is still opening slots.
+    /// Calls are slow for the customers there are; the target is still opening slots.
     Latency,
     /// No job has a customer waiting for a slot (or most slots are busy off the API path).
     NothingToDo,
 }
 
-/// One decision's view of the node, as the RateLimiter sees it.
+/// One decision's view of the node, as the RateLimiter saw it since the last one.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Observation {
     /// Slots held by all jobs.
@@ -76,11 +88,16 @@ pub struct Observation {
     pub rate_per_sec: f64,
     /// Calls holding a global permit.
     pub in_flight: u64,
-    /// Waiters for a permit, all of them; of which held by the global scope.
+    /// Waiters for a permit, all of them.
     pub waiting: usize,
-    pub waiting_on_global: usize,
+    /// Waiters held by the global scope, on average since the last decision.
+    pub waiting_on_global: f64,
     /// The global scope holds after a throttle.
     pub holding: bool,
+    /// Throttles of the global scope so far (a rise is a new throttle).
+    pub throttles: u64,
+    /// Mean seconds from permit to answer; 0 before any answer.
+    pub latency: f64,
 }
 
 /// The concurrency law (see the module doc); pure, so tests drive it on a simulated clock.
@@ -89,8 +106,12 @@ pub struct ConcurrencyControl {
     target: usize,
     ceiling: usize,
     bound_by: BoundBy,
-    /// Slots the last decision found were needed.
+    /// Slots the last decision estimated the rate needs.
     needed: usize,
+    /// Smoothed use of the global rate, and queue on the global scope.
+    use_of_rate: Option<f64>,
+    queue: f64,
+    throttles: u64,
 }
 
 impl ConcurrencyControl {
@@ -101,6 +122,9 @@ impl ConcurrencyControl {
             ceiling,
             bound_by: BoundBy::NothingToDo,
             needed: initial,
+            use_of_rate: None,
+            queue: 0.0,
+            throttles: 0,
         }
     }
 
@@ -127,36 +151,48 @@ impl ConcurrencyControl {
 
     /// Moves the target for what `seen` shows; returns it.
     pub fn decide(&mut self, seen: Observation) -> usize {
+        let new_throttle = seen.throttles > self.throttles;
+        self.throttles = seen.throttles;
+        if seen.rate_per_sec > 0.0 {
+            let now = (seen.granted_per_sec / seen.rate_per_sec).min(1.5);
+            self.use_of_rate = Some(match self.use_of_rate {
+                Some(smoothed) => smoothed + SMOOTHING * (now - smoothed),
+                None => now,
+            });
+        }
+        self.queue += SMOOTHING * (seen.waiting_on_global - self.queue);
         self.bound_by = self.classify(&seen);
         if !seen.wanting || seen.held == 0 {
             return self.target;
         }
+        if new_throttle {
+            self.target = ((self.target as f64 * THROTTLE_SHRINK).floor() as usize)
+                .clamp(MIN_TARGET, self.ceiling);
+            return self.target;
+        }
         if seen.holding {
-            self.target = ((self.target as f64 * SHRINK).floor() as usize).max(MIN_TARGET);
-            self.needed = self.target;
             return self.target;
         }
-        if seen.granted_per_sec <= 0.0 {
-            return self.target;
-        }
-        let producing = seen.held.saturating_sub(seen.waiting_on_global).max(1) as f64;
-        let needed = (HEADROOM * seen.rate_per_sec * producing / seen.granted_per_sec).ceil();
-        let needed = if needed.is_finite() {
-            needed.min(1e9) as usize
+        let use_of_rate = self.use_of_rate.unwrap_or(1.0);
+        let estimate = if seen.granted_per_sec > 0.0 {
+            MARGIN * seen.held as f64 * seen.rate_per_sec / seen.granted_per_sec
         } else {
-            self.ceiling
+            self.target as f64
         };
+        let little = MARGIN * seen.rate_per_sec * seen.latency;
+        let needed = estimate.max(little).ceil().min(1e9) as usize;
         self.needed = needed;
         let on_api = (seen.in_flight as usize + seen.waiting) as f64 / seen.held as f64;
-        let next = if needed > self.target {
-            if on_api < MIN_API_SHARE {
-                self.target
-            } else {
-                needed.min((self.target as f64 * GROWTH).ceil() as usize)
-            }
-        } else {
-            needed.max((self.target as f64 * SHRINK).floor() as usize)
-        };
+        let mut next = self.target;
+        if use_of_rate < FULL_USE && on_api >= MIN_API_SHARE {
+            next = needed.min((self.target as f64 * GROWTH).ceil() as usize);
+        } else if use_of_rate >= FULL_USE && self.queue > (QUEUE_SHARE * seen.held as f64).max(2.0)
+        {
+            next = (self.target as f64 * QUEUE_SHRINK).floor() as usize;
+        }
+        if little.is_finite() && on_api >= MIN_API_SHARE {
+            next = next.max(little.ceil().min(1e9) as usize);
+        }
         self.target = next.clamp(MIN_TARGET, self.ceiling);
         self.target
     }
@@ -165,7 +201,7 @@ impl ConcurrencyControl {
         if !seen.wanting {
             return BoundBy::NothingToDo;
         }
-        if seen.holding || seen.waiting_on_global > 0 {
+        if seen.holding || self.use_of_rate.is_some_and(|u| u >= FULL_USE) {
             return BoundBy::Quota;
         }
         if self.target >= self.ceiling && seen.held >= self.ceiling {
@@ -339,7 +375,8 @@ impl super::RateLimiter {
             .as_ref()
             .map_or(1, |shared| shared.status().live_nodes.max(1));
         let global = self.scope(&Scope::Global, now);
-        let holding = global.control.holding(now) || global.freshly_throttled(now);
+        let holding = global.control.holding(now);
+        let throttles = global.throttled;
         let in_flight = global.in_flight;
         let rate = global.control.rate() / live_nodes as f64;
         let book = slots.snapshot();
@@ -350,10 +387,13 @@ impl super::RateLimiter {
             rate_per_sec: rate,
             in_flight,
             waiting: self.waiters.len(),
-            waiting_on_global: self.waiting_on_global,
+            waiting_on_global: self.global_waits.mean(),
             holding,
+            throttles,
+            latency: self.latency.unwrap_or(0.0),
         };
         self.last_observation = seen;
+        self.global_waits = Default::default();
         let target = self.concurrency.decide(seen);
         slots.set_target(target);
         crate::metrics::concurrency(target, book.held);
@@ -413,6 +453,28 @@ impl super::RateLimiter {
                 .into_iter()
                 .map(|(job_id, slots)| super::messages::JobConcurrency { job_id, slots })
                 .collect(),
+        }
+    }
+}
+
+/// A running mean of the waiters held by the global scope, sampled on every control tick.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct GlobalWaits {
+    sum: f64,
+    samples: u32,
+}
+
+impl GlobalWaits {
+    pub fn sample(&mut self, waiting: usize) {
+        self.sum += waiting as f64;
+        self.samples += 1;
+    }
+
+    pub fn mean(&self) -> f64 {
+        if self.samples == 0 {
+            0.0
+        } else {
+            self.sum / f64::from(self.samples)
         }
     }
 }

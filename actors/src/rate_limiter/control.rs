@@ -4,23 +4,31 @@
 //! does not rise before the refusal, so a latency-gradient limiter would have no signal to read.
 //! The throttle is the signal, so this is AIMD on the rate, in three phases, with a memory:
 //!
-//! 1. **Start**: until the first throttle the rate doubles every second while the scope is
-//!    saturated (callers are waiting on its pacing), so an unknown quota is found in seconds.
+//! 1. **Start**: until the first throttle the rate doubles every second (every two round trips
+//!    when answers take longer than half a second) while the scope is saturated (callers are
+//!    waiting on its pacing), so an unknown quota is found in seconds.
 //! 2. **Throttle**: the *mark* (the best guess of the quota) is set, and the rate becomes
 //!    `decrease_factor` × the mark. How the mark is read depends on where the throttle came:
 //!    - while starting or recovering (the rate moved fast, a bucket's saved-up capacity may have
 //!      hidden the excess for a while), the mark is the smaller of the rate and the rate that
-//!      actually succeeded lately: over a bucket quota the successes measure the quota itself,
-//!      so an overshoot is corrected in one step. Successes are counted over a window long
-//!      enough to hold [`MIN_COUNTED`] calls (1 to 5 s), since at 3 requests/s one second
-//!      holds 2, 3 or 4 calls and the smallest would throw a third of the quota away;
-//!    - while probing (the rate crept up slowly from just under the mark), the rate at the
-//!      throttle is itself the measurement, a hair above the quota, and becomes the mark.
+//!      actually succeeded: over a bucket quota the successes measure the quota itself, so an
+//!      overshoot is corrected in one step. After an earlier throttle that is the successes
+//!      since it ÷ the time since it (the bucket was empty then and is empty now, so this is
+//!      its refill rate, whatever capacity it spent in between); at the first throttle, the
+//!      successes over a window long enough to hold [`MIN_COUNTED`] calls (1 to 5 s), since at
+//!      3 requests/s one second holds 2, 3 or 4 calls and the smallest would throw a third of
+//!      the quota away;
+//!    - while probing (the rate crept up slowly from just under the mark for at least
+//!      [`PROBE_CONFIRM`]), the rate at the throttle is itself the measurement, a hair above
+//!      the quota, and becomes the mark. A throttle sooner after the rate reached the band
+//!      means the mark was too high, and the successes since the last throttle measure it.
 //!
 //!    Then the rate is **held** — no increase at all — until the server's full retry delay has
 //!    passed (and at least [`MIN_HOLD`] and two measured round trips, so calls sent at the old
 //!    rate have come back: with 0.5-1 s answers, half a second is not enough). Only one decrease per episode: a throttle of a call granted before the
 //!    last decrease says nothing new and only extends the pause.
+//!    The first mark, read from successes that lag the rate by a round trip, is *provisional*:
+//!    the probe above it climbs 2 % of it per second until a throttle replaces it.
 //! 3. **Recover, then probe**: below `RECOVERY_SHARE` of the mark the rate climbs back
 //!    multiplicatively (it is known to be safe there); above it, it probes slowly, at a slope
 //!    that crosses the last `1 - RECOVERY_SHARE` of the mark in a *probe period*. The period is
@@ -48,6 +56,13 @@ use super::settings::ScopeKnobs;
 
 /// No upward move for at least this long after a throttle (whatever the server's delay).
 pub const MIN_HOLD: Duration = Duration::from_millis(500);
+/// A throttle this long after the rate entered the probe band is a probe's: its rate is the
+/// quota's measure. Sooner, the mark was too high.
+const PROBE_CONFIRM: Duration = Duration::from_secs(10);
+/// The probe above a provisional mark climbs this share of it per second.
+const PROVISIONAL_PROBE: f64 = 0.02;
+/// Two throttles at least this far apart measure the quota between them.
+const MIN_EPISODE_SPAN: Duration = Duration::from_secs(1);
 /// Successes are counted in slots of this length.
 const SUCCESS_SLOT: Duration = Duration::from_millis(100);
 /// The success window holds at least this many calls' worth of time at the current rate…
@@ -82,8 +97,18 @@ pub struct AdaptiveRate {
     hold_until: Option<Instant>,
     /// When the rate was last decreased: throttles of calls granted earlier are one episode.
     last_decrease: Option<Instant>,
+    /// Successes so far, and how many there were at the last decrease: between two throttles
+    /// the bucket went from empty to empty, so successes ÷ time between them is its refill
+    /// rate, the quota.
+    successes_total: u64,
+    successes_at_decrease: u64,
     /// Calls throttled in the latest episode (what one probe costs).
     episode_throttled: u64,
+    /// The mark came from the first throttle, read from successes that lag the rate: it is
+    /// only a guess, and the probe above it is fast until a throttle while probing confirms.
+    provisional: bool,
+    /// Since when the rate has been in the probe band (at or above `RECOVERY_SHARE` × mark).
+    band_since: Option<Instant>,
     /// Time of the last `tick`, to integrate growth over real time.
     last_tick: Option<Instant>,
     /// Successes per [`SUCCESS_SLOT`] over the last [`MAX_SUCCESS_WINDOW`], oldest first.
@@ -112,7 +137,11 @@ impl AdaptiveRate {
             mark: None,
             hold_until: None,
             last_decrease: None,
+            successes_total: 0,
+            successes_at_decrease: 0,
             episode_throttled: 1,
+            provisional: false,
+            band_since: None,
             last_tick: None,
             successes: VecDeque::new(),
             first_success: None,
@@ -151,6 +180,7 @@ impl AdaptiveRate {
     /// A call in this scope succeeded at `now`.
     pub fn succeeded(&mut self, now: Instant) {
         self.first_success.get_or_insert(now);
+        self.successes_total += 1;
         match self.successes.back_mut() {
             Some((start, count)) if now < *start + SUCCESS_SLOT => *count += 1,
             _ => self.successes.push_back((now, 1)),
@@ -208,6 +238,9 @@ impl AdaptiveRate {
 
     /// The probe's slope in requests/s per second (see the module doc).
     pub fn probe_step(&self, mark: f64, knobs: &ScopeKnobs) -> f64 {
+        if self.provisional {
+            return mark * PROVISIONAL_PROBE;
+        }
         let period = (CALLS_PER_THROTTLED * self.episode_throttled.max(1) as f64 / mark.max(1e-6))
             .clamp(
                 MIN_PROBE_PERIOD.as_secs_f64(),
@@ -236,8 +269,12 @@ impl AdaptiveRate {
             return;
         }
         let dt = dt.min(1.0);
+        // Doubling per second, or per two round trips when answers are slower than that: the
+        // throttle that ends the start comes back a round trip late, and the overshoot grows
+        // with what the rate gained meanwhile.
+        let doubling = (self.round_trip.as_secs_f64() * 2.0).max(1.0);
         self.rate = match self.mark {
-            None => self.rate * (1.0 + START_GAIN).powf(dt),
+            None => self.rate * (1.0 + START_GAIN).powf(dt / doubling),
             Some(mark) if self.rate < mark * RECOVERY_SHARE => {
                 (self.rate * (1.0 + RECOVERY_GAIN).powf(dt)).min(mark * RECOVERY_SHARE)
             }
@@ -245,6 +282,9 @@ impl AdaptiveRate {
         }
         .min(self.ceiling.unwrap_or(f64::INFINITY))
         .clamp(knobs.min_rate, knobs.max_rate);
+        if self.probing() {
+            self.band_since.get_or_insert(now);
+        }
     }
 
     /// A call granted at `granted_at` was throttled; the server asked for `retry_delay`.
@@ -264,20 +304,38 @@ impl AdaptiveRate {
             self.episode_throttled += 1;
             return false;
         }
-        let mark = if self.probing() {
-            self.rate
-        } else {
-            let succeeded = self.recent_success_rate(now);
-            if succeeded > 0.0 {
-                self.rate.min(succeeded.max(knobs.min_rate))
-            } else {
-                self.rate
+        let since_decrease = self
+            .last_decrease
+            .map(|at| now.saturating_duration_since(at))
+            .filter(|d| *d >= MIN_EPISODE_SPAN);
+        let measured = match since_decrease {
+            // The bucket was empty at the last throttle and is empty now.
+            Some(span) => {
+                (self.successes_total - self.successes_at_decrease) as f64 / span.as_secs_f64()
             }
+            None => self.recent_success_rate(now),
         };
+        // A throttle soon after the rate reached the band says the mark was too high (a bucket
+        // that drains in seconds is well over); only one after a long, slow probe reads the
+        // quota from the rate.
+        let probing = self.probing()
+            && self
+                .band_since
+                .is_some_and(|since| now.saturating_duration_since(since) >= PROBE_CONFIRM);
+        let mark = if probing {
+            self.rate
+        } else if measured > 0.0 {
+            self.rate.min(measured.max(knobs.min_rate))
+        } else {
+            self.rate
+        };
+        self.provisional = self.mark.is_none() && since_decrease.is_none() && !probing;
         self.mark = Some(mark);
+        self.band_since = None;
         self.episode_throttled = 1;
         self.rate = (mark * knobs.decrease_factor).clamp(knobs.min_rate, knobs.max_rate);
         self.last_decrease = Some(now);
+        self.successes_at_decrease = self.successes_total;
         true
     }
 

@@ -95,8 +95,10 @@ pub struct RateLimiter {
     concurrency: ConcurrencyControl,
     /// When the concurrency target was last decided, and the global grants then.
     decided: Option<(Instant, u64)>,
-    /// Waiters the last dispatch found held by the global scope.
+    /// Waiters the last dispatch found held by the global scope, and their mean since the
+    /// last concurrency decision.
     waiting_on_global: usize,
+    global_waits: concurrency::GlobalWaits,
     /// What the last concurrency decision saw.
     last_observation: concurrency::Observation,
     /// Mean seconds from permit to successful answer in the global scope (moving average).
@@ -123,6 +125,7 @@ impl RateLimiter {
             concurrency: ConcurrencyControl::new(INITIAL_TARGET, usize::MAX / 2),
             decided: None,
             waiting_on_global: 0,
+            global_waits: Default::default(),
             last_observation: concurrency::Observation::default(),
             latency: None,
             memory: Memory::default(),
@@ -416,6 +419,7 @@ impl RateLimiter {
             state.control.tick(now, state.saturated, knobs);
             state.saturated = false;
         }
+        self.global_waits.sample(self.waiting_on_global);
         self.decide_concurrency(now, ctx);
         self.dispatch(ctx);
     }
