@@ -29,6 +29,7 @@ mod faults;
 mod gaql;
 mod labels;
 mod mutate;
+mod proto_json;
 mod quota;
 mod rsa;
 mod search;
