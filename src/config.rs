@@ -569,7 +569,7 @@ impl Config {
                     map.insert(field.into(), Value::String("[redacted]".into()));
                 }
             }
-            let rebuilt: [(&str, fn(&str) -> String); 4] = [
+            let rebuilt: [(&str, Rebuild); 4] = [
                 ("database_url", redact::postgres),
                 ("redis_url", redact::redis),
                 ("google_ads_endpoint", redact::url),
@@ -585,6 +585,9 @@ impl Config {
         shown
     }
 }
+
+/// Rebuilds a connection string or URL without its secrets (see [`redact`]).
+type Rebuild = fn(&str) -> String;
 
 /// The machine's host name (`localhost` when it cannot be read).
 pub fn hostname() -> String {

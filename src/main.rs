@@ -37,6 +37,8 @@ struct ApiArgs {
     token: Option<String>,
 }
 
+// Parsed once at start-up, so the size of the largest variant (`sim`'s flags) costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Run the HTTP API and the engine in one process.

@@ -9,7 +9,7 @@
 
 use std::fmt::Write;
 
-use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 use tokio_postgres::config::{Host, SslMode};
 
 /// What a string that cannot be parsed is shown as.
@@ -36,8 +36,35 @@ pub fn normalize_postgres(dsn: &str) -> String {
     }
 }
 
+/// What must be escaped in a user name, host, database name or parameter of a rebuilt URL: the
+/// characters that delimit URL parts (a Unix socket directory as host becomes `%2Frun…`).
+const COMPONENT: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'&')
+    .add(b'\'')
+    .add(b'+')
+    .add(b',')
+    .add(b'/')
+    .add(b':')
+    .add(b'<')
+    .add(b'=')
+    .add(b'>')
+    .add(b'?')
+    .add(b'@')
+    .add(b'[')
+    .add(b'\\')
+    .add(b']')
+    .add(b'^')
+    .add(b'`')
+    .add(b'{')
+    .add(b'|')
+    .add(b'}');
+
 fn encode(text: &str) -> String {
-    utf8_percent_encode(text, NON_ALPHANUMERIC).to_string()
+    utf8_percent_encode(text, COMPONENT).to_string()
 }
 
 /// A PostgreSQL connection string (URL or key=value), rebuilt as a URL without the password.

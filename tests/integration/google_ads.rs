@@ -531,6 +531,9 @@ async fn a_developer_quota_prohibition_fails_the_job_with_the_reason() {
     assert!(simulator.sim.stats().errors.permission < 10);
 }
 
+/// A change to the simulator's config, given the first customer's id.
+type SimChange = fn(&mut SimConfig, &str);
+
 /// The log without ANSI colour codes.
 fn plain(log: &str) -> String {
     let mut out = String::with_capacity(log.len());
@@ -568,7 +571,7 @@ async fn every_failed_call_is_logged_at_warn_with_its_request_id() {
     env.push(("OVERSEER_MAX_ATTEMPTS", "2".into()));
     let server = Node::spawn(&db, "request-id-node", &env).await;
     let items = items_by_id(&simulator);
-    let cases: [(u16, fn(&mut SimConfig, &str)); 3] = [
+    let cases: [(u16, SimChange); 3] = [
         (403, |c, cid| c.forbidden_customers = vec![cid.to_string()]),
         (500, |c, _| c.transient_error_rate = 1.0),
         (401, |c, _| c.always_unauthenticated = true),
