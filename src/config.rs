@@ -389,6 +389,15 @@ impl Config {
                 self.heartbeat_timeout_ms, self.heartbeat_interval_ms
             )));
         }
+        if let Some(bad) = self
+            .allowed_hosts
+            .iter()
+            .find(|h| crate::http::open_mode::Authority::parse(h).is_none())
+        {
+            return Err(ConfigError::Invalid(format!(
+                "allowed_hosts: {bad:?} is not a host name, address or host:port"
+            )));
+        }
         if self.max_attempts == 0 {
             return Err(ConfigError::Invalid(
                 "max_attempts must be at least 1".into(),
@@ -693,6 +702,28 @@ mod tests {
                 .contains("rate_limit_global_decrease_factor"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn allowed_hosts_are_a_comma_separated_list_and_checked() {
+        let config = Config::from_sources(
+            None,
+            &vars(&[(
+                "OVERSEER_ALLOWED_HOSTS",
+                "overseer.internal, ops.example:8443,",
+            )]),
+        )
+        .expect("valid");
+        assert_eq!(
+            config.allowed_hosts,
+            ["overseer.internal", "ops.example:8443"]
+        );
+        let err = Config::from_sources(
+            None,
+            &vars(&[("OVERSEER_ALLOWED_HOSTS", "ok.example,http://bad/")]),
+        )
+        .expect_err("a URL is not a host");
+        assert!(err.to_string().contains("allowed_hosts"), "{err}");
     }
 
     #[test]
