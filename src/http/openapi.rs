@@ -109,7 +109,11 @@ impl Modify for BearerAuth {
         title = "Overseer",
         description = "Runs long bulk jobs against rate-limited APIs. With OVERSEER_API_TOKEN set, \
             every /api route except GET /api/health and /api/health/ready needs \
-            `Authorization: Bearer <token>` (websockets may pass `?token=`)."
+            `Authorization: Bearer <token>` (the two websocket routes may pass `?token=`). \
+            Without it (open mode) only loopback, the listen address and OVERSEER_ALLOWED_HOSTS \
+            are served (else 403 forbidden_host), and a POST/PUT/DELETE or websocket handshake \
+            whose Origin does not match its Host is 403 forbidden_origin. HEAD works wherever \
+            GET does."
     ),
     paths(
         jobs::submit, jobs::list, jobs::get, jobs::list_items,
