@@ -112,6 +112,41 @@ pub async fn head_as_get(
     next.call(req).await
 }
 
+/// Routes that stream their bodies under limits of their own (`max_json_body_bytes`,
+/// `max_csv_body_bytes`): the submission.
+const STREAMED_BODY_ROUTES: [(Method, &str); 1] = [(Method::POST, "/api/jobs")];
+
+/// Refuses a body announced larger than [`super::MAX_SMALL_BODY`] on every route but the
+/// submission, before any handler runs, so the limit holds on routes that never read their body
+/// too (API.md "Error shape everywhere": an oversized body on any route is a 413). A body whose
+/// size is not announced meets the same limit in the `Bytes` extractor of the routes that read it.
+pub async fn limit_bodies(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, Error> {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    let streamed = || {
+        let pattern = req.match_pattern();
+        STREAMED_BODY_ROUTES
+            .iter()
+            .any(|(method, route)| req.method() == method && pattern.as_deref() == Some(*route))
+    };
+    if declared <= super::MAX_SMALL_BODY as u64 || streamed() {
+        return Ok(next.call(req).await?.map_into_left_body());
+    }
+    let error = ApiError::too_large(format!(
+        "the body is {declared} bytes; this route takes at most {} bytes",
+        super::MAX_SMALL_BODY
+    ));
+    let response = actix_web::ResponseError::error_response(&error);
+    Ok(req.into_response(response).map_into_right_body())
+}
+
 /// Records every request's latency by matched route pattern, method and status.
 pub async fn record_latency(
     req: ServiceRequest,

@@ -144,6 +144,7 @@ pub fn start(state: AppState, addr: &str, workers: usize) -> std::io::Result<Run
         // The last `wrap` is the outermost: latency sees every request as it came (`HEAD`
         // included), every refusal is reshaped, and the open-mode guard runs before any route.
         App::new()
+            .wrap(actix_web::middleware::from_fn(middleware::limit_bodies))
             .wrap(actix_web::middleware::from_fn(open_mode::guard))
             .wrap(actix_web::middleware::from_fn(middleware::head_as_get))
             .wrap(error_shape::middleware())

@@ -285,6 +285,14 @@ async fn errors_actix_answers_itself_have_the_api_shape() {
         .await
         .expect("json");
     assert_eq!(before["settings"], after["settings"], "nothing changed");
+    // Also on a route that never reads its body: refused before it runs.
+    let response = http()
+        .post(format!("{base}/api/jobs/{id}/cancel"))
+        .body(vec![b'x'; 300 * 1024])
+        .send()
+        .await
+        .expect("POST");
+    assert_api_error(response, 413, "payload_too_large").await;
     // Unknown paths outside /api, and a method a route does not serve.
     for path in [
         "/nothing-here",
