@@ -5,6 +5,7 @@
 #
 #   bash scripts/contract-fuzz.sh            # default budget
 #   MAX_EXAMPLES=200 bash scripts/contract-fuzz.sh
+#   MAX_EXAMPLES=20 bash scripts/contract-fuzz.sh   # what CI runs (.ci/run), a few minutes
 #
 # Needs PostgreSQL as for the tests (DATABASE_URL's server; the database overseer_contract_fuzz
 # is created), python3 with venv, and network access to PyPI on the first run.
@@ -18,9 +19,12 @@ PORT="${PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1
 SERVER="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/overseer}"
 DB_URL="${SERVER%/*}/overseer_contract_fuzz"
 
+[ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
 if [ ! -x "$VENV/bin/schemathesis" ]; then
-    python3 -m venv "$VENV"
     "$VENV/bin/pip" install --quiet 'schemathesis>=4,<5'
+fi
+if ! "$VENV/bin/python" -c 'import openapi_spec_validator' 2>/dev/null; then
+    "$VENV/bin/pip" install --quiet 'openapi-spec-validator>=0.7,<1'
 fi
 
 cargo build --quiet
@@ -35,6 +39,13 @@ for _ in $(seq 1 300); do
     curl -fsS "http://127.0.0.1:$PORT/api/health" >/dev/null 2>&1 && break
     sleep 0.1
 done
+
+# The document itself must be valid before anything is checked against it.
+curl -fsS "http://127.0.0.1:$PORT/api/openapi.json" -o "$TARGET_DIR/contract-fuzz-openapi.json"
+"$VENV/bin/python" -c 'import json, sys
+from openapi_spec_validator import validate
+validate(json.load(open(sys.argv[1])))' "$TARGET_DIR/contract-fuzz-openapi.json"
+echo "openapi.json: valid"
 
 # Two jobs, so the id routes have something to find (and to pause, cancel, retry).
 for _ in 1 2; do

@@ -2,7 +2,10 @@
 //! (`overseer.toml`, or the path in `OVERSEER_CONFIG`) and then from the environment:
 //! `DATABASE_URL`, `REDIS_URL`, and `OVERSEER_<FIELD>` for every other field (upper case).
 //! Environment values win. Defaults work on a developer machine. The README's configuration
-//! table lists the same fields.
+//! table lists the same fields. Secrets are shown only through [`Config::redacted`], which
+//! rebuilds connection strings from their parsed parts (see [`redact`]).
+
+pub mod redact;
 
 use std::{collections::BTreeMap, path::Path, time::Duration};
 
@@ -25,8 +28,12 @@ pub struct Config {
     pub http_addr: String,
     /// This node's id (owner of the jobs it runs); default host name + pid.
     pub node_id: Option<String>,
-    /// Bearer token for `/api`; unset leaves the API open. Secret.
+    /// Bearer token for `/api`; unset leaves the API open (open mode: only loopback, the listen
+    /// address and `allowed_hosts` are served, and cross-site requests are refused). Secret.
     pub api_token: Option<String>,
+    /// Further `Host` names (or `host:port`) served in open mode, comma-separated in the
+    /// environment (`OVERSEER_ALLOWED_HOSTS`), a list in the file.
+    pub allowed_hosts: Vec<String>,
     /// Bearer token for `/metrics`; unset leaves it open. Secret.
     pub metrics_token: Option<String>,
     /// How long a cached `GET /api/jobs` page may be served from Redis; 0 turns the cache off.
@@ -184,6 +191,7 @@ impl Default for Config {
             http_addr: "127.0.0.1:8080".into(),
             node_id: None,
             api_token: None,
+            allowed_hosts: Vec::new(),
             metrics_token: None,
             list_cache_ttl_ms: 2_000,
             log_format: "text".into(),
@@ -334,6 +342,14 @@ impl Config {
                     .map_err(|_| {
                         ConfigError::Invalid(format!("{name}={value:?} is not a number"))
                     })?,
+                Some(Value::Array(_)) => Value::Array(
+                    value
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|v| !v.is_empty())
+                        .map(|v| Value::String(v.to_string()))
+                        .collect(),
+                ),
                 Some(Value::Bool(_)) => Value::Bool(matches!(
                     value.trim().to_ascii_lowercase().as_str(),
                     "1" | "true" | "yes" | "on"
@@ -376,6 +392,15 @@ impl Config {
                 "heartbeat_timeout_ms ({}) must exceed heartbeat_interval_ms ({}), or every actor \
                  would look silent",
                 self.heartbeat_timeout_ms, self.heartbeat_interval_ms
+            )));
+        }
+        if let Some(bad) = self
+            .allowed_hosts
+            .iter()
+            .find(|h| crate::http::open_mode::Authority::parse(h).is_none())
+        {
+            return Err(ConfigError::Invalid(format!(
+                "allowed_hosts: {bad:?} is not a host name, address or host:port"
             )));
         }
         if self.max_attempts == 0 {
@@ -549,7 +574,8 @@ impl Config {
         changed
     }
 
-    /// The config as shown to people: secrets replaced.
+    /// The config as shown to people: secret fields replaced, connection strings and endpoints
+    /// rebuilt without their passwords.
     pub fn redacted(&self) -> Value {
         let mut shown = serde_json::to_value(self).unwrap_or(Value::Null);
         if let Value::Object(map) = &mut shown {
@@ -558,16 +584,25 @@ impl Config {
                     map.insert(field.into(), Value::String("[redacted]".into()));
                 }
             }
-            if let Some(Value::String(url)) = map.get("database_url") {
-                map.insert("database_url".into(), Value::String(redact_url(url)));
-            }
-            if let Some(Value::String(url)) = map.get("redis_url") {
-                map.insert("redis_url".into(), Value::String(redact_url(url)));
+            let rebuilt: [(&str, Rebuild); 4] = [
+                ("database_url", redact::postgres),
+                ("redis_url", redact::redis),
+                ("google_ads_endpoint", redact::url),
+                ("google_ads_token_url", redact::url),
+            ];
+            for (field, rebuild) in rebuilt {
+                if let Some(Value::String(text)) = map.get(field) {
+                    let text = rebuild(text);
+                    map.insert(field.into(), Value::String(text));
+                }
             }
         }
         shown
     }
 }
+
+/// Rebuilds a connection string or URL without its secrets (see [`redact`]).
+type Rebuild = fn(&str) -> String;
 
 /// The machine's host name (`localhost` when it cannot be read).
 pub fn hostname() -> String {
@@ -576,24 +611,6 @@ pub fn hostname() -> String {
         .ok()
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "localhost".into())
-}
-
-/// Hides the password of a `scheme://user:password@host/…` URL.
-fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    match rest.split_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split(':').next().unwrap_or_default();
-            if userinfo.contains(':') {
-                format!("{scheme}://{user}:[redacted]@{host}")
-            } else {
-                url.to_string()
-            }
-        }
-        None => url.to_string(),
-    }
 }
 
 #[cfg(test)]
@@ -691,6 +708,28 @@ mod tests {
                 .contains("rate_limit_global_decrease_factor"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn allowed_hosts_are_a_comma_separated_list_and_checked() {
+        let config = Config::from_sources(
+            None,
+            &vars(&[(
+                "OVERSEER_ALLOWED_HOSTS",
+                "overseer.internal, ops.example:8443,",
+            )]),
+        )
+        .expect("valid");
+        assert_eq!(
+            config.allowed_hosts,
+            ["overseer.internal", "ops.example:8443"]
+        );
+        let err = Config::from_sources(
+            None,
+            &vars(&[("OVERSEER_ALLOWED_HOSTS", "ok.example,http://bad/")]),
+        )
+        .expect_err("a URL is not a host");
+        assert!(err.to_string().contains("allowed_hosts"), "{err}");
     }
 
     #[test]

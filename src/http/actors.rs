@@ -55,7 +55,7 @@ pub struct ActorList {
     pub actors: Vec<ActorView>,
 }
 
-#[utoipa::path(get, path = "/api/actors", tag = "health",
+#[utoipa::path(get, path = "/api/actors", operation_id = "listActors", tag = "health",
     responses((status = 200, description = "This node's live Job and Customer actors", body = ActorList),
         (status = 401, description = "Missing or wrong token", body = super::openapi::ErrorBody),
         (status = 404, description = "An API-only process: the actors live on the worker nodes", body = super::openapi::ErrorBody)))]
@@ -78,7 +78,7 @@ pub struct ChaosDone {
     pub action: String,
 }
 
-#[utoipa::path(post, path = "/api/chaos/actors/{id}/{action}", tag = "health",
+#[utoipa::path(post, path = "/api/chaos/actors/{id}/{action}", operation_id = "chaosActor", tag = "health",
     params(("id" = String, Path, description = "The actor's id, e.g. `job:42/customer:1234567890`"),
         ("action" = String, Path, description = "`kill` (the actor panics) or `hang` (it stops heartbeating and working)")),
     responses(

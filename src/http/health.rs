@@ -60,7 +60,7 @@ pub struct PoolStatus {
     pub waiting: usize,
 }
 
-#[utoipa::path(get, path = "/api/health", tag = "health",
+#[utoipa::path(get, path = "/api/health", operation_id = "getHealth", tag = "health",
     responses((status = 200, description = "The process is alive", body = Liveness)))]
 pub async fn live() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
@@ -123,7 +123,7 @@ async fn shared_limit(state: &AppState) -> Option<super::rate_limiter::SharedSta
     })
 }
 
-#[utoipa::path(get, path = "/api/health/ready", tag = "health",
+#[utoipa::path(get, path = "/api/health/ready", operation_id = "getReadiness", tag = "health",
     responses(
         (status = 200, description = "Ready (`ok`), or `degraded` when only Redis is down", body = Readiness),
         (status = 503, description = "PostgreSQL is unreachable (`down`)", body = Readiness),
@@ -151,7 +151,7 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
-#[utoipa::path(get, path = "/api/health/pool", tag = "health",
+#[utoipa::path(get, path = "/api/health/pool", operation_id = "getPool", tag = "health",
     responses((status = 200, description = "The PostgreSQL pool", body = PoolStatus),
         (status = 401, description = "Missing or wrong token", body = super::openapi::ErrorBody)))]
 pub async fn pool(state: web::Data<AppState>) -> HttpResponse {
@@ -164,7 +164,7 @@ pub async fn pool(state: web::Data<AppState>) -> HttpResponse {
     })
 }
 
-#[utoipa::path(get, path = "/api/config", tag = "health",
+#[utoipa::path(get, path = "/api/config", operation_id = "getConfig", tag = "health",
     responses((status = 200, description = "The effective configuration, secrets redacted", body = Object),
         (status = 401, description = "Missing or wrong token", body = super::openapi::ErrorBody)))]
 pub async fn config(state: web::Data<AppState>) -> HttpResponse {

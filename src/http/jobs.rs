@@ -104,7 +104,7 @@ fn too_large(limit: usize) -> BodyProblem {
     ))
 }
 
-#[utoipa::path(post, path = "/api/jobs", tag = "jobs",
+#[utoipa::path(post, path = "/api/jobs", operation_id = "submitJob", tag = "jobs",
     params(
         ("name" = Option<String>, Query, description = "CSV submissions: the job's name"),
         ("operation" = Option<String>, Query, description = "CSV submissions: the operation"),
@@ -322,7 +322,7 @@ fn job_status_filter(status: Option<String>) -> Result<Option<JobStatus>, ApiErr
         .transpose()
 }
 
-#[utoipa::path(get, path = "/api/jobs", tag = "jobs", params(ListQuery),
+#[utoipa::path(get, path = "/api/jobs", operation_id = "listJobs", tag = "jobs", params(ListQuery),
     responses(
         (status = 200, description = "Jobs, newest first", body = super::openapi::JobList,
             headers(("X-Cache" = String, description = "HIT when served from the Redis cache, else MISS"))),
@@ -369,7 +369,7 @@ fn list_response(cache: &'static str, body: String) -> HttpResponse {
         .body(body)
 }
 
-#[utoipa::path(get, path = "/api/jobs/{id}", tag = "jobs",
+#[utoipa::path(get, path = "/api/jobs/{id}", operation_id = "getJob", tag = "jobs",
     params(("id" = String, Path, description = "The job's id (a positive integer)")),
     responses(
         (status = 200, description = "The job", body = jobs::JobView),
@@ -395,7 +395,7 @@ pub struct ItemsQuery {
     after_id: Option<i64>,
 }
 
-#[utoipa::path(get, path = "/api/jobs/{id}/items", tag = "jobs",
+#[utoipa::path(get, path = "/api/jobs/{id}/items", operation_id = "listJobItems", tag = "jobs",
     params(("id" = String, Path, description = "The job's id"), ItemsQuery),
     responses(
         (status = 200, description = "A page of items, keyset-paged", body = super::openapi::ItemPage),
@@ -449,7 +449,7 @@ pub async fn list_items(
     Ok(HttpResponse::Ok().json(json!({"items": items, "next_after_id": next_after_id})))
 }
 
-#[utoipa::path(post, path = "/api/jobs/{id}/pause", tag = "jobs",
+#[utoipa::path(post, path = "/api/jobs/{id}/pause", operation_id = "pauseJob", tag = "jobs",
     params(("id" = String, Path, description = "The job's id")),
     responses(
         (status = 200, description = "Pauses the job", body = jobs::JobView),
@@ -469,7 +469,7 @@ pub async fn pause(
     Ok(HttpResponse::Ok().json(job))
 }
 
-#[utoipa::path(post, path = "/api/jobs/{id}/resume", tag = "jobs",
+#[utoipa::path(post, path = "/api/jobs/{id}/resume", operation_id = "resumeJob", tag = "jobs",
     params(("id" = String, Path, description = "The job's id")),
     responses(
         (status = 200, description = "Resumes a paused job", body = jobs::JobView),
@@ -489,7 +489,7 @@ pub async fn resume(
     Ok(HttpResponse::Ok().json(job))
 }
 
-#[utoipa::path(post, path = "/api/jobs/{id}/cancel", tag = "jobs",
+#[utoipa::path(post, path = "/api/jobs/{id}/cancel", operation_id = "cancelJob", tag = "jobs",
     params(("id" = String, Path, description = "The job's id")),
     responses(
         (status = 200, description = "Cancels the job; pending items are skipped", body = jobs::JobView),
@@ -509,7 +509,7 @@ pub async fn cancel(
     Ok(HttpResponse::Ok().json(job))
 }
 
-#[utoipa::path(post, path = "/api/jobs/{id}/retry", tag = "jobs",
+#[utoipa::path(post, path = "/api/jobs/{id}/retry", operation_id = "retryJob", tag = "jobs",
     params(("id" = String, Path, description = "The job's id")),
     responses(
         (status = 200, description = "Puts failed items back to pending", body = jobs::JobView),

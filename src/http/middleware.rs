@@ -1,11 +1,15 @@
-//! Middleware: bearer-token authentication of `/api`, and request latency metrics.
+//! Middleware: bearer-token authentication of `/api`, `HEAD` as `GET`, and request latency
+//! metrics. The open-mode guards are in [`super::open_mode`], the error shape of responses that
+//! actix itself builds in [`super::error_shape`].
 //!
 //! Authentication (API.md): when `OVERSEER_API_TOKEN` is set, every `/api` route except
-//! `GET /api/health` and `GET /api/health/ready` needs `Authorization: Bearer <token>`. A
-//! websocket upgrade may pass `?token=<token>` instead (browsers cannot set headers on a
-//! websocket); other requests may not, so tokens stay out of URLs and access logs. The check
-//! wraps the whole `/api` scope, so every route added under it, websockets included, is
-//! covered without doing anything. Tokens are compared in constant time (`subtle`).
+//! `GET /api/health` and `GET /api/health/ready` needs `Authorization: Bearer <token>`. The two
+//! websocket routes may take `?token=<token>` instead (browsers cannot set headers on a
+//! websocket); no other route may, so tokens stay out of URLs and access logs. Which route a
+//! request is for comes from the route table (its matched pattern), never from a header the
+//! client chooses such as `Upgrade`. The check wraps the whole `/api` scope, so every route added
+//! under it, websockets included, is covered without doing anything. Tokens are compared in
+//! constant time (`subtle`).
 
 use std::time::Instant;
 
@@ -35,13 +39,6 @@ pub fn bearer(req: &actix_web::HttpRequest) -> Option<&str> {
     let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.trim().split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-}
-
-fn is_websocket_upgrade(req: &ServiceRequest) -> bool {
-    req.headers()
-        .get(header::UPGRADE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
 }
 
 fn query_token(req: &ServiceRequest) -> Option<String> {
@@ -83,7 +80,7 @@ pub async fn require_api_token(
         return Ok(next.call(req).await?.map_into_left_body());
     }
     let given = bearer(req.request()).map(str::to_string).or_else(|| {
-        is_websocket_upgrade(&req)
+        super::ws::is_feed_route(&req)
             .then(|| query_token(&req))
             .flatten()
     });
@@ -100,6 +97,54 @@ pub async fn require_api_token(
             ))
             .map_into_right_body()),
     }
+}
+
+/// Serves `HEAD` wherever `GET` is served (API.md "Tokens and methods"), with the same
+/// authentication: the request goes through as a `GET`, and the HTTP codec, which remembers that
+/// the request line said `HEAD`, sends the head of the answer without its body.
+pub async fn head_as_get(
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    if req.method() == Method::HEAD {
+        req.head_mut().method = Method::GET;
+    }
+    next.call(req).await
+}
+
+/// Routes that stream their bodies under limits of their own (`max_json_body_bytes`,
+/// `max_csv_body_bytes`): the submission.
+const STREAMED_BODY_ROUTES: [(Method, &str); 1] = [(Method::POST, "/api/jobs")];
+
+/// Refuses a body announced larger than [`super::MAX_SMALL_BODY`] on every route but the
+/// submission, before any handler runs, so the limit holds on routes that never read their body
+/// too (API.md "Error shape everywhere": an oversized body on any route is a 413). A body whose
+/// size is not announced meets the same limit in the `Bytes` extractor of the routes that read it.
+pub async fn limit_bodies(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, Error> {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    let streamed = || {
+        let pattern = req.match_pattern();
+        STREAMED_BODY_ROUTES
+            .iter()
+            .any(|(method, route)| req.method() == method && pattern.as_deref() == Some(*route))
+    };
+    if declared <= super::MAX_SMALL_BODY as u64 || streamed() {
+        return Ok(next.call(req).await?.map_into_left_body());
+    }
+    let error = ApiError::too_large(format!(
+        "the body is {declared} bytes; this route takes at most {} bytes",
+        super::MAX_SMALL_BODY
+    ));
+    let response = actix_web::ResponseError::error_response(&error);
+    Ok(req.into_response(response).map_into_right_body())
 }
 
 /// Records every request's latency by matched route pattern, method and status.

@@ -2,16 +2,20 @@
 //! One module per group of routes: [`jobs`] (submit, list, read, state changes) and
 //! [`health`] (liveness, readiness, pool), [`actors`] (the node's actors, chaos), [`rate_limiter`] (its stats and run-time knobs), [`ws`] (live progress feeds) and [`dashboard`]
 //! (the page at `/`), [`metrics`] (`/metrics`), [`openapi`] (`/api/openapi.json`) and
-//! [`middleware`] (bearer-token auth of `/api`, request latency). Extractor errors (bad paths, bad query strings,
-//! unknown routes) are mapped to the API's error shape too.
+//! [`middleware`] (bearer-token auth of `/api`, `HEAD`, request latency), [`open_mode`] (the
+//! `Host` and `Origin` guards without a token) and [`error_shape`]. Extractor errors (bad paths,
+//! bad query strings, bad JSON, oversized bodies), unknown routes inside and outside `/api`, and
+//! every other error actix answers itself are mapped to the API's error shape too.
 
 pub mod actors;
 pub mod dashboard;
 pub mod error;
+pub mod error_shape;
 pub mod health;
 pub mod jobs;
 pub mod metrics;
 pub mod middleware;
+pub mod open_mode;
 pub mod openapi;
 pub mod rate_limiter;
 pub mod ws;
@@ -83,6 +87,19 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
                 ApiError::bad_request("invalid_query", format!("invalid query string: {err}"))
                     .into()
             }))
+            .app_data(web::JsonConfig::default().error_handler(|err, _| {
+                let error = match &err {
+                    actix_web::error::JsonPayloadError::OverflowKnownLength { .. }
+                    | actix_web::error::JsonPayloadError::Overflow { .. } => {
+                        ApiError::too_large(format!("the body is too large: {err}"))
+                    }
+                    _ => ApiError::bad_request("invalid_json", format!("invalid JSON body: {err}")),
+                };
+                error.into()
+            }))
+            // Bodies read whole (`Bytes`, `String`): the small JSON documents of the knob routes.
+            // Submissions stream their bodies under their own limits (`max_json_body_bytes`).
+            .app_data(web::PayloadConfig::new(MAX_SMALL_BODY))
             .service(
                 web::scope("/api")
                     .wrap(actix_web::middleware::from_fn(
@@ -97,9 +114,13 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
                     .default_service(web::to(unknown_route)),
             )
             .configure(metrics::routes)
-            .configure(dashboard::routes);
+            .configure(dashboard::routes)
+            .default_service(web::to(unknown_route));
     }
 }
+
+/// Largest body a route that reads its body whole accepts (API.md: 256 KiB).
+pub const MAX_SMALL_BODY: usize = 256 * 1024;
 
 async fn unknown_route() -> Result<HttpResponse, ApiError> {
     Err(ApiError::new(
@@ -120,7 +141,13 @@ pub struct RunningServer {
 /// Binds and starts the server; `addr` may use port 0 (tests).
 pub fn start(state: AppState, addr: &str, workers: usize) -> std::io::Result<RunningServer> {
     let server = HttpServer::new(move || {
+        // The last `wrap` is the outermost: latency sees every request as it came (`HEAD`
+        // included), every refusal is reshaped, and the open-mode guard runs before any route.
         App::new()
+            .wrap(actix_web::middleware::from_fn(middleware::limit_bodies))
+            .wrap(actix_web::middleware::from_fn(open_mode::guard))
+            .wrap(actix_web::middleware::from_fn(middleware::head_as_get))
+            .wrap(error_shape::middleware())
             .wrap(actix_web::middleware::from_fn(middleware::record_latency))
             .configure(configure(state.clone()))
     })

@@ -109,7 +109,11 @@ impl Modify for BearerAuth {
         title = "Overseer",
         description = "Runs long bulk jobs against rate-limited APIs. With OVERSEER_API_TOKEN set, \
             every /api route except GET /api/health and /api/health/ready needs \
-            `Authorization: Bearer <token>` (websockets may pass `?token=`)."
+            `Authorization: Bearer <token>` (the two websocket routes may pass `?token=`). \
+            Without it (open mode) only loopback, the listen address and OVERSEER_ALLOWED_HOSTS \
+            are served (else 403 forbidden_host), and a POST/PUT/DELETE or websocket handshake \
+            whose Origin does not match its Host is 403 forbidden_origin. HEAD works wherever \
+            GET does."
     ),
     paths(
         jobs::submit, jobs::list, jobs::get, jobs::list_items,
@@ -140,7 +144,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/openapi.json", web::get().to(openapi_json));
 }
 
-#[utoipa::path(get, path = "/api/openapi.json", tag = "health",
+#[utoipa::path(get, path = "/api/openapi.json", operation_id = "getOpenApi", tag = "health",
     responses((status = 200, description = "This document", body = Object),
         (status = 401, description = "Missing or wrong token", body = ErrorBody)))]
 pub async fn openapi_json() -> HttpResponse {
@@ -151,7 +155,7 @@ pub async fn openapi_json() -> HttpResponse {
 
 // Stubs that describe routes whose handlers do not answer with JSON types.
 
-#[utoipa::path(get, path = "/api/jobs/{id}/ws", tag = "live",
+#[utoipa::path(get, path = "/api/jobs/{id}/ws", operation_id = "jobFeed", tag = "live",
     params(("id" = String, Path, description = "The job's id"),
         ("token" = Option<String>, Query, description = "The API token, for clients that cannot set headers")),
     responses(
@@ -164,7 +168,7 @@ pub async fn openapi_json() -> HttpResponse {
 #[allow(dead_code)]
 fn job_feed() {}
 
-#[utoipa::path(get, path = "/api/ws", tag = "live",
+#[utoipa::path(get, path = "/api/ws", operation_id = "allFeed", tag = "live",
     params(("token" = Option<String>, Query, description = "The API token, for clients that cannot set headers")),
     responses(
         (status = 101, description = "Websocket: snapshots of active jobs, then their events and limiter stats"),
@@ -175,7 +179,7 @@ fn job_feed() {}
 #[allow(dead_code)]
 fn all_feed() {}
 
-#[utoipa::path(get, path = "/metrics", tag = "health",
+#[utoipa::path(get, path = "/metrics", operation_id = "getMetrics", tag = "health",
     responses(
         (status = 200, description = "Prometheus text format", content_type = "text/plain", body = String),
         (status = 401, description = "OVERSEER_METRICS_TOKEN is set and the bearer token is missing or wrong", body = ErrorBody),
@@ -183,7 +187,7 @@ fn all_feed() {}
 #[allow(dead_code)]
 fn metrics() {}
 
-#[utoipa::path(get, path = "/", tag = "health",
+#[utoipa::path(get, path = "/", operation_id = "getDashboard", tag = "health",
     responses((status = 200, description = "The dashboard", content_type = "text/html", body = String)))]
 #[allow(dead_code)]
 fn dashboard() {}

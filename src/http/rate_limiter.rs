@@ -156,7 +156,7 @@ fn gone() -> ApiError {
     )
 }
 
-#[utoipa::path(get, path = "/api/rate-limiter", tag = "health",
+#[utoipa::path(get, path = "/api/rate-limiter", operation_id = "getRateLimiter", tag = "health",
     responses((status = 200, description = "Settings and stats of every scope", body = LimiterView),
         (status = 401, description = "Missing or wrong token", body = super::openapi::ErrorBody),
         (status = 503, description = "No engine in this process", body = super::openapi::ErrorBody)))]
@@ -174,7 +174,7 @@ pub async fn get(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     })))
 }
 
-#[utoipa::path(put, path = "/api/rate-limiter", tag = "health",
+#[utoipa::path(put, path = "/api/rate-limiter", operation_id = "putRateLimiter", tag = "health",
     request_body = LimiterUpdate,
     responses((status = 200, description = "The new settings, in force", body = LimiterSettingsDoc),
         (status = 400, description = "The body is not JSON", body = super::openapi::ErrorBody),

@@ -124,9 +124,50 @@ impl LiveFeeds {
     }
 }
 
+/// The feeds' route patterns, as the route table names them (with the `/api` scope).
+pub const FEED_PATTERNS: [&str; 2] = ["/api/jobs/{id}/ws", "/api/ws"];
+
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/jobs/{id}/ws", web::get().to(job_feed))
         .route("/ws", web::get().to(all_feed));
+}
+
+/// True when the route table sends this request to one of the feeds (whatever its headers say).
+pub fn is_feed_route(req: &actix_web::dev::ServiceRequest) -> bool {
+    req.match_pattern()
+        .is_some_and(|pattern| FEED_PATTERNS.contains(&pattern.as_str()))
+}
+
+/// Completes the websocket handshake, or answers in the API's error shape (a feed requested
+/// without the upgrade headers is a client error like any other).
+fn handshake(
+    req: &HttpRequest,
+    body: web::Payload,
+) -> Result<(HttpResponse, Session, MessageStream), ApiError> {
+    actix_ws::handle(req, body).map_err(|error| {
+        ApiError::bad_request(
+            "websocket_required",
+            format!("this route is a websocket feed: {error}"),
+        )
+    })
+}
+
+/// One connected client in `overseer_websocket_clients`: counted when the session starts and
+/// uncounted when it is dropped, so every way out (close, error, timeout, shutdown, a task that
+/// is never polled again) takes it off.
+struct ClientCount;
+
+impl ClientCount {
+    fn connect() -> ClientCount {
+        metrics::gauge!(crate::telemetry::metrics::WEBSOCKET_CLIENTS).increment(1.0);
+        ClientCount
+    }
+}
+
+impl Drop for ClientCount {
+    fn drop(&mut self) {
+        metrics::gauge!(crate::telemetry::metrics::WEBSOCKET_CLIENTS).decrement(1.0);
+    }
 }
 
 async fn job_feed(
@@ -145,7 +186,7 @@ async fn job_feed(
         .await
         .map_err(ApiError::from)?
         .ok_or_else(|| ApiError::not_found(format!("no job {id}")))?;
-    let (response, session, stream) = actix_ws::handle(&req, body)?;
+    let (response, session, stream) = handshake(&req, body)?;
     let feed = Feed::new(Some(id), &state.live, subscription);
     actix_rt::spawn(feed.run(session, stream, vec![job]));
     Ok(response)
@@ -160,7 +201,7 @@ async fn all_feed(
     let snapshots = jobs::active(&state.store.pool, MAX_SNAPSHOTS)
         .await
         .map_err(ApiError::from)?;
-    let (response, session, stream) = actix_ws::handle(&req, body)?;
+    let (response, session, stream) = handshake(&req, body)?;
     let feed = Feed::new(None, &state.live, subscription);
     actix_rt::spawn(feed.run(session, stream, snapshots));
     Ok(response)
@@ -176,6 +217,7 @@ enum End {
 }
 
 struct Feed {
+    _client: ClientCount,
     job: Option<JobId>,
     subscription: Subscription,
     limiter: Option<Addr<RateLimiter>>,
@@ -191,6 +233,7 @@ struct Feed {
 impl Feed {
     fn new(job: Option<JobId>, live: &LiveFeeds, subscription: Subscription) -> Feed {
         Feed {
+            _client: ClientCount::connect(),
             job,
             subscription,
             limiter: live.limiter.clone(),

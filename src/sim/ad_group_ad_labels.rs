@@ -17,8 +17,9 @@ use super::{
 };
 
 #[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AdGroupAdLabelCreate {
+    #[serde(alias = "ad_group_ad")]
     pub ad_group_ad: Option<String>,
     pub label: Option<String>,
 }

@@ -14,6 +14,7 @@ use super::{
     data::{Ad, AdOrigin, Status},
     error::{GoogleAdsError, code, field},
     mutate::{MutateContext, Mutation, malformed, not_found, required, resource_id},
+    proto_json::{AD_GROUP_AD_STATUS, EnumValue},
     rsa::{self, AdInput},
     stats::Kind,
 };
@@ -24,10 +25,11 @@ pub const MAX_ENABLED_RSAS: usize = 3;
 pub const POLICY_MESSAGE: &str = "Policy violation: destination not working";
 
 #[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AdGroupAdCreate {
+    #[serde(alias = "ad_group")]
     pub ad_group: Option<String>,
-    pub status: Option<String>,
+    pub status: Option<EnumValue>,
     pub ad: Option<AdInput>,
 }
 
@@ -70,7 +72,8 @@ impl Mutation for AdGroupAds {
             ]);
         }
         let mut errors = Vec::new();
-        let status = status(create.status.as_deref(), &mut errors);
+        let status_name = create.status.map(|s| s.name(&AD_GROUP_AD_STATUS));
+        let status = status(status_name.as_deref(), &mut errors);
         let rsa = match rsa::validate(create.ad) {
             Ok(rsa) => Some(rsa),
             Err(found) => {

@@ -70,6 +70,15 @@ pub struct SimArgs {
     /// Customers answered 403 PERMISSION_DENIED (comma-separated).
     #[arg(long, value_delimiter = ',')]
     pub forbidden_customers: Vec<String>,
+    /// Customers answered 403 quotaError ACCESS_PROHIBITED (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub quota_prohibited_customers: Vec<String>,
+    /// Answer every API request 403 quotaError ACCESS_PROHIBITED for the developer token.
+    #[arg(long)]
+    pub developer_quota_prohibited: bool,
+    /// API versions served; others are 404 (comma-separated).
+    #[arg(long, value_delimiter = ',', default_values_t = DEFAULT_API_VERSIONS.map(String::from))]
+    pub api_versions: Vec<String>,
 
     /// Requests per second per developer token; 0 = unlimited.
     #[arg(long, default_value_t = DEFAULT_DEVELOPER_RPS)]
@@ -149,6 +158,9 @@ impl SimArgs {
             developer_token: self.developer_token.clone(),
             always_unauthenticated: self.always_unauthenticated,
             forbidden_customers: self.forbidden_customers.clone(),
+            quota_prohibited_customers: self.quota_prohibited_customers.clone(),
+            developer_quota_prohibited: self.developer_quota_prohibited,
+            api_versions: self.api_versions.clone(),
             developer_rps: self.developer_rps,
             developer_burst: self.developer_burst,
             customer_rps: self.customer_rps,

@@ -2,8 +2,9 @@
 //!
 //! 1. [`Sim::begin`] on arrival: count the request, check whether it is early for a scope with
 //!    an announced retry delay, draw its latency, give it a request id.
-//! 2. [`Sim::authorize`]: bearer and developer token (401), a well-formed `login-customer-id`
-//!    and customer id (400), access to the customer (403: forbidden or unknown).
+//! 2. [`Sim::authorize`]: a served API version (404), bearer and developer token (401), a
+//!    well-formed `login-customer-id` and customer id (400), access to the customer (403:
+//!    forbidden or unknown), a quota that is not prohibited (403 `ACCESS_PROHIBITED`).
 //! 3. The endpoint parses and validates its body (400; such requests cost no quota).
 //! 4. [`Sim::admit`]: quotas (429, or a 200 with a quota error per operation), then the
 //!    transient-error draw (500/503).
@@ -66,6 +67,9 @@ impl Sim {
     }
 
     pub(crate) fn authorize(&self, call: &Call, req: &HttpRequest) -> Result<(), SimError> {
+        if !call.config.serves_version(&call.version) {
+            return Err(SimError::not_found(req.path()));
+        }
         auth::authenticate(self, &call.config, req)?;
         if let Some(login) = req.headers().get("login-customer-id") {
             let digits = login
@@ -94,6 +98,12 @@ impl Sim {
         let known = lock(&self.inner.data).customers.contains_key(id);
         if !known || call.config.is_forbidden(id) {
             return Err(SimError::permission_denied(id));
+        }
+        if call.config.developer_quota_prohibited {
+            return Err(SimError::access_prohibited("DEVELOPER"));
+        }
+        if call.config.is_quota_prohibited(id) {
+            return Err(SimError::access_prohibited("ACCOUNT"));
         }
         Ok(())
     }

@@ -42,6 +42,8 @@ pub const DEFAULT_MAX_OPERATIONS_PER_REQUEST: u32 = 10_000;
 /// Requests that arrive this soon after a throttle was announced are not counted as early:
 /// the client may have sent them before it could read the 429 (requests in flight).
 pub const DEFAULT_EARLY_GRACE_MS: u64 = 50;
+/// The API versions served by default: the ones Google serves as of 2026-12.
+pub const DEFAULT_API_VERSIONS: [&str; 4] = ["v23", "v24", "v25", "v26"];
 
 /// Fields that shape the generated data; they cannot change while the simulator runs.
 pub const FIXED_FIELDS: [&str; 10] = [
@@ -103,6 +105,13 @@ pub struct SimConfig {
     pub always_unauthenticated: bool,
     /// Customers answered 403 PERMISSION_DENIED (USER_PERMISSION_DENIED).
     pub forbidden_customers: Vec<String>,
+    /// Customers answered 403 `quotaError: ACCESS_PROHIBITED` for the account: a quota error
+    /// that waiting does not lift.
+    pub quota_prohibited_customers: Vec<String>,
+    /// Answer every API request 403 `quotaError: ACCESS_PROHIBITED` for the developer token.
+    pub developer_quota_prohibited: bool,
+    /// API versions served (`v26`); a request for another is 404, as Google answers.
+    pub api_versions: Vec<String>,
 
     /// Requests per second per developer token (all customers together); 0 = unlimited.
     pub developer_rps: f64,
@@ -164,6 +173,9 @@ impl Default for SimConfig {
             developer_token: None,
             always_unauthenticated: false,
             forbidden_customers: Vec::new(),
+            quota_prohibited_customers: Vec::new(),
+            developer_quota_prohibited: false,
+            api_versions: DEFAULT_API_VERSIONS.map(String::from).to_vec(),
             developer_rps: DEFAULT_DEVELOPER_RPS,
             developer_burst: 0.0,
             customer_rps: DEFAULT_CUSTOMER_RPS,
@@ -315,6 +327,16 @@ impl SimConfig {
         self.forbidden_customers
             .iter()
             .any(|c| c.replace('-', "") == customer_id)
+    }
+
+    pub fn is_quota_prohibited(&self, customer_id: &str) -> bool {
+        self.quota_prohibited_customers
+            .iter()
+            .any(|c| c.replace('-', "") == customer_id)
+    }
+
+    pub fn serves_version(&self, version: &str) -> bool {
+        self.api_versions.iter().any(|v| v == version)
     }
 }
 

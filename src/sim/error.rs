@@ -237,6 +237,24 @@ impl SimError {
         )
     }
 
+    /// `quotaError: ACCESS_PROHIBITED` for `scope` (`ACCOUNT` or `DEVELOPER`): a quota error
+    /// that is not a rate; retrying does not help.
+    pub fn access_prohibited(scope: &str) -> Self {
+        SimError::new(
+            StatusCode::FORBIDDEN,
+            "PERMISSION_DENIED",
+            "The caller does not have permission",
+            vec![
+                GoogleAdsError::new(
+                    code("quotaError", "ACCESS_PROHIBITED"),
+                    "Access is prohibited.",
+                )
+                .details(json!({"quotaErrorDetails": {"rateScope": scope}})),
+            ],
+            ErrorClass::Permission,
+        )
+    }
+
     pub fn invalid(errors: Vec<GoogleAdsError>) -> Self {
         SimError::new(
             StatusCode::BAD_REQUEST,

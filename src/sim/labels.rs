@@ -16,6 +16,7 @@ use super::{
 pub const MAX_LABEL_NAME_CHARS: usize = 80;
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LabelCreate {
     pub name: Option<String>,
 }

@@ -11,6 +11,12 @@
 //! client keeps at 0: `early_requests` (requests before an announced retry delay ended) and
 //! `ad_groups_with_multiple_themed_ads`.
 //!
+//! It is as strict as Google where a client can be wrong (GOOGLE_ADS.md "Refinements"): bodies
+//! are read as proto3 JSON (`proto_json.rs`: unknown fields refused, both field spellings and
+//! numeric enums accepted), `pageSize` is refused, only the configured API versions answer, and
+//! `validateOnly` mutates check everything and keep nothing. Quota errors that are not rates
+//! (`ACCESS_PROHIBITED`) can be switched on per customer or for the developer token.
+//!
 //! A request's path, file by file: `server.rs` (routes) → `call.rs` (arrival, auth, quota,
 //! faults, latency, answer) → `search.rs` (with `gaql.rs`) or `mutate.rs` (with
 //! `labels.rs`, `ad_group_ads.rs` + `rsa.rs`, `ad_group_ad_labels.rs`) → `data.rs`; errors
@@ -29,6 +35,7 @@ mod faults;
 mod gaql;
 mod labels;
 mod mutate;
+mod proto_json;
 mod quota;
 mod rsa;
 mod search;

@@ -20,6 +20,7 @@ use super::{
     config::SimConfig,
     data::{Customer, Ids},
     error::{GoogleAdsError, RPC_INVALID_ARGUMENT, SimError, code, field, partial_failure},
+    proto_json::EnumValue,
     state::{Sim, lock},
     stats::{Kind, SimStats},
 };
@@ -57,22 +58,34 @@ pub trait Mutation {
     ) -> Result<String, Vec<GoogleAdsError>>;
 }
 
+/// `Mutate…Request` (see `proto_json` for how strictly it is read). The customer id is in the
+/// path; the body may repeat it, as the message has the field.
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct MutateRequest<T> {
     #[serde(default = "Vec::new")]
     operations: Vec<Operation<T>>,
-    #[serde(default)]
+    #[serde(default, alias = "partial_failure")]
     partial_failure: bool,
-    #[serde(default)]
+    #[serde(default, alias = "validate_only")]
     validate_only: bool,
+    #[serde(alias = "customer_id")]
+    #[allow(dead_code)]
+    customer_id: Option<String>,
+    #[serde(alias = "response_content_type")]
+    #[allow(dead_code)]
+    response_content_type: Option<EnumValue>,
 }
 
 #[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct Operation<T> {
     create: Option<T>,
     update: Option<Value>,
     remove: Option<Value>,
+    #[serde(alias = "update_mask")]
+    #[allow(dead_code)]
+    update_mask: Option<Value>,
 }
 
 impl<T> Operation<T> {

@@ -19,14 +19,16 @@ pub const MAX_DESCRIPTION_CHARS: usize = 90;
 pub const MAX_PATH_CHARS: usize = 15;
 
 #[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AdInput {
-    #[serde(default)]
+    #[serde(default, alias = "final_urls")]
     pub final_urls: Vec<String>,
+    #[serde(alias = "responsive_search_ad")]
     pub responsive_search_ad: Option<RsaInput>,
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RsaInput {
     #[serde(default)]
     pub headlines: Vec<TextAsset>,
@@ -37,8 +39,13 @@ pub struct RsaInput {
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TextAsset {
     pub text: Option<String>,
+    /// Where the asset is pinned (`ServedAssetFieldType`); accepted, not modelled.
+    #[serde(alias = "pinned_field")]
+    #[allow(dead_code)]
+    pub pinned_field: Option<super::proto_json::EnumValue>,
 }
 
 /// A valid ad's content.

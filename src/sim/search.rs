@@ -1,6 +1,8 @@
-//! `POST /{version}/customers/{customer_id}/googleAds:search`: `{"query", "pageToken",
-//! "pageSize"}` → `{"results", "nextPageToken", "fieldMask", "requestId"}`, one operation
-//! against the quota per page.
+//! `POST /{version}/customers/{customer_id}/googleAds:search`: `{"query", "pageToken"}` →
+//! `{"results", "nextPageToken", "fieldMask"}`, one operation against the quota per page.
+//! As at Google, pages have a fixed size (`page_size` in the config): a request that sets
+//! `pageSize` is `400 requestError: PAGE_SIZE_NOT_SUPPORTED`, and the answer has no
+//! `requestId` (the request id is the `request-id` header).
 //!
 //! Rows are walked in key order — ad groups by id, ads by (ad group id, ad id), labels by id —
 //! and the page token names the last key returned (plus the query's hash and the rows returned
@@ -23,18 +25,27 @@ use super::{
     stats::Kind,
 };
 
-/// Most rows per page a request may ask for.
-const MAX_PAGE_SIZE: i64 = 10_000;
-
 /// Position of a row: (ad group or label id, ad id or 0).
 type Key = (u64, u64);
 
+/// `SearchGoogleAdsRequest` (see `proto_json` for how strictly it is read).
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct SearchRequest {
     query: Option<String>,
+    #[serde(alias = "page_token")]
     page_token: Option<String>,
-    page_size: Option<i64>,
+    #[serde(alias = "page_size")]
+    page_size: Option<Value>,
+    #[serde(alias = "customer_id")]
+    #[allow(dead_code)]
+    customer_id: Option<String>,
+    #[serde(alias = "validate_only")]
+    #[allow(dead_code)]
+    validate_only: Option<bool>,
+    #[serde(alias = "search_settings")]
+    #[allow(dead_code)]
+    search_settings: Option<Value>,
 }
 
 /// Where the next page starts.
@@ -86,19 +97,20 @@ async fn serve(
         })?),
         None => None,
     };
-    let page_size = match request.page_size {
-        None | Some(0) => u64::from(call.config.page_size),
-        Some(size) if (1..=MAX_PAGE_SIZE).contains(&size) => size as u64,
-        Some(size) => {
-            return Err(SimError::invalid(vec![
-                GoogleAdsError::new(
-                    code("requestError", "INVALID_PAGE_SIZE"),
-                    format!("Page size must be between 1 and {MAX_PAGE_SIZE}."),
-                )
-                .trigger(size.to_string()),
-            ]));
-        }
-    };
+    if let Some(size) = request.page_size.filter(|v| !v.is_null()) {
+        return Err(SimError::invalid(vec![
+            GoogleAdsError::new(
+                code("requestError", "PAGE_SIZE_NOT_SUPPORTED"),
+                format!(
+                    "Setting the page size is not supported. Search Responses will have fixed \
+                     page size of '{}' rows.",
+                    call.config.page_size
+                ),
+            )
+            .trigger(size.to_string()),
+        ]));
+    }
+    let page_size = u64::from(call.config.page_size);
     sim.admit(call, 1, false)?;
     sim.wait_latency(call).await;
     let data = lock(&sim.inner.data);
@@ -108,12 +120,7 @@ async fn serve(
         .ok_or_else(|| SimError::permission_denied(&call.customer_id))?;
     let page = page(customer, &query, token, page_size, hash);
     drop(data);
-    Ok(HttpResponse::Ok().json(with_request_id(page, &call.request_id)))
-}
-
-fn with_request_id(mut page: Value, request_id: &str) -> Value {
-    page["requestId"] = json!(request_id);
-    page
+    Ok(HttpResponse::Ok().json(page))
 }
 
 fn query_hash(text: &str) -> u64 {

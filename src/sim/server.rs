@@ -3,7 +3,8 @@
 //! [`run`] for `overseer sim` (start, then serve until Ctrl-C or SIGTERM).
 //!
 //! Routes: `POST /token`; the Google Ads methods under `/{version}/customers/{customer_id}/`
-//! for any version string; the `/sim` control routes; anything else is a Google-shaped 404.
+//! (a version outside `api_versions` is a 404, as at Google; see `call.rs`); the `/sim` control
+//! routes; anything else is a Google-shaped 404.
 
 use std::{io, net::SocketAddr};
 

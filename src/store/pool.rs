@@ -22,10 +22,11 @@ pub struct PoolSettings {
 }
 
 pub fn pg_config(settings: &PoolSettings) -> Result<tokio_postgres::Config, DbError> {
-    let mut config: tokio_postgres::Config = settings
-        .database_url
-        .parse()
-        .map_err(|e| DbError::Setup(format!("DATABASE_URL is not a PostgreSQL URL: {e}")))?;
+    // A password with an unencoded `@` is read as the URL standard reads it (see `normalize_postgres`).
+    let mut config: tokio_postgres::Config =
+        crate::config::redact::normalize_postgres(&settings.database_url)
+            .parse()
+            .map_err(|e| DbError::Setup(format!("DATABASE_URL is not a PostgreSQL URL: {e}")))?;
     config.application_name(format!("overseer/{}", settings.node_id));
     config.connect_timeout(settings.connect_timeout);
     config.options(format!(

@@ -465,3 +465,139 @@ async fn a_crash_between_create_and_label_is_recovered_without_a_duplicate_ad() 
         }
     }
 }
+
+#[actix_rt::test]
+async fn an_access_prohibited_customer_fails_at_once_and_the_job_completes() {
+    let mut config = small_sim(3, 8);
+    let simulator = start_sim(config.clone());
+    let prohibited = simulator.sim.customer_ids()[1].clone();
+    config.quota_prohibited_customers = vec![prohibited.clone()];
+    simulator
+        .sim
+        .set_config(config)
+        .expect("prohibit one customer's quota");
+    let db = TestDb::new("gads_prohibited");
+    let (_app, base) = start_against(&db, &simulator).await;
+
+    let started = std::time::Instant::now();
+    let id = submit_theme_job(
+        &base,
+        &items_by_id(&simulator),
+        json!({"theme": "black_friday"}),
+    )
+    .await;
+    let job = wait_for_status(&base, id, "completed", Duration::from_secs(20)).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "took {:?}",
+        started.elapsed()
+    );
+
+    assert_eq!(job["succeeded"], 16, "{job}");
+    assert_eq!(job["failed"], 8, "{job}");
+    let failed = items_in(&base, id, "failed").await;
+    assert_eq!(failed.len(), 8);
+    for (_, error) in &failed {
+        assert!(error.contains("Access is prohibited"), "{error}");
+    }
+    // Only the prohibited customer answers 403: its requests are the permission errors.
+    let refused = simulator.sim.stats().errors.permission;
+    assert!(
+        (1..10).contains(&refused),
+        "{refused} requests to the prohibited customer"
+    );
+}
+
+#[actix_rt::test]
+async fn a_developer_quota_prohibition_fails_the_job_with_the_reason() {
+    let simulator = start_sim(SimConfig {
+        developer_quota_prohibited: true,
+        ..small_sim(2, 4)
+    });
+    let db = TestDb::new("gads_dev_prohibited");
+    let (_app, base) = start_against(&db, &simulator).await;
+    let id = submit_theme_job(
+        &base,
+        &items_by_id(&simulator),
+        json!({"theme": "black_friday"}),
+    )
+    .await;
+    let job = wait_for_status(&base, id, "failed", JOB_TIMEOUT).await;
+    let error = job["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("developer token") && error.contains("Access is prohibited"),
+        "{job}"
+    );
+    assert!(simulator.sim.stats().errors.permission < 10);
+}
+
+/// A change to the simulator's config, given the first customer's id.
+type SimChange = fn(&mut SimConfig, &str);
+
+/// The log without ANSI colour codes.
+fn plain(log: &str) -> String {
+    let mut out = String::with_capacity(log.len());
+    let mut chars = log.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Lines of a log that report a failed Google Ads call with this status and a request id.
+fn failed_call_lines(log: &str, status: u16) -> Vec<&str> {
+    log.lines()
+        .filter(|l| l.contains("Google Ads request failed"))
+        .filter(|l| l.contains(&format!("status={status}")))
+        .filter(|l| l.contains("request_id=") && !l.contains("request_id=-"))
+        .collect()
+}
+
+#[actix_rt::test]
+async fn every_failed_call_is_logged_at_warn_with_its_request_id() {
+    let mut config = small_sim(2, 3);
+    let simulator = start_sim(config.clone());
+    let db = TestDb::new("gads_request_id");
+    let mut env = simulator_env(&simulator);
+    env.push(("RUST_LOG", "warn".into()));
+    env.push(("OVERSEER_MAX_ATTEMPTS", "2".into()));
+    let server = Node::spawn(&db, "request-id-node", &env).await;
+    let items = items_by_id(&simulator);
+    let cases: [(u16, SimChange); 3] = [
+        (403, |c, cid| c.forbidden_customers = vec![cid.to_string()]),
+        (500, |c, _| c.transient_error_rate = 1.0),
+        (401, |c, _| c.always_unauthenticated = true),
+    ];
+    for (status, change) in cases {
+        let mut changed = config.clone();
+        change(&mut changed, &simulator.sim.customer_ids()[0]);
+        simulator.sim.set_config(changed).expect("config");
+        let id = submit_theme_job(&server.base, &items, json!({"theme": "black_friday"})).await;
+        wait_for(&format!("a logged {status}"), JOB_TIMEOUT, || async {
+            let log = plain(&server.logs());
+            let lines = failed_call_lines(&log, status);
+            let job = crate::support::get_job(&server.base, id).await;
+            let settled = ["completed", "failed"].contains(&job["status"].as_str().unwrap_or(""));
+            (settled && !lines.is_empty()).then_some(())
+        })
+        .await;
+        let log = plain(&server.logs());
+        let line = failed_call_lines(&log, status)[0];
+        assert!(line.contains("WARN"), "{line}");
+        assert!(
+            line.contains("customer_id=") && line.contains("method="),
+            "{line}"
+        );
+        assert!(line.contains("error_code="), "{line}");
+    }
+    config.forbidden_customers.clear();
+    simulator.sim.set_config(config).expect("config");
+}

@@ -1105,3 +1105,259 @@ async fn hung_label_mutate_never_answers_and_applies_nothing() {
         .await;
     assert_eq!(status, 200);
 }
+
+// Strictness (GOOGLE_ADS.md "Refinements (2026-12)"): the simulator reads bodies as Google does,
+// so a client that passes here does not fail against Google.
+
+/// POSTs `body` to `method` under API `version`.
+async fn call_version(
+    ts: &TestSim,
+    version: &str,
+    token: &str,
+    cid: &str,
+    method: &str,
+    body: &Value,
+) -> reqwest::Response {
+    ts.http
+        .post(format!("{}/{version}/customers/{cid}/{method}", ts.base))
+        .bearer_auth(token)
+        .json(body)
+        .send()
+        .await
+        .expect("API request")
+}
+
+#[actix_rt::test]
+async fn unknown_json_fields_are_invalid_arguments_and_change_nothing() {
+    let ts = TestSim::start(small());
+    let token = ts.token().await;
+    let cid = ts.customer(0);
+    let normal = group(&ts, &cid, "normal").id;
+    let mut misspelled_create = rsa_create(&cid, &normal, &THEME);
+    misspelled_create["create"]["adGroupp"] = json!("x");
+    let mut nested = rsa_create(&cid, &normal, &THEME);
+    nested["create"]["ad"]["responsiveSearchAd"]["headline"] = json!([]);
+    let cases = [
+        (
+            "googleAds:search",
+            json!({"query": AD_GROUPS_QUERY, "bogus": 1}),
+        ),
+        (
+            "adGroupAds:mutate",
+            json!({"operations": [rsa_create(&cid, &normal, &THEME)], "partialFailures": true}),
+        ),
+        (
+            "adGroupAds:mutate",
+            json!({"operations": [misspelled_create], "partialFailure": true}),
+        ),
+        (
+            "adGroupAds:mutate",
+            json!({"operations": [nested], "partialFailure": true}),
+        ),
+        (
+            "labels:mutate",
+            json!({"operations": [{"create": {"name": "L", "colour": "red"}}]}),
+        ),
+        (
+            "adGroupAdLabels:mutate",
+            json!({"operations": [{"create": {"adGroupAd": "a", "label": "b", "extra": 1}}]}),
+        ),
+    ];
+    for (method, body) in cases {
+        let (status, answer) = ts.call(&token, &cid, method, &body).await;
+        assert_eq!(status, 400, "{method} {body}: {answer}");
+        assert_eq!(answer["error"]["status"], "INVALID_ARGUMENT", "{answer}");
+        let message = answer["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains("unknown field"), "{message}");
+    }
+    let stats = ts.sim().stats();
+    assert_eq!((stats.ads_created, stats.labels_created), (0, 0));
+    assert_eq!(stats.operations, 0, "refused requests cost no quota");
+}
+
+#[actix_rt::test]
+async fn snake_case_names_and_numeric_enums_are_accepted() {
+    let ts = TestSim::start(small());
+    let token = ts.token().await;
+    let cid = ts.customer(0);
+    let customer = ts.sim().customer(&cid).expect("customer");
+    let normal: Vec<String> = customer
+        .ad_groups
+        .iter()
+        .filter(|g| g.status == Status::Enabled && g.has_rsa && !g.processed)
+        .take(2)
+        .map(|g| g.id.clone())
+        .collect();
+    ts.set(|c| c.reject_ad_groups = vec![normal[1].clone()]);
+    let snake = |id: &str| {
+        json!({"create": {
+            "ad_group": format!("customers/{cid}/adGroups/{id}"),
+            "status": 3,
+            "ad": {"final_urls": ["https://example.com/shoes"],
+                   "responsive_search_ad": {
+                       "headlines": THEME.iter().map(|t| json!({"text": t, "pinned_field": 1})).collect::<Vec<_>>(),
+                       "descriptions": [{"text": "Our biggest sale of the year."}, {"text": "Free shipping."}]}}}})
+    };
+    // `partial_failure` in snake_case is honoured: the good operation is kept.
+    let body =
+        json!({"operations": [snake(&normal[0]), snake(&normal[1])], "partial_failure": true});
+    let (status, answer) = ts.call(&token, &cid, "adGroupAds:mutate", &body).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(partial_errors(&answer).len(), 1, "{answer}");
+    let created = group_view(&ts, &cid, &normal[0])
+        .ads
+        .into_iter()
+        .find(|ad| ad.origin == sim::AdOrigin::Api)
+        .expect("the created ad");
+    assert_eq!(created.status, Status::Paused, "status 3 is PAUSED");
+    // A search with snake_case `page_token` pages like `pageToken`.
+    let (status, first) = ts
+        .call(
+            &token,
+            &cid,
+            "googleAds:search",
+            &json!({"query": AD_GROUPS_QUERY}),
+        )
+        .await;
+    assert_eq!(status, 200, "{first}");
+    if let Some(next) = first["nextPageToken"].as_str() {
+        let (status, page) = ts
+            .call(
+                &token,
+                &cid,
+                "googleAds:search",
+                &json!({"query": AD_GROUPS_QUERY, "page_token": next}),
+            )
+            .await;
+        assert_eq!(status, 200, "{page}");
+    }
+    // A number the enum does not have is refused like an unknown name.
+    let mut bad = snake(&normal[0]);
+    bad["create"]["status"] = json!(42);
+    let (status, answer) = ts
+        .call(
+            &token,
+            &cid,
+            "adGroupAds:mutate",
+            &json!({"operations": [bad]}),
+        )
+        .await;
+    assert_eq!(status, 400, "{answer}");
+}
+
+#[actix_rt::test]
+async fn page_size_in_a_search_is_not_supported() {
+    let ts = TestSim::start(small());
+    let token = ts.token().await;
+    let cid = ts.customer(0);
+    for body in [
+        json!({"query": AD_GROUPS_QUERY, "pageSize": 5}),
+        json!({"query": AD_GROUPS_QUERY, "page_size": 5}),
+    ] {
+        let (status, answer) = ts.call(&token, &cid, "googleAds:search", &body).await;
+        assert_eq!(status, 400, "{body}: {answer}");
+        assert_eq!(
+            first_error(&answer)["errorCode"],
+            json!({"requestError": "PAGE_SIZE_NOT_SUPPORTED"}),
+            "{answer}"
+        );
+    }
+    assert_eq!(ts.sim().stats().operations, 0);
+}
+
+#[actix_rt::test]
+async fn only_the_served_api_versions_answer() {
+    let ts = TestSim::start(small());
+    let token = ts.token().await;
+    let cid = ts.customer(0);
+    let search = json!({"query": AD_GROUPS_QUERY});
+    for version in ["v23", "v24", "v25", "v26"] {
+        let response = call_version(&ts, version, &token, &cid, "googleAds:search", &search).await;
+        assert_eq!(response.status(), 200, "{version}");
+    }
+    for version in ["v22", "v27", "v2", "latest", "V26"] {
+        let response = call_version(&ts, version, &token, &cid, "googleAds:search", &search).await;
+        assert_eq!(response.status(), 404, "{version}");
+    }
+    ts.set(|c| c.api_versions = vec!["v26".into()]);
+    let response = call_version(&ts, "v25", &token, &cid, "googleAds:search", &search).await;
+    assert_eq!(response.status(), 404, "v25 once only v26 is served");
+}
+
+#[actix_rt::test]
+async fn search_answers_carry_the_request_id_only_as_a_header() {
+    let ts = TestSim::start(small());
+    let token = ts.token().await;
+    let cid = ts.customer(0);
+    let response = ts
+        .send(
+            &token,
+            &cid,
+            "googleAds:search",
+            &json!({"query": AD_GROUPS_QUERY}),
+            &[],
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    let header = response
+        .headers()
+        .get("request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    assert!(header.is_some_and(|id| !id.is_empty()), "request-id header");
+    let body: Value = response.json().await.expect("JSON");
+    assert!(body.get("requestId").is_none(), "{body}");
+    assert!(body["results"].is_array(), "{body}");
+}
+
+#[actix_rt::test]
+async fn validate_only_checks_everything_and_changes_nothing() {
+    let ts = TestSim::start(small());
+    let token = ts.token().await;
+    let cid = ts.customer(0);
+    let normal = group(&ts, &cid, "normal").id;
+    let before = ts.sim().customer(&cid).expect("customer");
+    let valid = rsa_create(&cid, &normal, &THEME);
+    let too_long = rsa_create(
+        &cid,
+        &normal,
+        &["This headline is far too long to be one"; 3],
+    );
+    for key in ["validateOnly", "validate_only"] {
+        let body = json!({"operations": [valid.clone()], key: true});
+        let (status, answer) = ts.call(&token, &cid, "adGroupAds:mutate", &body).await;
+        assert_eq!(status, 200, "{key}: {answer}");
+        let body = json!({"operations": [too_long.clone()], key: true});
+        let (status, answer) = ts.call(&token, &cid, "adGroupAds:mutate", &body).await;
+        assert_eq!(status, 400, "{key}: an invalid ad is refused: {answer}");
+        let body = json!({"operations": [{"create": {"name": "NEW_LABEL"}}], key: true});
+        let (status, answer) = ts.call(&token, &cid, "labels:mutate", &body).await;
+        assert_eq!(status, 200, "{key}: {answer}");
+    }
+    let after = ts.sim().customer(&cid).expect("customer");
+    assert_eq!(
+        serde_json::to_value(&before).expect("json"),
+        serde_json::to_value(&after).expect("json"),
+        "nothing changed"
+    );
+    let stats = ts.sim().stats();
+    assert_eq!((stats.ads_created, stats.labels_created), (0, 0));
+}
+
+#[actix_rt::test]
+async fn a_quota_prohibited_customer_is_refused_with_access_prohibited() {
+    let ts = TestSim::start(small());
+    let token = ts.token().await;
+    let cid = ts.customer(0);
+    ts.set(|c| c.quota_prohibited_customers = vec![cid.clone()]);
+    let (status, answer) = ts.search(&token, &cid, AD_GROUPS_QUERY).await;
+    assert_eq!(status, 403, "{answer}");
+    assert_eq!(
+        first_error(&answer)["errorCode"],
+        json!({"quotaError": "ACCESS_PROHIBITED"}),
+        "{answer}"
+    );
+    assert_eq!(quota_details(&answer)["rateScope"], "ACCOUNT");
+    let (status, _) = ts.search(&token, &ts.customer(1), AD_GROUPS_QUERY).await;
+    assert_eq!(status, 200, "other customers are served");
+}

@@ -1,7 +1,8 @@
 //! The Google Ads REST client: one method per request kind, each taking a permit from the
 //! call gate before the request and reporting through it how the request went (a rate limit
 //! becomes a throttle signal for the scope Google named). A 401 refreshes the token and
-//! retries once. Every error is logged with Google's `request-id`.
+//! retries once. Every failed call is logged at `warn` with its status, customer, method,
+//! Google's error code and `request-id`, which is what Google support asks for.
 
 use std::{sync::Arc, time::Duration};
 
@@ -10,7 +11,7 @@ use serde_json::{Value, json};
 
 use super::{
     auth::TokenCache,
-    errors::{ApiFailure, RateScope, classify, partial_failures},
+    errors::{ApiFailure, RateScope, classify, error_code, partial_failures},
     settings::GoogleAdsSettings,
 };
 
@@ -133,8 +134,14 @@ impl AdsClient {
                 return Ok(payload);
             }
             let failure = classify(status, &payload, request_id.as_deref());
-            tracing::debug!(customer_id, method, status, request_id = request_id.as_deref().unwrap_or("-"),
-                failure = ?failure, "Google Ads request failed");
+            tracing::warn!(
+                status,
+                customer_id,
+                method,
+                error_code = %error_code(&payload),
+                request_id = request_id.as_deref().unwrap_or("-"),
+                "Google Ads request failed"
+            );
             match failure {
                 ApiFailure::Unauthenticated(_) if !refreshed => {
                     self.tokens.invalidate(&token).await;

@@ -3,6 +3,15 @@
 //! 5xx / `CONCURRENT_MODIFICATION` / timeouts are transient, 401 and 403 are authentication
 //! and permission failures, `TOO_MANY_MUTATE_OPERATIONS` asks for smaller batches, and
 //! anything else is a request Google will not take.
+//!
+//! Not every `quotaError` is a rate limit (GOOGLE_ADS.md "Refinements"). Of the v26
+//! `QuotaErrorEnum` values, the rates are `RESOURCE_EXHAUSTED`, `RESOURCE_TEMPORARILY_EXHAUSTED`
+//! and `EXCESSIVE_SHORT_TERM_QUERY_RESOURCE_CONSUMPTION` (query cost over a short window):
+//! waiting helps, so they throttle. The others, `ACCESS_PROHIBITED`,
+//! `EXCESSIVE_LONG_TERM_QUERY_RESOURCE_CONSUMPTION` (an extended window),
+//! `PAYMENTS_PROFILE_ACTIVATION_RATE_LIMIT_EXCEEDED` (Google says: wait a week) and codes this
+//! client does not know, will not pass by waiting a few seconds; retrying them would keep a
+//! customer's items pending for ever, so they are [`ApiFailure::QuotaDenied`].
 
 use std::{collections::HashMap, time::Duration};
 
@@ -26,6 +35,12 @@ pub enum ApiFailure {
         message: String,
     },
     Transient(String),
+    /// A quota error that waiting will not lift: the customer's items (the job's, for the
+    /// developer token) fail with Google's message.
+    QuotaDenied {
+        scope: RateScope,
+        message: String,
+    },
     Unauthenticated(String),
     PermissionDenied(String),
     TooManyOperations(String),
@@ -45,9 +60,21 @@ pub struct GoogleError {
     pub retry_delay: Option<Duration>,
 }
 
+/// The `quotaError` codes that are rates: the quota comes back after a wait.
+pub const RATE_QUOTA_ERRORS: [&str; 3] = [
+    "RESOURCE_EXHAUSTED",
+    "RESOURCE_TEMPORARILY_EXHAUSTED",
+    "EXCESSIVE_SHORT_TERM_QUERY_RESOURCE_CONSUMPTION",
+];
+
 impl GoogleError {
     pub fn is_rate_limit(&self) -> bool {
-        self.kind == "quotaError"
+        self.kind == "quotaError" && RATE_QUOTA_ERRORS.contains(&self.code.as_str())
+    }
+
+    /// A quota error that a wait does not lift (see the module doc).
+    pub fn is_quota_denial(&self) -> bool {
+        self.kind == "quotaError" && !self.is_rate_limit()
     }
 
     pub fn is_transient(&self) -> bool {
@@ -93,6 +120,18 @@ fn failure_errors(status: &Value) -> impl Iterator<Item = &Value> {
         .flat_map(|d| d["errors"].as_array().into_iter().flatten())
 }
 
+/// The first error's code as `kind.CODE` (`quotaError.ACCESS_PROHIBITED`), else Google's
+/// status name, else `-`: what the failure log names.
+pub fn error_code(body: &Value) -> String {
+    let error = &body["error"];
+    failure_errors(error)
+        .map(parse_error)
+        .find(|e| !e.kind.is_empty())
+        .map(|e| format!("{}.{}", e.kind, e.code))
+        .or_else(|| error["status"].as_str().map(str::to_string))
+        .unwrap_or_else(|| "-".into())
+}
+
 /// Classifies an error response.
 pub fn classify(http_status: u16, body: &Value, request_id: Option<&str>) -> ApiFailure {
     let error = &body["error"];
@@ -112,6 +151,12 @@ pub fn classify(http_status: u16, body: &Value, request_id: Option<&str>) -> Api
         return ApiFailure::Throttled {
             scope: rate.rate_scope.unwrap_or(RateScope::Developer),
             retry_after: rate.retry_delay,
+            message,
+        };
+    }
+    if let Some(denial) = errors.iter().find(|e| e.is_quota_denial()) {
+        return ApiFailure::QuotaDenied {
+            scope: denial.rate_scope.unwrap_or(RateScope::Account),
             message,
         };
     }
@@ -220,6 +265,56 @@ mod tests {
             classify(400, &plain(400, "INVALID_ARGUMENT"), None),
             ApiFailure::Invalid(_)
         ));
+    }
+
+    fn quota_error(code: &str, http: u16, scope: Option<&str>) -> Value {
+        let mut entry =
+            json!({"errorCode": {"quotaError": code}, "message": "Access is prohibited."});
+        if let Some(scope) = scope {
+            entry["details"] = json!({"quotaErrorDetails": {"rateScope": scope}});
+        }
+        json!({"error": {"code": http, "status": "PERMISSION_DENIED", "message": "m",
+            "details": [{"errors": [entry]}]}})
+    }
+
+    #[test]
+    fn only_rate_quota_errors_throttle() {
+        for code in RATE_QUOTA_ERRORS {
+            assert!(
+                matches!(
+                    classify(429, &quota_error(code, 429, None), None),
+                    ApiFailure::Throttled { .. }
+                ),
+                "{code}"
+            );
+        }
+        for code in [
+            "ACCESS_PROHIBITED",
+            "EXCESSIVE_LONG_TERM_QUERY_RESOURCE_CONSUMPTION",
+            "PAYMENTS_PROFILE_ACTIVATION_RATE_LIMIT_EXCEEDED",
+            "UNKNOWN",
+        ] {
+            assert_eq!(
+                classify(403, &quota_error(code, 403, None), Some("r9")),
+                ApiFailure::QuotaDenied {
+                    scope: RateScope::Account,
+                    message: "Access is prohibited. (request-id r9)".into()
+                },
+                "{code}"
+            );
+        }
+        let ApiFailure::QuotaDenied { scope, .. } = classify(
+            403,
+            &quota_error("ACCESS_PROHIBITED", 403, Some("DEVELOPER")),
+            None,
+        ) else {
+            panic!("not a denial")
+        };
+        assert_eq!(scope, RateScope::Developer);
+        assert_eq!(
+            error_code(&quota_error("ACCESS_PROHIBITED", 403, None)),
+            "quotaError.ACCESS_PROHIBITED"
+        );
     }
 
     #[test]

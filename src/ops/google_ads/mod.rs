@@ -201,6 +201,18 @@ fn batch_error(failure: ApiFailure, customer_id: &str) -> BatchError {
         ApiFailure::Unauthenticated(m) => {
             BatchError::JobFatal(format!("Google Ads authentication failed: {m}"))
         }
+        ApiFailure::QuotaDenied {
+            scope: RateScope::Developer,
+            message,
+        } => BatchError::JobFatal(format!(
+            "Google Ads refused the developer token's quota: {message}"
+        )),
+        ApiFailure::QuotaDenied {
+            scope: RateScope::Account,
+            message,
+        } => BatchError::Fatal(format!(
+            "Google Ads refused the quota of customer {customer_id}: {message}"
+        )),
         ApiFailure::PermissionDenied(m) => {
             BatchError::Fatal(format!("permission denied for customer {customer_id}: {m}"))
         }
