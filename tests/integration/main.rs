@@ -6,7 +6,6 @@ mod compose;
 mod crash_recovery;
 mod dashboard;
 mod engine;
-mod goodput;
 mod google_ads;
 mod healing;
 mod http_api;
