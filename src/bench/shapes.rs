@@ -309,6 +309,21 @@ async fn run_adaptive(config: &Config, shape: Shape, secs: u64) -> anyhow::Resul
                     global["in_flight"],
                     view["concurrency"]["latency_seconds"],
                 );
+                let customers: Vec<&Value> = view["scopes"]
+                    .as_array()
+                    .map(|s| s.iter().filter(|s| s["scope"] != "global").collect())
+                    .unwrap_or_default();
+                let mean = |field: &str| {
+                    let values: Vec<f64> =
+                        customers.iter().filter_map(|s| s[field].as_f64()).collect();
+                    values.iter().sum::<f64>() / values.len().max(1) as f64
+                };
+                println!(
+                    "          customer scopes: {}, mean rate {:.2}/s, mean mark {:.2}/s",
+                    customers.len(),
+                    mean("rate_per_sec"),
+                    mean("learned_quota_per_sec"),
+                );
             }
         }
         if shape == Shape::Restart && restarted_at.is_none() && at >= KILL_AT {

@@ -25,6 +25,8 @@ use tokio::time::Instant;
 use super::{RateLimiter, SharedStatus, scope::Blocked};
 use crate::operation::Scope;
 
+/// Rates this close (relative) are the same rate: the shared quota stores them as text.
+const SAME_RATE: f64 = 1e-6;
 /// How often a node syncs its rate with the shared quota (and, in fallback, tries to get back).
 const SYNC_INTERVAL: Duration = Duration::from_millis(500);
 
@@ -282,12 +284,14 @@ impl RateLimiter {
                     let now = Instant::now();
                     let global = act.scope(&Scope::Global, now);
                     global.control.set_ceiling(None);
-                    // Only a shared rate below what this node proposed is news (a throttle or
-                    // a hold elsewhere). The local rate has usually grown since the proposal
-                    // left; comparing with it read every sync as a throttle elsewhere, set the
-                    // mark to the local rate and cut the rate back to the stale proposal, so
-                    // an unthrottled scope sawed up and down by a quarter twice a second.
-                    if !was_shared || state.rate < proposal {
+                    // Only a shared rate clearly below what this node proposed is news (a
+                    // throttle or a hold elsewhere). Two things read every sync as one: the
+                    // local rate has usually grown since the proposal left, and the quota's
+                    // script hands the rate back through Lua's `tostring`, which keeps 14
+                    // digits, so even the proposal itself comes back a hair lower. Each such
+                    // sync set the mark to the local rate and cut the rate back, so an
+                    // unthrottled scope sawed up and down, or stuck at its first proposal.
+                    if !was_shared || state.rate < proposal * (1.0 - SAME_RATE) {
                         global.control.adopt_shared(now, state.rate, &knobs);
                     }
                     if !state.paused_for.is_zero() {
