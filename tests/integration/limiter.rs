@@ -380,3 +380,38 @@ async fn two_nodes_share_the_quota_and_survive_losing_redis() {
     .await;
     drop(node_b);
 }
+
+#[actix_rt::test]
+async fn a_job_held_to_its_ceiling_while_the_quota_has_room_says_so() {
+    let db = TestDb::new("limiter_ceiling_detail");
+    let mut config = test_config(&db);
+    config.max_concurrent_customers = 2;
+    let app = start(config).await;
+    let base = app.base_url().expect("url");
+    let items: Vec<Value> = (0..400u64)
+        .map(|i| json!({"customer_id": (1_000_000_000 + i % 20).to_string(), "ad_group_id": i + 1}))
+        .collect();
+    let job = submit_json(
+        &base,
+        &json!({"name": "ceiling", "operation": "noop",
+                "params": {"latency_ms": 100, "batch_size": 1}, "items": items}),
+    )
+    .await;
+    let id = id_of(&job);
+    let detail = wait_for("the job's detail to name its ceiling", DEADLINE, || {
+        let base = base.clone();
+        async move {
+            let job = get_job(&base, id).await;
+            job["detail"]
+                .as_str()
+                .filter(|d| d.contains("OVERSEER_MAX_CONCURRENT_CUSTOMERS"))
+                .map(str::to_string)
+        }
+    })
+    .await;
+    assert!(detail.contains("2 customers at once"), "{detail}");
+    let (_, view) = limiter(&base).await;
+    let slots = &view["concurrency"]["jobs"][0];
+    assert_eq!(slots["ceiling"], 2, "{view}");
+    assert!(slots["held"].as_u64() <= Some(2), "{view}");
+}
