@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 
 use crate::{
     node_process::{Node, db_client, submit},
-    support::{TestDb, http, start, submit_json, test_config, wait_for},
+    support::{TestDb, http, sim_config, start, submit_json, wait_for},
 };
 
 const GOOGLE_ADS_ENV: [&str; 5] = [
@@ -87,7 +87,7 @@ async fn run_theme_job(
     window: Duration,
 ) -> Measured {
     let db = TestDb::new(name);
-    let app = start(server_config(&db, sim)).await;
+    let app = start(sim_config(&db, sim)).await;
     let base = app.base_url().expect("url");
     submit_json(&base, &theme_job(sim, ops_per_request)).await;
     let started = Instant::now();
@@ -117,18 +117,6 @@ async fn run_theme_job(
         concurrency: concurrency().await,
         stats,
     }
-}
-
-/// The in-process server's config against `sim`, balanced limiter.
-fn server_config(db: &TestDb, sim: &RunningSim) -> overseer::config::Config {
-    let mut config = test_config(db);
-    config.rate_limit_preset = "balanced".into();
-    config.google_ads_endpoint = sim.base_url();
-    config.google_ads_token_url = sim.token_url();
-    config.google_ads_client_id = Some("sim-client-id".into());
-    config.google_ads_client_secret = Some("sim-client-secret".into());
-    config.google_ads_refresh_token = Some("sim-refresh-token".into());
-    config
 }
 
 #[actix_rt::test]

@@ -15,7 +15,6 @@ use std::{
 
 use overseer::{
     app::App,
-    config::Config,
     sim::{self, RunningSim, SimConfig},
 };
 use serde_json::{Value, json};
@@ -26,7 +25,7 @@ use tokio::{
 use tokio_util::sync::CancellationToken;
 
 use crate::support::{
-    TestDb, assert_api_error, get_job, http, start, submit_json, test_config, wait_for,
+    TestDb, assert_api_error, get_job, http, sim_config, start, submit_json, test_config, wait_for,
     wait_for_status,
 };
 
@@ -47,18 +46,6 @@ fn quota_sim(customers: u32, ad_groups: u32, developer_rps: f64) -> RunningSim {
         "127.0.0.1:0",
     )
     .expect("start simulator")
-}
-
-/// A node's config against `sim`, with the adaptive limiter (balanced) on.
-fn sim_config(db: &TestDb, sim: &RunningSim) -> Config {
-    let mut config = test_config(db);
-    config.rate_limit_preset = "balanced".into();
-    config.google_ads_endpoint = sim.base_url();
-    config.google_ads_token_url = sim.token_url();
-    config.google_ads_client_id = Some("sim-client-id".into());
-    config.google_ads_client_secret = Some("sim-client-secret".into());
-    config.google_ads_refresh_token = Some("sim-refresh-token".into());
-    config
 }
 
 /// A theme job over the ad groups of the given customers, one operation per request.

@@ -11,6 +11,7 @@ use std::{
 use overseer::{
     app::{App, Roles},
     config::Config,
+    sim::RunningSim,
 };
 use serde_json::Value;
 
@@ -83,6 +84,18 @@ pub fn test_config(db: &TestDb) -> Config {
     config.retry_min_ms = 5;
     config.retry_max_ms = 50;
     config.rate_limit_preset = overseer::config::UNLIMITED.into();
+    config
+}
+
+/// A node's config against the simulator `sim`, with the adaptive limiter (balanced) on.
+pub fn sim_config(db: &TestDb, sim: &RunningSim) -> Config {
+    let mut config = test_config(db);
+    config.rate_limit_preset = "balanced".into();
+    config.google_ads_endpoint = sim.base_url();
+    config.google_ads_token_url = sim.token_url();
+    config.google_ads_client_id = Some("sim-client-id".into());
+    config.google_ads_client_secret = Some("sim-client-secret".into());
+    config.google_ads_refresh_token = Some("sim-refresh-token".into());
     config
 }
 
