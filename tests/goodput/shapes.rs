@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 
 use crate::{
     node_process::{Node, db_client, submit},
-    support::{TestDb, http, sim_config, start, submit_json, wait_for},
+    support::{TestDb, get_json, sim_config, start, submit_json, wait_for},
 };
 
 const GOOGLE_ADS_ENV: [&str; 5] = [
@@ -92,14 +92,7 @@ async fn run_theme_job(
     submit_json(&base, &theme_job(sim, ops_per_request)).await;
     let started = Instant::now();
     let concurrency = || async {
-        let view: Value = http()
-            .get(format!("{base}/api/rate-limiter"))
-            .send()
-            .await
-            .expect("GET")
-            .json()
-            .await
-            .expect("JSON");
+        let view: Value = get_json(&format!("{base}/api/rate-limiter")).await;
         view["concurrency"].clone()
     };
     tokio::time::sleep_until((started + warm_up).into()).await;
@@ -253,14 +246,7 @@ async fn a_restarted_node_starts_from_the_limits_it_kept() {
     let restarted = Node::spawn(&db, "goodput-a", &env).await;
     let restarted_at = Instant::now();
 
-    let view: Value = http()
-        .get(format!("{}/api/rate-limiter", restarted.base))
-        .send()
-        .await
-        .expect("GET")
-        .json()
-        .await
-        .expect("JSON");
+    let view: Value = get_json(&format!("{}/api/rate-limiter", restarted.base)).await;
     let global = view["scopes"]
         .as_array()
         .and_then(|s| s.iter().find(|s| s["scope"] == "global"))

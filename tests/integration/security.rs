@@ -11,7 +11,7 @@ use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest};
 
 use crate::node_process::Node;
 use crate::support::{
-    TestDb, assert_api_error, get_job, http, start, submit_json, test_config, wait_for,
+    TestDb, assert_api_error, get_job, get_json, http, start, submit_json, test_config, wait_for,
     wait_for_status,
 };
 
@@ -256,14 +256,7 @@ async fn errors_actix_answers_itself_have_the_api_shape() {
         assert_api_error(response, 400, "websocket_required").await;
     }
     // A body over the 256 KiB of a route that reads it whole; nothing changes.
-    let before: Value = http()
-        .get(format!("{base}/api/rate-limiter"))
-        .send()
-        .await
-        .expect("GET")
-        .json()
-        .await
-        .expect("json");
+    let before: Value = get_json(&format!("{base}/api/rate-limiter")).await;
     let huge = format!(
         "{{\"preset\": \"aggressive\", \"pad\": \"{}\"}}",
         "x".repeat(300 * 1024)
@@ -276,14 +269,7 @@ async fn errors_actix_answers_itself_have_the_api_shape() {
         .await
         .expect("PUT");
     assert_api_error(response, 413, "payload_too_large").await;
-    let after: Value = http()
-        .get(format!("{base}/api/rate-limiter"))
-        .send()
-        .await
-        .expect("GET")
-        .json()
-        .await
-        .expect("json");
+    let after: Value = get_json(&format!("{base}/api/rate-limiter")).await;
     assert_eq!(before["settings"], after["settings"], "nothing changed");
     // Also on a route that never reads its body: refused before it runs.
     let response = http()
@@ -437,14 +423,7 @@ async fn no_form_of_database_or_redis_url_shows_its_password() {
             ],
         )
         .await;
-        let config: Value = http()
-            .get(format!("{}/api/config", node.base))
-            .send()
-            .await
-            .expect("config")
-            .json()
-            .await
-            .expect("json");
+        let config: Value = get_json(&format!("{}/api/config", node.base)).await;
         let shown = config.to_string();
         assert!(
             !shown.contains(secret) && !shown.contains("part@") && !shown.contains(redis_secret),

@@ -129,16 +129,21 @@ where
     }
 }
 
-/// GETs a job through the API.
-pub async fn get_job(base: &str, id: i64) -> Value {
+/// GETs `url` and parses its JSON body (panicking, naming the URL, when either fails).
+pub async fn get_json(url: &str) -> Value {
     http()
-        .get(format!("{base}/api/jobs/{id}"))
+        .get(url)
         .send()
         .await
-        .expect("GET job")
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"))
         .json()
         .await
-        .expect("job JSON")
+        .unwrap_or_else(|e| panic!("JSON of {url}: {e}"))
+}
+
+/// GETs a job through the API.
+pub async fn get_job(base: &str, id: i64) -> Value {
+    get_json(&format!("{base}/api/jobs/{id}")).await
 }
 
 /// Waits until the job has the given status and returns it.
