@@ -2,7 +2,8 @@
 //! quota, one second's worth of capacity, as Google's and the simulator's are) with 50 ms of
 //! latency, the rate settles within 10 % below the quota with under 1 % of calls throttled;
 //! after a throttle nothing rises until the full retry delay has passed; throttles of calls
-//! granted before a decrease are one episode.
+//! granted before a decrease are one episode; from cold, the first minute already runs near the
+//! quota.
 
 use std::{collections::VecDeque, time::Duration};
 
@@ -30,6 +31,12 @@ struct Run {
 /// Drives `knobs` against a bucket of `quota` requests/s for `secs` simulated seconds, sending
 /// exactly at the controlled rate (demand always exceeds it) and honouring each retry delay.
 fn run_against_quota(knobs: &ScopeKnobs, quota: f64, secs: u64) -> Run {
+    run_measuring_from(knobs, quota, secs, Duration::from_secs(secs / 2))
+}
+
+/// As [`run_against_quota`], counting from `measure_from` to the end.
+fn run_measuring_from(knobs: &ScopeKnobs, quota: f64, secs: u64, half: Duration) -> Run {
+    let trace = std::env::var_os("LAW_TRACE").is_some();
     let start = Instant::now();
     let mut control = AdaptiveRate::new(knobs);
     let mut tokens = quota;
@@ -38,7 +45,6 @@ fn run_against_quota(knobs: &ScopeKnobs, quota: f64, secs: u64) -> Run {
     // (answer arrives at, granted at, throttled, retry delay)
     let mut answers: VecDeque<(Instant, Instant, bool, Duration)> = VecDeque::new();
     let (mut sent, mut throttled) = (0u64, 0u64);
-    let half = Duration::from_secs(secs / 2);
     let steps = secs * 1000 / STEP.as_millis() as u64;
     for i in 0..steps {
         let now = start + STEP * i as u32;
@@ -55,7 +61,8 @@ fn run_against_quota(knobs: &ScopeKnobs, quota: f64, secs: u64) -> Run {
         if now >= paused_until {
             owed += control.rate() * STEP.as_secs_f64();
         }
-        let saturated = owed >= 1.0;
+        // Demand always exceeds the rate: callers wait on the pacing whenever it is not paused.
+        let saturated = now >= paused_until;
         while owed >= 1.0 {
             owed -= 1.0;
             let admitted = tokens >= 1.0;
@@ -71,8 +78,17 @@ fn run_against_quota(knobs: &ScopeKnobs, quota: f64, secs: u64) -> Run {
             }
         }
         control.tick(now, saturated, knobs);
+        if trace && i % 100 == 0 {
+            // LAW_TRACE=1 prints the law's course, one line per second.
+            println!(
+                "{:>5.1} s rate {:.3} mark {:?} sent {sent} throttled {throttled}",
+                (now - start).as_secs_f64(),
+                control.rate(),
+                control.mark()
+            );
+        }
     }
-    let measured = (secs - secs / 2) as f64;
+    let measured = secs as f64 - half.as_secs_f64();
     Run {
         goodput: (sent - throttled) as f64 / measured,
         throttled_share: throttled as f64 / sent.max(1) as f64,
@@ -250,6 +266,20 @@ fn the_global_quota_is_used_to_ninety_five_percent_with_under_one_percent_thrott
         let run = run_against_quota(&global, quota, 600);
         assert!(
             run.goodput >= 0.95 * quota && run.throttled_share <= 0.01,
+            "quota {quota}/s: goodput {:.3} of it, {:.4} throttled",
+            run.goodput / quota,
+            run.throttled_share
+        );
+    }
+}
+
+#[test]
+fn a_cold_scope_uses_its_quota_within_its_first_minute() {
+    let (global, customer) = Preset::Balanced.knobs();
+    for (knobs, quota) in [(&customer, 3.0), (&customer, 10.0), (&global, 80.0)] {
+        let run = run_measuring_from(knobs, quota, 60, Duration::ZERO);
+        assert!(
+            run.goodput >= 0.95 * quota && run.throttled_share <= 0.03,
             "quota {quota}/s: goodput {:.3} of it, {:.4} throttled",
             run.goodput / quota,
             run.throttled_share

@@ -244,7 +244,11 @@ async fn run_adaptive(config: &Config, shape: Shape, secs: u64) -> anyhow::Resul
             "bench-developer-token".to_string(),
         ),
         ("OVERSEER_CLAIM_INTERVAL_MS", "100".to_string()),
-        ("RUST_LOG", "warn".to_string()),
+        // The node's log (OVERSEER_BENCH_NODE_LOG) keeps to warnings unless RUST_LOG asks more.
+        (
+            "RUST_LOG",
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".to_string()),
+        ),
     ];
     let node_id = format!("bench-shape-{}", shape.name());
     let mut node = Node::spawn(&config.database_url, &node_id, &env).await?;

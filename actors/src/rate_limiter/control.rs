@@ -12,23 +12,27 @@
 //!    - while starting or recovering (the rate moved fast, a bucket's saved-up capacity may have
 //!      hidden the excess for a while), the mark is the smaller of the rate and the rate that
 //!      actually succeeded: over a bucket quota the successes measure the quota itself, so an
-//!      overshoot is corrected in one step. After an earlier throttle that is the successes
-//!      since it ÷ the time since it (the bucket was empty then and is empty now, so this is
-//!      its refill rate, whatever capacity it spent in between); at the first throttle, the
-//!      successes over a window long enough to hold [`MIN_COUNTED`] calls (1 to 5 s), since at
-//!      3 requests/s one second holds 2, 3 or 4 calls and the smallest would throw a third of
-//!      the quota away;
-//!    - while probing (the rate crept up slowly from just under the mark for at least
+//!      overshoot is corrected in one step. After earlier throttles that is the successes
+//!      since one of them ÷ the time since it (the bucket was empty then and is empty now, so
+//!      this is its refill rate, whatever capacity it spent in between), going back to the
+//!      latest throttle that leaves [`MIN_COUNTED`] successes to count: each end of the span
+//!      may hide up to a token, so at 3 requests/s four successes in 1.5 s read 2.7/s, and a
+//!      mark that low held the rate 10 % under the quota for minutes. With no throttle that
+//!      far back (the first), the successes over a window long enough to hold [`MIN_COUNTED`]
+//!      calls (1 to 5 s);
+//!    - while probing (the rate crept up slowly from just under a counted mark for at least
 //!      [`PROBE_CONFIRM`]), the rate at the throttle is itself the measurement, a hair above
 //!      the quota, and becomes the mark. A throttle sooner after the rate reached the band
-//!      means the mark was too high, and the successes since the last throttle measure it.
+//!      means the mark was too high, and the successes since the last throttles measure it;
+//!      so does one ending the fast probe above a provisional mark, which overshoots by more.
 //!
 //!    Then the rate is **held** — no increase at all — until the server's full retry delay has
 //!    passed (and at least [`MIN_HOLD`] and two measured round trips, so calls sent at the old
 //!    rate have come back: with 0.5-1 s answers, half a second is not enough). Only one decrease per episode: a throttle of a call granted before the
 //!    last decrease says nothing new and only extends the pause.
-//!    The first mark, read from successes that lag the rate by a round trip, is *provisional*:
-//!    the probe above it climbs 2 % of it per second until a throttle replaces it.
+//!    A mark read from that window (successes that lag the rate by a round trip, and a bucket's
+//!    saved-up capacity spent) is *provisional*: the probe above it climbs 2 % of it per
+//!    second until a throttle replaces it with a counted one.
 //! 3. **Recover, then probe**: below `RECOVERY_SHARE` of the mark the rate climbs back
 //!    multiplicatively (it is known to be safe there); above it, it probes slowly, at a slope
 //!    that crosses the last `1 - RECOVERY_SHARE` of the mark in a *probe period*. The period is
@@ -61,8 +65,11 @@ pub const MIN_HOLD: Duration = Duration::from_millis(500);
 const PROBE_CONFIRM: Duration = Duration::from_secs(10);
 /// The probe above a provisional mark climbs this share of it per second.
 const PROVISIONAL_PROBE: f64 = 0.02;
-/// Two throttles at least this far apart measure the quota between them.
+/// Two throttles at least this far apart (and [`MIN_COUNTED`] successes) measure the quota
+/// between them.
 const MIN_EPISODE_SPAN: Duration = Duration::from_secs(1);
+/// Decreases remembered for that count: at 3 requests/s, 15 successes can span a few throttles.
+const MAX_DECREASES_KEPT: usize = 8;
 /// Successes are counted in slots of this length.
 const SUCCESS_SLOT: Duration = Duration::from_millis(100);
 /// The success window holds at least this many calls' worth of time at the current rate…
@@ -97,15 +104,15 @@ pub struct AdaptiveRate {
     hold_until: Option<Instant>,
     /// When the rate was last decreased: throttles of calls granted earlier are one episode.
     last_decrease: Option<Instant>,
-    /// Successes so far, and how many there were at the last decrease: between two throttles
-    /// the bucket went from empty to empty, so successes ÷ time between them is its refill
-    /// rate, the quota.
+    /// Successes so far, and (when, successes so far) at each recent decrease: between two
+    /// throttles the bucket went from empty to empty, so successes ÷ time between them is its
+    /// refill rate, the quota.
     successes_total: u64,
-    successes_at_decrease: u64,
+    decreases: VecDeque<(Instant, u64)>,
     /// Calls throttled in the latest episode (what one probe costs).
     episode_throttled: u64,
-    /// The mark came from the first throttle, read from successes that lag the rate: it is
-    /// only a guess, and the probe above it is fast until a throttle while probing confirms.
+    /// The mark was read from the recent successes, not counted between throttles: it is only
+    /// a guess, and the probe above it is fast until a counted throttle replaces it.
     provisional: bool,
     /// Since when the rate has been in the probe band (at or above `RECOVERY_SHARE` × mark).
     band_since: Option<Instant>,
@@ -138,7 +145,7 @@ impl AdaptiveRate {
             hold_until: None,
             last_decrease: None,
             successes_total: 0,
-            successes_at_decrease: 0,
+            decreases: VecDeque::new(),
             episode_throttled: 1,
             provisional: false,
             band_since: None,
@@ -304,17 +311,7 @@ impl AdaptiveRate {
             self.episode_throttled += 1;
             return false;
         }
-        let since_decrease = self
-            .last_decrease
-            .map(|at| now.saturating_duration_since(at))
-            .filter(|d| *d >= MIN_EPISODE_SPAN);
-        let measured = match since_decrease {
-            // The bucket was empty at the last throttle and is empty now.
-            Some(span) => {
-                (self.successes_total - self.successes_at_decrease) as f64 / span.as_secs_f64()
-            }
-            None => self.recent_success_rate(now),
-        };
+        let counted = self.counted_rate(now);
         // A throttle soon after the rate reached the band says the mark was too high (a bucket
         // that drains in seconds is well over); only one after a long, slow probe reads the
         // quota from the rate.
@@ -322,21 +319,73 @@ impl AdaptiveRate {
             && self
                 .band_since
                 .is_some_and(|since| now.saturating_duration_since(since) >= PROBE_CONFIRM);
-        let mark = if probing {
+        let slow_probe = probing && !self.provisional;
+        let measured = counted.unwrap_or_else(|| self.generous_rate(now));
+        let mark = if slow_probe {
             self.rate
         } else if measured > 0.0 {
             self.rate.min(measured.max(knobs.min_rate))
         } else {
             self.rate
         };
-        self.provisional = self.mark.is_none() && since_decrease.is_none() && !probing;
+        self.provisional = !slow_probe && counted.is_none();
+        tracing::debug!(rate = self.rate, mark, counted, slow_probe, "throttle read");
         self.mark = Some(mark);
         self.band_since = None;
         self.episode_throttled = 1;
         self.rate = (mark * knobs.decrease_factor).clamp(knobs.min_rate, knobs.max_rate);
         self.last_decrease = Some(now);
-        self.successes_at_decrease = self.successes_total;
+        self.decreases.push_back((now, self.successes_total));
+        while self.decreases.len() > MAX_DECREASES_KEPT {
+            self.decreases.pop_front();
+        }
         true
+    }
+
+    /// The quota as counts too small to be exact allow it at most: the successes since the
+    /// oldest kept throttle, plus the token either end may hide, over the time since it; with
+    /// no throttle a second back, the successes of the last second (when the rate was at its
+    /// highest) plus one. Such a mark errs high on purpose: too high, the next throttle comes
+    /// within seconds, with calls that kept the bucket empty, and counts the quota exactly;
+    /// too low, the rate sits under the quota, the bucket fills up meanwhile, and the count at
+    /// the end of the slow climb comes out low again (a 3/s customer held at 2.8/s for minutes).
+    fn generous_rate(&mut self, now: Instant) -> f64 {
+        if let Some((at, successes_then)) = self.decreases.front() {
+            let span = now.saturating_duration_since(*at);
+            if span >= MIN_EPISODE_SPAN {
+                let counted = (self.successes_total - successes_then) as f64;
+                return (counted + 0.5) / span.as_secs_f64();
+            }
+        }
+        self.forget_old_successes(now);
+        let history = self
+            .first_success
+            .map_or(Duration::ZERO, |first| now.saturating_duration_since(first));
+        let window = MIN_SUCCESS_WINDOW.min(history).max(SUCCESS_SLOT);
+        let count: u64 = self
+            .successes
+            .iter()
+            .filter(|(start, _)| *start + window > now)
+            .map(|(_, n)| *n)
+            .sum();
+        (count as f64 + 0.5) / window.as_secs_f64()
+    }
+
+    /// The quota as the successes since an earlier throttle count it: from the latest decrease
+    /// that leaves at least [`MIN_COUNTED`] successes and [`MIN_EPISODE_SPAN`] before now.
+    /// Fewer successes are too coarse a count (each end of the span may hold up to a token
+    /// unseen): at 3 requests/s, four successes in 1.5 s read 2.7/s, and a mark 10 % low held
+    /// the rate there for minutes. `None` when no throttle is far enough back.
+    fn counted_rate(&self, now: Instant) -> Option<f64> {
+        self.decreases
+            .iter()
+            .rev()
+            .find_map(|(at, successes_then)| {
+                let span = now.saturating_duration_since(*at);
+                let counted = self.successes_total - successes_then;
+                (span >= MIN_EPISODE_SPAN && counted as f64 >= MIN_COUNTED)
+                    .then(|| (counted as f64 + 0.5) / span.as_secs_f64())
+            })
     }
 
     /// New knobs at run time: the rate stays where it is, within the new bounds.

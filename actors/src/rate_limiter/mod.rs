@@ -446,7 +446,8 @@ impl RateLimiter {
         let decreased = state.control.throttled(now, granted_at, pause, &knobs);
         let rate = state.control.rate();
         if decreased {
-            tracing::info!(%scope, rate, pause_ms = pause.as_millis() as u64, "throttled: rate lowered");
+            let mark = state.control.mark().unwrap_or(0.0);
+            tracing::info!(%scope, rate, mark, pause_ms = pause.as_millis() as u64, "throttled: rate lowered");
         }
         if *scope == Scope::Global {
             self.share_throttle(decreased.then_some(rate), pause, ctx);
