@@ -5,7 +5,8 @@
 //! operation and no rate limit, from start to `completed`; (c) on a copy of the same item rows,
 //! the same batched `UPDATE … FROM unnest` issued directly on `flush_connections` connections in
 //! batches of `flush_max_items`, with no engine. The ratio (b)/(c) says how close the engine
-//! runs to the database's own batched write speed.
+//! runs to the database's own batched write speed. (d) is what the default rate-limiter preset
+//! costs a job that is never throttled ([`super::preset_cost`]).
 
 use std::{sync::Arc, time::Instant};
 
@@ -37,31 +38,7 @@ pub async fn run(mut config: Config, items: u64, customers: u64) -> anyhow::Resu
     );
 
     // (a) ingest
-    let job = NewJob {
-        name: "bench engine".into(),
-        operation: ops::noop::NAME.into(),
-        priority: 0,
-        params: json!({}),
-    };
-    let started = Instant::now();
-    let (rows_tx, rows_rx) = ingest::row_channel();
-    let (chunks_tx, chunks_rx) = mpsc::channel(ingest::BATCHES_IN_FLIGHT);
-    let parser = tokio::task::spawn_blocking(move || {
-        csv_rows::parse(csv_rows::ChunkReader::new(chunks_rx), rows_tx)
-    });
-    let generator = tokio::spawn(async move {
-        for chunk in csv_chunks(items, customers) {
-            if chunks_tx.send(chunk).await.is_err() {
-                break;
-            }
-        }
-    });
-    let ingested = ingest(&pool, &job, rows_rx, u64::MAX)
-        .await
-        .map_err(|e| anyhow::anyhow!("ingest failed: {e}"))?;
-    let _ = generator.await;
-    let _ = parser.await;
-    let ingest_time = started.elapsed();
+    let (ingested, ingest_time) = ingest_noop_job(&pool, items, customers).await?;
     let ingest_rate = per_sec(ingested.items, ingest_time);
     println!(
         "(a) ingest: {} rows in {:.2} s = {:.0} rows/s",
@@ -96,6 +73,11 @@ pub async fn run(mut config: Config, items: u64, customers: u64) -> anyhow::Resu
     );
     let process_rate = per_sec(view.processed as u64, process_time);
     let writer = engine.deps.writer.stats().await.ok();
+    // Stopped, so it claims none of the jobs (d) submits.
+    engine
+        .shutdown(std::time::Duration::from_secs(30))
+        .await
+        .map_err(|_| anyhow::anyhow!("the bench engine did not stop"))?;
     let rss = peak_rss_mib();
     println!(
         "(b) processing: {} items in {:.2} s = {:.0} items/s ({} flushes, mean {:.1} ms)",
@@ -127,7 +109,46 @@ pub async fn run(mut config: Config, items: u64, customers: u64) -> anyhow::Resu
         (ingest_time + process_time).as_secs_f64(),
         rss.map_or("unknown".to_string(), |r| format!("{r:.0} MiB"))
     );
-    Ok(())
+
+    // (d) the default preset's cost on a never-throttled job
+    super::preset_cost::run(&config, &store, || async {
+        let (ingested, _) = ingest_noop_job(&pool, super::preset_cost::ITEMS, customers).await?;
+        Ok(ingested.job_id)
+    })
+    .await
+}
+
+/// Ingests a noop job of `items` rows over `customers` through the real CSV parser and COPY.
+async fn ingest_noop_job(
+    pool: &deadpool_postgres::Pool,
+    items: u64,
+    customers: u64,
+) -> anyhow::Result<(store::ingest::Ingested, std::time::Duration)> {
+    let job = NewJob {
+        name: "bench engine".into(),
+        operation: ops::noop::NAME.into(),
+        priority: 0,
+        params: json!({}),
+    };
+    let started = Instant::now();
+    let (rows_tx, rows_rx) = ingest::row_channel();
+    let (chunks_tx, chunks_rx) = mpsc::channel(ingest::BATCHES_IN_FLIGHT);
+    let parser = tokio::task::spawn_blocking(move || {
+        csv_rows::parse(csv_rows::ChunkReader::new(chunks_rx), rows_tx)
+    });
+    let generator = tokio::spawn(async move {
+        for chunk in csv_chunks(items, customers) {
+            if chunks_tx.send(chunk).await.is_err() {
+                break;
+            }
+        }
+    });
+    let ingested = ingest(pool, &job, rows_rx, u64::MAX)
+        .await
+        .map_err(|e| anyhow::anyhow!("ingest failed: {e}"))?;
+    let _ = generator.await;
+    let _ = parser.await;
+    Ok((ingested, started.elapsed()))
 }
 
 async fn raw_update_rate(

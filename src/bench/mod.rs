@@ -7,6 +7,7 @@ pub mod engine;
 pub mod google_ads;
 pub mod limiter;
 pub mod node;
+pub mod preset_cost;
 pub mod progress;
 pub mod recovery;
 pub mod shapes;

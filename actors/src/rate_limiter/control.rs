@@ -186,7 +186,13 @@ impl AdaptiveRate {
 
     /// A call in this scope succeeded at `now`.
     pub fn succeeded(&mut self, now: Instant) {
-        self.first_success.get_or_insert(now);
+        self.forget_old_successes(now);
+        // After an idle spell the count starts again from here: a warm scope that waited for a
+        // second's worth of successes before it could rise would cap its next job at its old
+        // rate for that second.
+        if self.successes.is_empty() {
+            self.first_success = Some(now);
+        }
         self.successes_total += 1;
         match self.successes.back_mut() {
             Some((start, count)) if now < *start + SUCCESS_SLOT => *count += 1,
@@ -214,7 +220,7 @@ impl AdaptiveRate {
         let history = self
             .first_success
             .map_or(Duration::ZERO, |first| now.saturating_duration_since(first));
-        let window = wanted.min(history.max(MIN_SUCCESS_WINDOW));
+        let window = wanted.min(history.max(SUCCESS_SLOT));
         let count: u64 = self
             .successes
             .iter()
