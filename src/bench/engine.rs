@@ -11,15 +11,12 @@ use std::{sync::Arc, time::Instant};
 
 use anyhow::Context;
 use overseer_actors::{Engine, JobStatus};
-use serde_json::json;
-use tokio::sync::mpsc;
 
-use super::{csv_chunks, peak_rss_mib, per_sec};
+use super::{peak_rss_mib, per_sec};
 use crate::{
     config::Config,
-    ingest::{self, NewJob, csv_rows},
     ops,
-    store::{self, PgStore, ingest::ingest, jobs},
+    store::{self, PgStore, jobs},
 };
 
 const BENCH_DATABASE: &str = "overseer_bench";
@@ -37,31 +34,15 @@ pub async fn run(mut config: Config, items: u64, customers: u64) -> anyhow::Resu
     );
 
     // (a) ingest
-    let job = NewJob {
-        name: "bench engine".into(),
-        operation: ops::noop::NAME.into(),
-        priority: 0,
-        params: json!({}),
-    };
-    let started = Instant::now();
-    let (rows_tx, rows_rx) = ingest::row_channel();
-    let (chunks_tx, chunks_rx) = mpsc::channel(ingest::BATCHES_IN_FLIGHT);
-    let parser = tokio::task::spawn_blocking(move || {
-        csv_rows::parse(csv_rows::ChunkReader::new(chunks_rx), rows_tx)
-    });
-    let generator = tokio::spawn(async move {
-        for chunk in csv_chunks(items, customers) {
-            if chunks_tx.send(chunk).await.is_err() {
-                break;
-            }
-        }
-    });
-    let ingested = ingest(&pool, &job, rows_rx, u64::MAX)
-        .await
-        .map_err(|e| anyhow::anyhow!("ingest failed: {e}"))?;
-    let _ = generator.await;
-    let _ = parser.await;
-    let ingest_time = started.elapsed();
+    let settings = super::ingest::bench_writer_settings(&config);
+    let (ingested, ingest_time) = super::ingest::submit(
+        &pool,
+        &settings,
+        super::ingest::Format::Csv,
+        items,
+        customers,
+    )
+    .await?;
     let ingest_rate = per_sec(ingested.items, ingest_time);
     println!(
         "(a) ingest: {} rows in {:.2} s = {:.0} rows/s",
