@@ -86,7 +86,7 @@ async fn a_bad_row_stores_nothing_and_every_bad_row_is_named() {
         match i {
             700 => csv.push_str("12345,1\n"),
             1_500 => csv.push_str("1234567890,abc\n"),
-            _ => csv.push_str(&format!("1234567890,{i}\n")),
+            _ => csv.push_str(&format!("1234567890,{}\n", i + 1)),
         }
     }
     let (status, body) = submit_csv(&base, &[("operation", "noop")], csv).await;

@@ -142,6 +142,11 @@ async fn sixteen_slow_uploads_neither_delay_reads_nor_stop_the_engine() {
     );
     latencies.sort();
     let p99 = percentile(&latencies, 0.99);
+    eprintln!(
+        "GET /api/jobs/{id} during 16 slow uploads: p50 {:?}, p99 {p99:?} over {}; processed {processed:?}",
+        percentile(&latencies, 0.5),
+        latencies.len()
+    );
     assert!(
         p99 < Duration::from_secs(1),
         "p99 of GET /api/jobs/{id} was {p99:?} over {} requests",
@@ -205,6 +210,7 @@ async fn an_upload_asking_for_a_websocket_upgrade_holds_nothing() {
     )
     .await;
     let (status, text) = read_response(&mut upload, Duration::from_secs(10)).await;
+    eprintln!("an upload with Upgrade: websocket was answered {status}");
     assert!(
         status == 400 || status == 408,
         "refused at once or at the deadline: {text}"
@@ -334,6 +340,11 @@ async fn a_16_mib_json_submission_raises_peak_memory_by_at_most_three_times_its_
     let job: Value = response.json().await.expect("job");
     assert_eq!(job["total_items"], i);
     let raised = vm_hwm(node.pid()).saturating_sub(before);
+    eprintln!(
+        "peak RSS rose by {:.1} MiB for a {:.1} MiB body",
+        raised as f64 / 1048576.0,
+        size as f64 / 1048576.0
+    );
     assert!(
         raised <= 3 * size,
         "peak RSS rose by {} MiB for a {} MiB body",
