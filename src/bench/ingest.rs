@@ -7,8 +7,9 @@
 //! a unique index on (customer, key), no parsing at all: the database's own speed; (c) their
 //! ratio; (d) the staging-table alternative (COPY into an unlogged table, then `INSERT …
 //! SELECT` into `job_items`); (e) a JSON body of 1M items through the streaming JSON parser.
-//! Peak RSS (`VmHWM`, reset before each phase through `/proc/self/clear_refs`) is printed for
-//! each phase; bodies are generated in 64 KiB chunks, so the process never holds one.
+//! Each submission runs in a fresh process of this binary (`--phase`), so the peak RSS (`VmHWM`)
+//! it prints is its own and not what an earlier phase left in the allocator; bodies are
+//! generated in 64 KiB chunks, so the process never holds one.
 
 use std::{sync::Arc, time::Instant};
 
@@ -27,16 +28,6 @@ use crate::{
 };
 
 const BENCH_DATABASE: &str = "overseer_bench_ingest";
-
-/// Resets this process's peak RSS (`VmHWM`) to its current RSS (Linux 4.0+); false when the
-/// kernel does not allow it (the peaks printed then include earlier phases).
-fn reset_peak_rss() -> bool {
-    std::fs::write("/proc/self/clear_refs", "5").is_ok()
-}
-
-fn rss_text(rss: Option<f64>) -> String {
-    rss.map_or("unknown".into(), |r| format!("{r:.0} MiB"))
-}
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -138,87 +129,190 @@ pub async fn submit(
     Ok((ingested, started.elapsed()))
 }
 
-pub async fn run(mut config: Config, items: u64, customers: u64) -> anyhow::Result<()> {
+/// A phase that runs in a process of its own, so its peak RSS is its own.
+#[derive(Clone, Copy)]
+struct Phase {
+    name: &'static str,
+    format: Format,
+    parallel_copies: usize,
+}
+
+const PHASES: [Phase; 3] = [
+    Phase {
+        name: "csv-1",
+        format: Format::Csv,
+        parallel_copies: 1,
+    },
+    Phase {
+        name: "csv-2",
+        format: Format::Csv,
+        parallel_copies: 2,
+    },
+    Phase {
+        name: "json",
+        format: Format::Json,
+        parallel_copies: writer::PARALLEL_COPIES,
+    },
+];
+
+/// What one phase measured.
+struct Measured {
+    rows: u64,
+    seconds: f64,
+    /// RSS before the submission and the process's peak (MiB).
+    rss_before: f64,
+    peak_rss: f64,
+}
+
+impl Measured {
+    fn rate(&self) -> f64 {
+        self.rows as f64 / self.seconds.max(1e-9)
+    }
+}
+
+fn current_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+/// Runs one phase in this process (the child side) and prints its numbers on one line.
+async fn run_phase(config: Config, phase: &str, items: u64, customers: u64) -> anyhow::Result<()> {
+    let phase = PHASES
+        .iter()
+        .find(|p| p.name == phase)
+        .with_context(|| format!("no phase {phase:?}"))?;
+    let pool = store::pool::build_pool(&config.pool_settings())?;
+    truncate(&pool).await?;
+    let mut settings = bench_writer_settings(&config);
+    settings.parallel_copies = phase.parallel_copies;
+    let rss_before = current_rss_mib().unwrap_or(0.0);
+    let (ingested, took) = submit(&pool, &settings, phase.format, items, customers).await?;
+    let peak = peak_rss_mib().unwrap_or(0.0);
+    println!(
+        "PHASE {} {} {:.3} {rss_before:.1} {peak:.1}",
+        phase.name,
+        ingested.items,
+        took.as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Runs one phase in a child process of this binary, against the bench's database.
+fn spawn_phase(
+    config: &Config,
+    phase: &Phase,
+    items: u64,
+    customers: u64,
+) -> anyhow::Result<Measured> {
+    let output = std::process::Command::new(std::env::current_exe()?)
+        .args(["bench", "ingest", "--phase", phase.name])
+        .args([
+            "--items",
+            &items.to_string(),
+            "--customers",
+            &customers.to_string(),
+        ])
+        .env("DATABASE_URL", &config.database_url)
+        .env("OVERSEER_NODE_ID", config.node_id())
+        .stderr(std::process::Stdio::inherit())
+        .output()?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let line = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("PHASE "))
+        .with_context(|| {
+            format!(
+                "phase {} printed no result ({}): {stdout}",
+                phase.name, output.status
+            )
+        })?;
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    let number = |i: usize| -> anyhow::Result<f64> {
+        fields
+            .get(i)
+            .and_then(|f| f.parse().ok())
+            .with_context(|| format!("bad phase line {line:?}"))
+    };
+    Ok(Measured {
+        rows: number(1)? as u64,
+        seconds: number(2)?,
+        rss_before: number(3)?,
+        peak_rss: number(4)?,
+    })
+}
+
+pub async fn run(
+    mut config: Config,
+    items: u64,
+    customers: u64,
+    phase: Option<String>,
+) -> anyhow::Result<()> {
+    if let Some(phase) = phase {
+        return run_phase(config, &phase, items, customers).await;
+    }
     super::use_fresh_database(&mut config, BENCH_DATABASE).await?;
     config.node_id = Some("bench-ingest".into());
     let pool = store::connect(&config.pool_settings()).await?;
-    let mut settings = bench_writer_settings(&config);
     println!(
-        "bench ingest: {items} rows over {customers} customers; {} rows per COPY",
-        settings.rows_per_copy
+        "bench ingest: {items} rows over {customers} customers; {} rows per COPY; each submission in a fresh process (its peak RSS is its own)",
+        writer::ROWS_PER_COPY
     );
-    let resettable = reset_peak_rss();
-    if !resettable {
-        println!("(peak RSS cannot be reset here: each peak includes the phases before it)");
-    }
-
-    // (a) CSV through the real path, at each COPY parallelism.
-    let mut csv_rate = 0.0;
-    let mut csv_rss = None;
-    for parallel in [1, 2] {
-        settings.parallel_copies = parallel;
-        reset_peak_rss();
-        let (ingested, took) = submit(&pool, &settings, Format::Csv, items, customers).await?;
-        let stored = ingested.items;
-        let rate = per_sec(stored, took);
-        let rss = peak_rss_mib();
+    let mut measured = Vec::new();
+    for phase in &PHASES {
+        let m = spawn_phase(&config, phase, items, customers)?;
         println!(
-            "(a) CSV ingest, {parallel} COPY at a time: {stored} rows in {:.2} s = {rate:.0} rows/s; peak RSS {}",
-            took.as_secs_f64(),
-            rss_text(rss)
+            "{} ingest, {} COPY at a time: {} rows in {:.2} s = {:.0} rows/s; RSS {:.0} MiB before, peak {:.0} MiB",
+            match phase.format {
+                Format::Csv => "(a) CSV",
+                Format::Json => "(e) JSON",
+            },
+            phase.parallel_copies,
+            m.rows,
+            m.seconds,
+            m.rate(),
+            m.rss_before,
+            m.peak_rss
         );
-        if parallel == writer::PARALLEL_COPIES {
-            csv_rate = rate;
-            csv_rss = rss;
-        }
-        vacuum(&pool).await?;
+        measured.push((phase.name, m));
     }
+    let find = |name: &str| measured.iter().find(|(n, _)| *n == name).map(|(_, m)| m);
+    let shipped = format!("csv-{}", writer::PARALLEL_COPIES);
+    let (Some(csv), Some(json)) = (find(&shipped), find("json")) else {
+        anyhow::bail!("a phase is missing");
+    };
 
-    // (b) raw COPY of the same rows.
     let raw_rate = raw_copy_rate(&pool, items, customers).await?;
     println!(
         "(b) raw binary COPY into a plain table with a unique index on (customer, key): {raw_rate:.0} rows/s"
     );
     println!(
         "(c) ingest / raw COPY = {:.2} (with {} COPYs at a time, as shipped)",
-        csv_rate / raw_rate,
+        csv.rate() / raw_rate,
         writer::PARALLEL_COPIES
     );
-
-    // (d) the staging-table alternative.
     let staging_rate = staging_rate(&pool, items, customers).await?;
     println!(
         "(d) staging alternative (COPY into an unlogged table, then INSERT … SELECT into job_items): {staging_rate:.0} rows/s (database part only, no parsing)"
     );
-
-    // (e) JSON through the real path.
-    settings.parallel_copies = writer::PARALLEL_COPIES;
-    reset_peak_rss();
-    let (ingested, took) = submit(&pool, &settings, Format::Json, items, customers).await?;
-    let stored = ingested.items;
-    let json_rss = peak_rss_mib();
     println!(
-        "(e) JSON ingest: {stored} items in {:.2} s = {:.0} rows/s; peak RSS {}",
-        took.as_secs_f64(),
-        per_sec(stored, took),
-        rss_text(json_rss)
-    );
-    println!(
-        "summary: CSV {:.0} rows/s ({:.2} s for {items}), raw COPY {raw_rate:.0} rows/s, ratio {:.2}, peak RSS CSV {} / JSON {}",
-        csv_rate,
-        items as f64 / csv_rate.max(1e-9),
-        csv_rate / raw_rate,
-        rss_text(csv_rss),
-        rss_text(json_rss)
+        "summary: CSV {:.0} rows/s ({:.2} s for {items}), raw COPY {raw_rate:.0} rows/s, ratio {:.2}, peak RSS CSV {:.0} MiB / JSON {:.0} MiB (JSON {:.0} rows/s)",
+        csv.rate(),
+        csv.seconds,
+        csv.rate() / raw_rate,
+        csv.peak_rss,
+        json.peak_rss,
+        json.rate()
     );
     Ok(())
 }
 
-/// Keeps phases apart: the next one does not pay for the last one's dead tuples.
-async fn vacuum(pool: &deadpool_postgres::Pool) -> anyhow::Result<()> {
+/// Keeps phases apart: the next one does not pay for the last one's rows.
+async fn truncate(pool: &deadpool_postgres::Pool) -> anyhow::Result<()> {
     let client = pool.get().await?;
     client
-        .batch_execute("TRUNCATE job_items; TRUNCATE jobs; CHECKPOINT")
+        .batch_execute("TRUNCATE job_items; TRUNCATE jobs; TRUNCATE ingests; CHECKPOINT")
         .await
         .context("resetting between phases")?;
     Ok(())

@@ -9,7 +9,7 @@
 //! Admission: at most `OVERSEER_MAX_CONCURRENT_SUBMISSIONS` submissions are received at once;
 //! one more is refused at once with `503` and `Retry-After` (a queue would hold the client's
 //! socket and body for nothing). Each admitted submission's memory is bounded by its batches in
-//! flight plus the duplicate check's 24 bytes an item (`ingest::dedup`).
+//! flight plus the duplicate check's 16 bytes an item (`ingest::dedup`).
 
 use std::time::Duration;
 
