@@ -239,3 +239,64 @@ mod query_tests {
         assert!(problem.contains("U+0000"), "{problem}");
     }
 }
+
+/// Gives every body but the submission's (which has its own, in `submit`) the same deadline:
+/// one not fully arrived `OVERSEER_BODY_TIMEOUT_MS` after the request started ends in a 408, so
+/// a client that stops sending (or asked for an upgrade, after which no body is delivered)
+/// cannot keep a handler waiting. The deadline cuts the body stream short; when it fired, the
+/// answer is the 408, whatever the handler made of the cut body.
+pub async fn body_deadline(
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, Error> {
+    use std::{cell::Cell, rc::Rc};
+
+    use actix_web::HttpMessage;
+
+    let timeout_ms = req
+        .app_data::<web::Data<AppState>>()
+        .map(|state| state.config.body_timeout_ms);
+    let streamed = {
+        let pattern = req.match_pattern();
+        STREAMED_BODY_ROUTES
+            .iter()
+            .any(|(method, route)| req.method() == method && pattern.as_deref() == Some(*route))
+    };
+    let Some(timeout_ms) = timeout_ms.filter(|_| !streamed) else {
+        return Ok(next.call(req).await?.map_into_left_body());
+    };
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(timeout_ms);
+    let fired = Rc::new(Cell::new(false));
+    let flag = fired.clone();
+    let body = futures_util::stream::unfold(Some(req.take_payload()), move |payload| {
+        let flag = flag.clone();
+        async move {
+            let mut payload = payload?;
+            match tokio::time::timeout_at(deadline, futures_util::StreamExt::next(&mut payload))
+                .await
+            {
+                Ok(Some(item)) => Some((item, Some(payload))),
+                Ok(None) => None,
+                Err(_) => {
+                    flag.set(true);
+                    let error = std::io::Error::new(std::io::ErrorKind::TimedOut, "body timeout");
+                    Some((Err(actix_web::error::PayloadError::Io(error)), None))
+                }
+            }
+        }
+    });
+    req.set_payload(actix_web::dev::Payload::Stream {
+        payload: Box::pin(body),
+    });
+    let response = next.call(req).await?;
+    if !fired.get() {
+        return Ok(response.map_into_left_body());
+    }
+    let error = ApiError::new(
+        StatusCode::REQUEST_TIMEOUT,
+        "body_timeout",
+        format!("the body had not fully arrived {timeout_ms} ms after the request started"),
+    );
+    let answer = actix_web::ResponseError::error_response(&error);
+    Ok(response.into_response(answer).map_into_right_body())
+}

@@ -156,6 +156,7 @@ pub fn start(state: AppState, addr: &str, workers: usize) -> std::io::Result<Run
         App::new()
             .wrap(actix_web::middleware::from_fn(middleware::limit_bodies))
             .wrap(actix_web::middleware::from_fn(middleware::strict_query))
+            .wrap(actix_web::middleware::from_fn(middleware::body_deadline))
             .wrap(actix_web::middleware::from_fn(open_mode::guard))
             .wrap(actix_web::middleware::from_fn(middleware::head_as_get))
             .wrap(error_shape::middleware())

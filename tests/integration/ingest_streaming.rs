@@ -388,3 +388,29 @@ async fn past_the_submission_cap_a_submission_is_a_503_with_retry_after() {
     assert_api_error(response, 503, "too_many_submissions").await;
     drop(app);
 }
+
+#[actix_rt::test]
+async fn a_silent_body_on_another_route_is_a_408_too() {
+    let db = TestDb::new("ingest_silent_other");
+    let mut config = test_config(&db);
+    config.body_timeout_ms = 1_000;
+    let app = start(config).await;
+    let base = app.base_url().expect("base url");
+    let addr = base.trim_start_matches("http://");
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    let head = format!(
+        "PUT /api/rate-limiter HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Content-Length: 100\r\n\r\n{{\"preset\": "
+    );
+    stream.write_all(head.as_bytes()).await.expect("send");
+    let started = Instant::now();
+    let (status, text) = read_response(&mut stream, Duration::from_secs(10)).await;
+    assert_eq!(status, 408, "{text}");
+    assert!(text.contains("\"body_timeout\""), "{text}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(app);
+}
