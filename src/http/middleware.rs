@@ -224,22 +224,6 @@ pub async fn strict_query(
     Ok(req.into_response(response).map_into_right_body())
 }
 
-#[cfg(test)]
-mod query_tests {
-    use super::query_problem;
-
-    #[test]
-    fn invalid_utf8_and_nul_name_the_parameter() {
-        assert_eq!(query_problem("operation=noop&name=a+b%C3%A9"), None);
-        let (name, problem) = query_problem("operation=noop&name=%FF").expect("bad utf-8");
-        assert_eq!(name, "name");
-        assert!(problem.contains("UTF-8"), "{problem}");
-        let (name, problem) = query_problem("name=x&params=%00").expect("nul");
-        assert_eq!(name, "params");
-        assert!(problem.contains("U+0000"), "{problem}");
-    }
-}
-
 /// Gives every body but the submission's (which has its own, in `submit`) the same deadline:
 /// one not fully arrived `OVERSEER_BODY_TIMEOUT_MS` after the request started ends in a 408, so
 /// a client that stops sending (or asked for an upgrade, after which no body is delivered)
@@ -299,4 +283,20 @@ pub async fn body_deadline(
     );
     let answer = actix_web::ResponseError::error_response(&error);
     Ok(response.into_response(answer).map_into_right_body())
+}
+
+#[cfg(test)]
+mod query_tests {
+    use super::query_problem;
+
+    #[test]
+    fn invalid_utf8_and_nul_name_the_parameter() {
+        assert_eq!(query_problem("operation=noop&name=a+b%C3%A9"), None);
+        let (name, problem) = query_problem("operation=noop&name=%FF").expect("bad utf-8");
+        assert_eq!(name, "name");
+        assert!(problem.contains("UTF-8"), "{problem}");
+        let (name, problem) = query_problem("name=x&params=%00").expect("nul");
+        assert_eq!(name, "params");
+        assert!(problem.contains("U+0000"), "{problem}");
+    }
 }
