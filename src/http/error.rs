@@ -138,6 +138,7 @@ impl From<BodyProblem> for ApiError {
     fn from(problem: BodyProblem) -> Self {
         match problem {
             BodyProblem::Unreadable(m) => Self::bad_request("unreadable_body", m),
+            BodyProblem::InvalidJson(m) => Self::bad_request("invalid_json", m),
             BodyProblem::TooLarge(m) => Self::too_large(m),
             BodyProblem::DuplicateColumn(column) => Self::bad_request(
                 "duplicate_column",

@@ -38,7 +38,7 @@ pub fn parse(input: impl Read, mut sink: RowSink) -> Result<RawHeader, BodyProbl
     match parsed {
         Ok(()) if !items_seen => {
             let problem =
-                BodyProblem::Unreadable("items is missing: give a list of items".to_string());
+                BodyProblem::InvalidJson("items is missing: give a list of items".to_string());
             sink.fail(problem.clone());
             Err(problem)
         }
@@ -49,7 +49,8 @@ pub fn parse(input: impl Read, mut sink: RowSink) -> Result<RawHeader, BodyProbl
         // The writer has its own reason; the caller hears it from the writer.
         Err(e) if e.to_string().starts_with(WRITER_GONE) => Ok(header),
         Err(e) => {
-            let problem = BodyProblem::Unreadable(format!("the body is not valid JSON: {e}"));
+            let problem =
+                BodyProblem::InvalidJson(format!("the body is not a valid submission: {e}"));
             sink.fail(problem.clone());
             Err(problem)
         }
@@ -250,7 +251,7 @@ mod tests {
         ] {
             let (header, _) = parse_str(body);
             assert!(
-                matches!(header, Err(BodyProblem::Unreadable(_))),
+                matches!(header, Err(BodyProblem::InvalidJson(_))),
                 "{body}: {header:?}"
             );
         }

@@ -71,6 +71,9 @@ pub enum BodyProblem {
     /// 400: not JSON, not UTF-8, no header row, …
     #[error("{0}")]
     Unreadable(String),
+    /// 400: not JSON, or not a submission's shape (`items` missing or not a list).
+    #[error("{0}")]
+    InvalidJson(String),
     /// 400: a CSV header names this column twice (which one would win is a guess).
     #[error("the CSV header names the column {0:?} more than once")]
     DuplicateColumn(String),
