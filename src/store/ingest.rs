@@ -12,10 +12,11 @@
 //! process died is swept once its `ingests` row is stale ([`sweep`]). So the API stays all or
 //! nothing: a job appears with all its items, or nothing appears.
 //!
-//! Measured here (`overseer bench ingest`, 1M rows, release build): COPY straight into
-//! `job_items` in batches, parsing included, 132,000 rows/s; a staging table (unlogged COPY,
-//! then `INSERT … SELECT` in the final transaction) 120,000 rows/s for the database part alone,
-//! with a final transaction as long as the whole write; see the README. COPYs of one submission
+//! Measured here (`overseer bench ingest`, 1M rows over 1,000 customers, release build): COPY
+//! straight into `job_items` in batches, parsing included, 174,000-200,000 rows/s; a staging
+//! table (unlogged COPY, then `INSERT … SELECT` in the final transaction) 126,000-154,000
+//! rows/s for the database part alone, with a final transaction as long as the whole write;
+//! see the README. COPYs of one submission
 //! may run [`WriterSettings::parallel_copies`] at once; all submissions together hold at most
 //! the permits of [`WriterSettings::connections`], so reads of the API always find a
 //! connection.
@@ -37,8 +38,8 @@ use crate::ingest::{
 /// `ingests` touch) is small against its rows, small enough that a submission holds a few MB.
 pub const ROWS_PER_COPY: usize = 20_000;
 /// COPYs of one submission in flight at once. Measured on the 2-core machine (release build,
-/// 1M rows): 7.64 s with one, 7.54 s with two, within the noise between runs: PostgreSQL's index
-/// maintenance is the bottleneck, not the connection. One keeps item ids in row order (the
+/// 1M rows, three runs): 5.00-5.75 s with one, 5.06-5.71 s with two, within the noise between
+/// runs: PostgreSQL's index maintenance is the bottleneck, not the connection. One keeps item ids in row order (the
 /// engine and the items API go by id) and holds one connection per submission.
 pub const PARALLEL_COPIES: usize = 1;
 /// The least time an `ingests` row may go untouched before it counts as a dead process's.
