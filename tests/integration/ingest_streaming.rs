@@ -414,3 +414,53 @@ async fn a_silent_body_on_another_route_is_a_408_too() {
     );
     drop(app);
 }
+
+#[actix_rt::test]
+async fn unfinished_submissions_of_a_dead_process_are_swept_at_start() {
+    let db = TestDb::new("ingest_sweep");
+    let config = test_config(&db);
+    let node_id = config.node_id();
+    let first = start(config.clone()).await;
+    let client = first.store.pool.get().await.expect("connection");
+    // What a process killed mid-upload leaves: its own submission, and another node's that
+    // nobody touched for an hour.
+    client
+        .batch_execute(&format!(
+            "INSERT INTO ingests (job_id, node_id) VALUES (9001, '{node_id}');
+             INSERT INTO ingests (job_id, node_id, touched_at)
+                  VALUES (9002, 'gone-node', now() - interval '1 hour');
+             INSERT INTO ingests (job_id, node_id) VALUES (9003, 'live-node');
+             INSERT INTO job_items (job_id, customer_id, item_key, \"row\")
+                  SELECT job, '1234567890', n::text, n
+                    FROM unnest(ARRAY[9001, 9002, 9003]) AS job, generate_series(1, 100) AS n;"
+        ))
+        .await
+        .expect("leave an unfinished submission");
+    drop(client);
+    first.stop().await;
+    drop(first);
+    // The same node starts again.
+    let again = start(config).await;
+    let client = again.store.pool.get().await.expect("connection");
+    let left: Vec<(i64, i64)> = client
+        .query(
+            "SELECT job_id, count(*) FROM job_items GROUP BY job_id ORDER BY job_id",
+            &[],
+        )
+        .await
+        .expect("count")
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(
+        left,
+        vec![(9003, 100)],
+        "only the live node's submission is left"
+    );
+    let ingests: i64 = client
+        .query_one("SELECT count(*) FROM ingests", &[])
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(ingests, 1);
+}
