@@ -242,3 +242,45 @@ async fn every_bad_input_is_refused_naming_it_and_stores_nothing() {
         );
     }
 }
+
+#[actix_rt::test]
+async fn database_errors_are_classed_by_what_caused_them() {
+    use overseer::store::{DbError, DbErrorKind};
+
+    let db = TestDb::new("ingest_db_errors");
+    let app = start(test_config(&db)).await;
+    let client = app.store.pool.get().await.expect("connection");
+    let kind = |e: tokio_postgres::Error| DbError::from(e).kind();
+    // Data the database refuses: never a 503 (retrying cannot help). The NUL jsonb refuses is
+    // what the probe's submissions ran into.
+    let refused = client
+        .query_one(r#"SELECT '{"a": "\u0000"}'::jsonb"#, &[])
+        .await
+        .expect_err("NUL in jsonb");
+    assert_eq!(kind(refused), DbErrorKind::RefusedData);
+    let refused = client
+        .query_one("SELECT 1 / 0", &[])
+        .await
+        .expect_err("division by zero");
+    assert_eq!(kind(refused), DbErrorKind::RefusedData);
+    // A statement of ours that is wrong: a fault, not the database being away.
+    let fault = client
+        .query_one("SELECT * FROM no_such_table", &[])
+        .await
+        .expect_err("no table");
+    assert_eq!(kind(fault), DbErrorKind::Fault);
+    // The database cancelling the statement (here, its timeout): it may pass.
+    client
+        .batch_execute("SET statement_timeout = 10")
+        .await
+        .expect("set timeout");
+    let timeout = client
+        .query_one("SELECT pg_sleep(1)", &[])
+        .await
+        .expect_err("timeout");
+    assert_eq!(kind(timeout), DbErrorKind::Unavailable);
+    client
+        .batch_execute("RESET statement_timeout")
+        .await
+        .expect("reset");
+}
