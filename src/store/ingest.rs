@@ -39,8 +39,10 @@ use crate::ingest::{
 pub const ROWS_PER_COPY: usize = 20_000;
 /// COPYs of one submission in flight at once. Measured on the 2-core machine (release build,
 /// 1M rows, three runs): 5.00-5.75 s with one, 5.06-5.71 s with two, within the noise between
-/// runs: PostgreSQL's index maintenance is the bottleneck, not the connection. One keeps item ids in row order (the
-/// engine and the items API go by id) and holds one connection per submission.
+/// runs: PostgreSQL's index maintenance is the bottleneck, not the connection. One COPY at a
+/// time keeps each customer's item ids in submission order across batches (the engine works a
+/// customer's items in id order; two COPYs would interleave their ids) and holds one
+/// connection per submission.
 pub const PARALLEL_COPIES: usize = 1;
 /// The least time an `ingests` row may go untouched before it counts as a dead process's.
 const MIN_STALE_AFTER: Duration = Duration::from_secs(600);
