@@ -65,7 +65,17 @@ impl App {
     ) -> anyhow::Result<App> {
         let config = Arc::new(config);
         let pool = store::connect(&config.pool_settings()).await?;
+        // Two budgets: nothing the API does (slow uploads, heavy reads) can take a connection
+        // the DbWriter, lease renewal or heartbeats need. Connections open lazily, so a role
+        // that uses one pool only never opens the other's.
+        let api_pool = store::pool::build_pool(&config.api_pool_settings())?;
         let store = PgStore::new(pool);
+        let ingest = ingest_settings(&config);
+        if let Err(error) =
+            store::ingest::sweep(&api_pool, &config.node_id(), ingest.stale_after).await
+        {
+            tracing::warn!(%error, "sweeping unfinished submissions failed; the next one will");
+        }
         let registry = Arc::new(registry);
         // Before any actor starts, so the engine's first increments are recorded.
         crate::telemetry::metrics::install(registry.names());
@@ -119,7 +129,12 @@ impl App {
         }
         let server = if roles.api {
             let state = AppState {
-                store: store.clone(),
+                store: PgStore::new(api_pool.clone()),
+                engine_pool: store.pool.clone(),
+                submissions: Arc::new(tokio::sync::Semaphore::new(
+                    config.max_concurrent_submissions,
+                )),
+                ingest,
                 registry,
                 config: config.clone(),
                 supervisor: engine.as_ref().map(|e| e.supervisor.clone()),
@@ -184,6 +199,20 @@ impl App {
             .as_ref()
             .and_then(|s| s.addrs.first())
             .map(|a| format!("http://{a}"))
+    }
+}
+
+/// How this process writes submissions (see `store::ingest`).
+fn ingest_settings(config: &Config) -> store::ingest::WriterSettings {
+    store::ingest::WriterSettings {
+        node_id: config.node_id(),
+        max_items: config.max_items_per_job,
+        rows_per_copy: store::ingest::ROWS_PER_COPY,
+        parallel_copies: store::ingest::PARALLEL_COPIES,
+        connections: Arc::new(tokio::sync::Semaphore::new(config.ingest_connections)),
+        stale_after: store::ingest::stale_after(std::time::Duration::from_millis(
+            config.body_timeout_ms,
+        )),
     }
 }
 

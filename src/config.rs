@@ -42,8 +42,13 @@ pub struct Config {
     /// `text` (default) or `json` logs.
     pub log_format: String,
 
-    /// Connections in the pool.
+    /// Connections of the engine's pool (DbWriter, leases, heartbeats, reads of pending items).
     pub pool_size: usize,
+    /// Connections of the API's own pool: nothing the API does can take one of the engine's.
+    pub api_pool_size: usize,
+    /// Of the API's connections, how many submissions may hold at once (writing a batch);
+    /// the rest always serve reads and state changes.
+    pub ingest_connections: usize,
     /// How long a request waits for a free connection before failing.
     pub pool_wait_timeout_ms: u64,
     /// TCP connect timeout to PostgreSQL.
@@ -57,6 +62,12 @@ pub struct Config {
     pub max_csv_body_bytes: usize,
     /// Most items in one job.
     pub max_items_per_job: u64,
+    /// A submission whose body has not fully arrived this long after the request started is
+    /// refused with 408 (nothing is stored).
+    pub body_timeout_ms: u64,
+    /// Submissions being received and written at once; one more is refused with 503 and
+    /// `Retry-After`.
+    pub max_concurrent_submissions: usize,
 
     /// Jobs this node runs at once.
     pub max_running_jobs: usize,
@@ -196,12 +207,16 @@ impl Default for Config {
             list_cache_ttl_ms: 2_000,
             log_format: "text".into(),
             pool_size: 16,
+            api_pool_size: 8,
+            ingest_connections: 4,
             pool_wait_timeout_ms: 10_000,
             connect_timeout_ms: 5_000,
             statement_timeout_ms: 120_000,
             max_json_body_bytes: 64 << 20,
             max_csv_body_bytes: 1 << 30,
             max_items_per_job: 5_000_000,
+            body_timeout_ms: 60_000,
+            max_concurrent_submissions: 16,
             max_running_jobs: engine.max_running_jobs,
             max_concurrent_customers: engine.max_concurrent_customers,
             max_node_customers: engine.max_node_customers,
@@ -367,6 +382,13 @@ impl Config {
     fn check(&self) -> Result<(), ConfigError> {
         let positive = [
             ("pool_size", self.pool_size),
+            ("api_pool_size", self.api_pool_size),
+            ("ingest_connections", self.ingest_connections),
+            (
+                "max_concurrent_submissions",
+                self.max_concurrent_submissions,
+            ),
+            ("body_timeout_ms", self.body_timeout_ms as usize),
             ("max_running_jobs", self.max_running_jobs),
             ("max_concurrent_customers", self.max_concurrent_customers),
             ("max_node_customers", self.max_node_customers),
@@ -385,6 +407,13 @@ impl Config {
             return Err(ConfigError::Invalid(format!(
                 "flush_connections ({}) must be below pool_size ({}), or nothing else could run",
                 self.flush_connections, self.pool_size
+            )));
+        }
+        if self.ingest_connections >= self.api_pool_size {
+            return Err(ConfigError::Invalid(format!(
+                "ingest_connections ({}) must be below api_pool_size ({}), or submissions could \
+                 take every connection reads need",
+                self.ingest_connections, self.api_pool_size
             )));
         }
         if self.heartbeat_timeout_ms <= self.heartbeat_interval_ms {
@@ -435,6 +464,14 @@ impl Config {
         self.node_id
             .clone()
             .unwrap_or_else(|| format!("{}-{}", hostname(), std::process::id()))
+    }
+
+    /// The API pool's settings: the engine's, with its own size.
+    pub fn api_pool_settings(&self) -> PoolSettings {
+        PoolSettings {
+            max_size: self.api_pool_size,
+            ..self.pool_settings()
+        }
     }
 
     pub fn pool_settings(&self) -> PoolSettings {

@@ -138,6 +138,17 @@ enum BenchCommand {
         #[arg(long, default_value_t = 1_000)]
         customers: u64,
     },
+    /// Submission speed and memory: 1M CSV rows and a 1M-item JSON body through the real path,
+    /// against PostgreSQL's own COPY of the same rows.
+    Ingest {
+        #[arg(long, default_value_t = 1_000_000)]
+        items: u64,
+        #[arg(long, default_value_t = 1_000)]
+        customers: u64,
+        /// Runs one measured submission only (the bench runs each in a process of its own).
+        #[arg(long, hide = true)]
+        phase: Option<String>,
+    },
     /// The seeds' scenario against the simulator: a theme job of 50,000 items over 300
     /// customers at 50 ± 20 ms per request, 100 requests/s per developer token, 10 per customer.
     GoogleAds(bench::google_ads::GoogleAdsBenchArgs),
@@ -260,6 +271,11 @@ async fn main() -> anyhow::Result<()> {
             BenchCommand::Engine { items, customers } => {
                 bench::engine::run(config, items, customers).await
             }
+            BenchCommand::Ingest {
+                items,
+                customers,
+                phase,
+            } => bench::ingest::run(config, items, customers, phase).await,
             BenchCommand::Api => bench::api::run(config).await,
             BenchCommand::GoogleAds(args) => bench::google_ads::run(config, args).await,
             BenchCommand::Recovery { rounds, lease_ms } => {

@@ -12,15 +12,12 @@ use std::{sync::Arc, time::Instant};
 
 use anyhow::Context;
 use overseer_actors::{Engine, JobStatus};
-use serde_json::json;
-use tokio::sync::mpsc;
 
-use super::{csv_chunks, peak_rss_mib, per_sec};
+use super::{peak_rss_mib, per_sec};
 use crate::{
     config::Config,
-    ingest::{self, NewJob, csv_rows},
     ops,
-    store::{self, PgStore, ingest::ingest, jobs},
+    store::{self, PgStore, jobs},
 };
 
 const BENCH_DATABASE: &str = "overseer_bench";
@@ -38,7 +35,10 @@ pub async fn run(mut config: Config, items: u64, customers: u64) -> anyhow::Resu
     );
 
     // (a) ingest
-    let (ingested, ingest_time) = ingest_noop_job(&pool, items, customers).await?;
+    let writer_settings = super::ingest::bench_writer_settings(&config);
+    let csv = super::ingest::Format::Csv;
+    let (ingested, ingest_time) =
+        super::ingest::submit(&pool, &writer_settings, csv, items, customers).await?;
     let ingest_rate = per_sec(ingested.items, ingest_time);
     println!(
         "(a) ingest: {} rows in {:.2} s = {:.0} rows/s",
@@ -112,43 +112,17 @@ pub async fn run(mut config: Config, items: u64, customers: u64) -> anyhow::Resu
 
     // (d) the default preset's cost on a never-throttled job
     super::preset_cost::run(&config, &store, || async {
-        let (ingested, _) = ingest_noop_job(&pool, super::preset_cost::ITEMS, customers).await?;
+        let (ingested, _) = super::ingest::submit(
+            &pool,
+            &writer_settings,
+            csv,
+            super::preset_cost::ITEMS,
+            customers,
+        )
+        .await?;
         Ok(ingested.job_id)
     })
     .await
-}
-
-/// Ingests a noop job of `items` rows over `customers` through the real CSV parser and COPY.
-async fn ingest_noop_job(
-    pool: &deadpool_postgres::Pool,
-    items: u64,
-    customers: u64,
-) -> anyhow::Result<(store::ingest::Ingested, std::time::Duration)> {
-    let job = NewJob {
-        name: "bench engine".into(),
-        operation: ops::noop::NAME.into(),
-        priority: 0,
-        params: json!({}),
-    };
-    let started = Instant::now();
-    let (rows_tx, rows_rx) = ingest::row_channel();
-    let (chunks_tx, chunks_rx) = mpsc::channel(ingest::BATCHES_IN_FLIGHT);
-    let parser = tokio::task::spawn_blocking(move || {
-        csv_rows::parse(csv_rows::ChunkReader::new(chunks_rx), rows_tx)
-    });
-    let generator = tokio::spawn(async move {
-        for chunk in csv_chunks(items, customers) {
-            if chunks_tx.send(chunk).await.is_err() {
-                break;
-            }
-        }
-    });
-    let ingested = ingest(pool, &job, rows_rx, u64::MAX)
-        .await
-        .map_err(|e| anyhow::anyhow!("ingest failed: {e}"))?;
-    let _ = generator.await;
-    let _ = parser.await;
-    Ok((ingested, started.elapsed()))
 }
 
 async fn raw_update_rate(

@@ -5,6 +5,7 @@ pub mod api;
 pub mod demo;
 pub mod engine;
 pub mod google_ads;
+pub mod ingest;
 pub mod limiter;
 pub mod node;
 pub mod preset_cost;

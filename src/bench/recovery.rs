@@ -43,7 +43,7 @@ pub async fn run(config: Config, rounds: usize, lease_ms: u64) -> anyhow::Result
     );
     let mut node = bench.spawn("bench-a").await?;
     let items: Vec<Value> = (0..200_000u64)
-        .map(|i| json!({"customer_id": (1_000_000_000 + i % 50).to_string(), "ad_group_id": i.to_string()}))
+        .map(|i| json!({"customer_id": (1_000_000_000 + i % 50).to_string(), "ad_group_id": (i + 1).to_string()}))
         .collect();
     let job: Value = bench
         .http

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use crate::{
     ingest::{BodyProblem, HeaderError},
-    store::{DbError, ingest::IngestError, jobs::ChangeError},
+    store::{DbError, DbErrorKind, ingest::IngestError, jobs::ChangeError},
 };
 
 #[derive(Debug, Clone, PartialEq)]
@@ -16,6 +16,8 @@ pub struct ApiError {
     pub code: &'static str,
     pub message: String,
     pub details: Vec<Value>,
+    /// `Retry-After` (seconds), for a 503 that will pass.
+    pub retry_after_secs: Option<u64>,
 }
 
 impl ApiError {
@@ -25,7 +27,13 @@ impl ApiError {
             code,
             message: message.into(),
             details: Vec::new(),
+            retry_after_secs: None,
         }
+    }
+
+    pub fn with_retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after_secs = Some(seconds);
+        self
     }
 
     pub fn with_details(mut self, details: Vec<Value>) -> Self {
@@ -68,20 +76,47 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status).json(json!({
+        let mut response = HttpResponse::build(self.status);
+        if let Some(seconds) = self.retry_after_secs {
+            response.insert_header((actix_web::http::header::RETRY_AFTER, seconds.to_string()));
+        }
+        response.json(json!({
             "error": {"code": self.code, "message": self.message, "details": self.details}
         }))
     }
 }
 
+/// Only an unreachable or overloaded database is a 503 (retrying helps); data the database
+/// refused is a 422 (retrying cannot help, and must not fire availability alerts); anything else
+/// is a fault of ours (500). Each is logged with PostgreSQL's code and detail.
 impl From<DbError> for ApiError {
     fn from(error: DbError) -> Self {
-        tracing::warn!(%error, "database error while serving a request");
-        Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "database_unavailable",
-            "the database is unavailable; try again",
-        )
+        let (code, detail) = error.sql_code_and_detail();
+        match error.kind() {
+            DbErrorKind::Unavailable => {
+                tracing::warn!(%error, code, detail, "database unavailable while serving a request");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "database_unavailable",
+                    "the database is unavailable; try again",
+                )
+            }
+            DbErrorKind::RefusedData => {
+                tracing::warn!(%error, code, detail, "the database refused data of a request");
+                Self::unprocessable(
+                    "rejected_by_database",
+                    format!("the database refused the data: {}", error.db_message()),
+                )
+            }
+            DbErrorKind::Fault => {
+                tracing::error!(%error, code, detail, "database error while serving a request");
+                Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal_error",
+                    "the request failed on our side; it has been logged",
+                )
+            }
+        }
     }
 }
 
@@ -103,7 +138,31 @@ impl From<BodyProblem> for ApiError {
     fn from(problem: BodyProblem) -> Self {
         match problem {
             BodyProblem::Unreadable(m) => Self::bad_request("unreadable_body", m),
+            BodyProblem::InvalidJson(m) => Self::bad_request("invalid_json", m),
             BodyProblem::TooLarge(m) => Self::too_large(m),
+            BodyProblem::DuplicateColumn(column) => Self::bad_request(
+                "duplicate_column",
+                format!("the CSV header names the column {column:?} more than once"),
+            )
+            .with_details(vec![
+                json!({"field": column, "problem": "is named more than once in the CSV header"}),
+            ]),
+            BodyProblem::InvalidHeader(fields) => Self::unprocessable(
+                "invalid_csv_header",
+                fields
+                    .iter()
+                    .map(|f| format!("{}: {}", f.field, f.problem))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )
+            .with_details(fields.iter().map(|f| json!(f)).collect()),
+            BodyProblem::TimedOut(ms) => Self::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "body_timeout",
+                format!(
+                    "the body had not fully arrived {ms} ms after the request started; nothing was stored"
+                ),
+            ),
         }
     }
 }

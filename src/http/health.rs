@@ -1,7 +1,7 @@
 //! Liveness, readiness, pool status and the effective configuration. Liveness touches
 //! nothing; readiness measures a round trip to PostgreSQL (503 when it fails) and to Redis when
 //! one is configured ("degraded" when only Redis fails: Overseer works without it); pool status
-//! is the pool's own numbers; `/api/config` is the configuration in force, secrets redacted.
+//! is the pools' own numbers (the engine's and the API's, and the submissions' share); `/api/config` is the configuration in force, secrets redacted.
 
 use std::time::{Duration, Instant};
 
@@ -51,13 +51,55 @@ pub struct Readiness {
     pub rate_limiter: Option<super::rate_limiter::SharedStatusDoc>,
 }
 
-/// The connection pool's numbers.
+/// The connection pools' numbers: at the top the engine's (`OVERSEER_POOL_SIZE`), then each
+/// budget on its own.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct PoolStatus {
     pub max_size: usize,
     pub size: usize,
     pub available: usize,
     pub waiting: usize,
+    /// The engine's pool (DbWriter, leases, heartbeats, pending reads).
+    pub engine: PoolNumbers,
+    /// The API's pool (`OVERSEER_API_POOL_SIZE`): every request's statements.
+    pub api: PoolNumbers,
+    /// Submissions being received, and the API connections they hold.
+    pub submissions: SubmissionNumbers,
+}
+
+/// One pool.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct PoolNumbers {
+    pub max_size: usize,
+    /// Open connections.
+    pub size: usize,
+    /// Open and idle.
+    pub available: usize,
+    /// Requests waiting for a connection.
+    pub waiting: usize,
+}
+
+/// Submissions and their share of the API's pool.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SubmissionNumbers {
+    /// Being received or written now.
+    pub in_flight: usize,
+    /// `OVERSEER_MAX_CONCURRENT_SUBMISSIONS`: one more is a 503 with `Retry-After`.
+    pub max: usize,
+    /// API connections submissions hold now (writing a batch or committing).
+    pub connections_in_use: usize,
+    /// `OVERSEER_INGEST_CONNECTIONS`: the most they may hold; the rest serve other requests.
+    pub connections_budget: usize,
+}
+
+fn numbers(pool: &deadpool_postgres::Pool) -> PoolNumbers {
+    let status = pool.status();
+    PoolNumbers {
+        max_size: status.max_size,
+        size: status.size,
+        available: status.available,
+        waiting: status.waiting,
+    }
 }
 
 #[utoipa::path(get, path = "/api/health", operation_id = "getHealth", tag = "health",
@@ -155,12 +197,22 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
     responses((status = 200, description = "The PostgreSQL pool", body = PoolStatus),
         (status = 401, description = "Missing or wrong token", body = super::openapi::ErrorBody)))]
 pub async fn pool(state: web::Data<AppState>) -> HttpResponse {
-    let status = state.store.pool.status();
+    let engine = numbers(&state.engine_pool);
+    let max_submissions = state.config.max_concurrent_submissions;
+    let budget = state.config.ingest_connections;
     HttpResponse::Ok().json(PoolStatus {
-        max_size: status.max_size,
-        size: status.size,
-        available: status.available,
-        waiting: status.waiting,
+        max_size: engine.max_size,
+        size: engine.size,
+        available: engine.available,
+        waiting: engine.waiting,
+        engine,
+        api: numbers(&state.store.pool),
+        submissions: SubmissionNumbers {
+            in_flight: max_submissions.saturating_sub(state.submissions.available_permits()),
+            max: max_submissions,
+            connections_in_use: budget.saturating_sub(state.ingest.connections.available_permits()),
+            connections_budget: budget,
+        },
     })
 }
 

@@ -1,28 +1,15 @@
-//! Job routes: submit (JSON or CSV), list, read one, its items, and the state changes.
-//!
-//! A submission is validated as it streams: the header (operation, params, priority, name)
-//! first, then every row on its way into the COPY (see `ingest` and `store::ingest`). The body
-//! limits are enforced while reading, so a body past its limit is refused with 413 however
-//! its size was announced.
+//! Job routes: list, read one, its items, and the state changes. Submission (`POST /api/jobs`)
+//! has a module of its own, `submit`: it is where outside input meets the database.
 
-use actix_web::{
-    HttpRequest, HttpResponse,
-    http::{StatusCode, header},
-    web,
-};
-use bytes::{Bytes, BytesMut};
-use futures_util::StreamExt;
+use actix_web::{HttpResponse, http::header, web};
 use overseer_actors::JobStatus;
 use serde::Deserialize;
-use serde_json::{Value, json};
-use tokio::sync::mpsc;
+use serde_json::json;
 
 use super::{ApiError, AppState};
 use crate::{
-    ingest::{self, BodyProblem, NewJob, RawHeader, RowBatch, csv_rows},
     redis::cache::Lookup,
     store::{
-        ingest::ingest,
         items::{self, ItemFilter},
         jobs::{self, JobView},
     },
@@ -34,7 +21,7 @@ const DEFAULT_JOB_PAGE: i64 = 50;
 const DEFAULT_ITEM_PAGE: i64 = 100;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/jobs", web::post().to(submit))
+    cfg.route("/jobs", web::post().to(super::submit::submit))
         .route("/jobs", web::get().to(list))
         .route("/jobs/{id}", web::get().to(get))
         .route("/jobs/{id}/items", web::get().to(list_items))
@@ -54,237 +41,6 @@ async fn load(state: &AppState, id: i64) -> Result<JobView, ApiError> {
     jobs::get(&state.store.pool, id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no job {id}")))
-}
-
-enum BodyKind {
-    Json,
-    Csv,
-}
-
-fn body_kind(req: &HttpRequest) -> Result<BodyKind, ApiError> {
-    let content_type = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let essence = content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    match essence.as_str() {
-        "application/json" => Ok(BodyKind::Json),
-        "text/csv" => Ok(BodyKind::Csv),
-        _ => Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            format!(
-                "send the job as application/json or text/csv, not {:?}",
-                if content_type.is_empty() {
-                    "nothing"
-                } else {
-                    content_type
-                }
-            ),
-        )),
-    }
-}
-
-fn announced_length(req: &HttpRequest) -> Option<usize> {
-    req.headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok())
-}
-
-fn too_large(limit: usize) -> BodyProblem {
-    BodyProblem::TooLarge(format!(
-        "the body is larger than the limit of {limit} bytes"
-    ))
-}
-
-#[utoipa::path(post, path = "/api/jobs", operation_id = "submitJob", tag = "jobs",
-    params(
-        ("name" = Option<String>, Query, description = "CSV submissions: the job's name"),
-        ("operation" = Option<String>, Query, description = "CSV submissions: the operation"),
-        ("priority" = Option<i32>, Query, description = "CSV submissions: the priority"),
-        ("params" = Option<String>, Query, description = "CSV submissions: the operation's params, as JSON"),
-    ),
-    request_body(content(
-        (super::openapi::SubmitJob = "application/json"),
-        (String = "text/csv"),
-    )),
-    responses(
-        (status = 201, description = "Stored", body = jobs::JobView, headers(("Location" = String, description = "/api/jobs/{id}"))),
-        (status = 400, description = "Unparseable body", body = super::openapi::ErrorBody),
-        (status = 401, description = "Missing or wrong token", body = super::openapi::ErrorBody),
-        (status = 413, description = "Body past its limit", body = super::openapi::ErrorBody),
-        (status = 415, description = "Neither JSON nor CSV", body = super::openapi::ErrorBody),
-        (status = 422, description = "Invalid job or items; nothing stored", body = super::openapi::ErrorBody),
-        (status = 503, description = "Database unavailable", body = super::openapi::ErrorBody),
-    ))]
-pub async fn submit(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    payload: web::Payload,
-) -> Result<HttpResponse, ApiError> {
-    let kind = body_kind(&req)?;
-    let limit = match kind {
-        BodyKind::Json => state.config.max_json_body_bytes,
-        BodyKind::Csv => state.config.max_csv_body_bytes,
-    };
-    if announced_length(&req).is_some_and(|n| n > limit) {
-        return Err(too_large(limit).into());
-    }
-    let ingested = match kind {
-        BodyKind::Json => submit_json(&state, payload, limit).await?,
-        BodyKind::Csv => submit_csv(&state, &req, payload, limit).await?,
-    };
-    state.list_cache().invalidate().await;
-    let job = load(&state, ingested).await?;
-    state.job_changed(job.id).await;
-    Ok(HttpResponse::Created()
-        .insert_header((header::LOCATION, format!("/api/jobs/{}", job.id)))
-        .json(job))
-}
-
-async fn read_body(mut payload: web::Payload, limit: usize) -> Result<Bytes, BodyProblem> {
-    let mut body = BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk =
-            chunk.map_err(|e| BodyProblem::Unreadable(format!("reading the body failed: {e}")))?;
-        if body.len() + chunk.len() > limit {
-            return Err(too_large(limit));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body.freeze())
-}
-
-async fn submit_json(
-    state: &AppState,
-    payload: web::Payload,
-    limit: usize,
-) -> Result<i64, ApiError> {
-    let body = read_body(payload, limit).await?;
-    let value: Value = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {e}"))
-    })?;
-    let Value::Object(mut body) = value else {
-        return Err(ApiError::bad_request(
-            "invalid_json",
-            "the body must be a JSON object",
-        ));
-    };
-    let items = match body.remove("items") {
-        Some(Value::Array(items)) => items,
-        Some(_) => {
-            return Err(ApiError::bad_request(
-                "invalid_json",
-                "items must be a list",
-            ));
-        }
-        None => {
-            return Err(ApiError::bad_request(
-                "invalid_json",
-                "items is missing: give a list of items",
-            ));
-        }
-    };
-    let header = RawHeader {
-        name: body.remove("name"),
-        operation: body.remove("operation"),
-        priority: body.remove("priority"),
-        params: body.remove("params"),
-    };
-    let job = ingest::validate_header(header, &state.registry)?;
-    let (rows_tx, rows_rx) = ingest::row_channel();
-    let pool = state.store.pool.clone();
-    let max_items = state.config.max_items_per_job;
-    if items.len() as u64 > max_items {
-        return Err(crate::store::ingest::IngestError::TooManyItems(max_items).into());
-    }
-    let (stored, ()) = futures_util::join!(
-        ingest(&pool, &job, rows_rx, max_items),
-        ingest::send_json_items(items, rows_tx)
-    );
-    Ok(stored?.job_id)
-}
-
-/// CSV jobs take their header from the query string; `params` is JSON there.
-fn csv_header(req: &HttpRequest) -> Result<RawHeader, ApiError> {
-    let query = web::Query::<Vec<(String, String)>>::from_query(req.query_string())
-        .map_err(|e| ApiError::bad_request("invalid_query", format!("invalid query string: {e}")))?
-        .into_inner();
-    let mut header = RawHeader::default();
-    let mut problems = Vec::new();
-    for (key, value) in query {
-        match key.as_str() {
-            "name" => header.name = Some(Value::String(value)),
-            "operation" => header.operation = Some(Value::String(value)),
-            "priority" => {
-                header.priority = Some(match value.trim().parse::<i64>() {
-                    Ok(p) => json!(p),
-                    Err(_) => Value::String(value),
-                })
-            }
-            "params" => match serde_json::from_str::<Value>(&value) {
-                Ok(params) => header.params = Some(params),
-                Err(e) => problems.push(ingest::FieldError {
-                    field: "params".into(),
-                    problem: format!("is not valid JSON: {e}"),
-                }),
-            },
-            _ => {}
-        }
-    }
-    if !problems.is_empty() {
-        return Err(ingest::HeaderError::Invalid(problems).into());
-    }
-    Ok(header)
-}
-
-async fn submit_csv(
-    state: &AppState,
-    req: &HttpRequest,
-    mut payload: web::Payload,
-    limit: usize,
-) -> Result<i64, ApiError> {
-    let job: NewJob = ingest::validate_header(csv_header(req)?, &state.registry)?;
-    let (rows_tx, rows_rx) = ingest::row_channel();
-    let (chunks_tx, chunks_rx) = mpsc::channel::<Bytes>(ingest::BATCHES_IN_FLIGHT);
-    let parser_rows = rows_tx.clone();
-    let parser = tokio::task::spawn_blocking(move || {
-        csv_rows::parse(csv_rows::ChunkReader::new(chunks_rx), parser_rows)
-    });
-    let feed = async move {
-        let mut received = 0usize;
-        while let Some(chunk) = payload.next().await {
-            let problem = match chunk {
-                Ok(chunk) => {
-                    received += chunk.len();
-                    if received <= limit {
-                        if chunks_tx.send(chunk).await.is_err() {
-                            return;
-                        }
-                        continue;
-                    }
-                    too_large(limit)
-                }
-                Err(e) => BodyProblem::Unreadable(format!("reading the body failed: {e}")),
-            };
-            let _: Result<(), _> = rows_tx.send(RowBatch::Err(problem)).await;
-            return;
-        }
-    };
-    let pool = state.store.pool.clone();
-    let (stored, ()) = futures_util::join!(
-        ingest(&pool, &job, rows_rx, state.config.max_items_per_job),
-        feed
-    );
-    let _ = parser.await;
-    Ok(stored?.job_id)
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]

@@ -174,3 +174,129 @@ pub async fn record_latency(
     .record(seconds);
     response
 }
+
+/// The first query parameter that is not valid UTF-8 or holds U+0000 once percent-decoded, and
+/// why. Decoding leniently would store U+FFFD in place of what the client meant, and a NUL
+/// cannot be stored at all (API.md "Input": 400 naming the parameter).
+pub fn query_problem(query: &str) -> Option<(String, String)> {
+    let decode = |text: &str| {
+        let spaced = text.replace('+', " ");
+        percent_encoding::percent_decode_str(&spaced).collect::<Vec<u8>>()
+    };
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let key_bytes = decode(key);
+        let name = String::from_utf8_lossy(&key_bytes).into_owned();
+        let problem = match (
+            std::str::from_utf8(&key_bytes),
+            std::str::from_utf8(&decode(value)),
+        ) {
+            (Err(_), _) => Some("the parameter's name is not valid UTF-8"),
+            (_, Err(_)) => Some("is not valid UTF-8"),
+            (Ok(k), _) if k.contains('\0') => Some("the parameter's name contains U+0000 (NUL)"),
+            (_, Ok(v)) if v.contains('\0') => Some("contains U+0000 (NUL)"),
+            _ => None,
+        };
+        if let Some(problem) = problem {
+            return Some((name.replace('\0', "\\u0000"), problem.to_string()));
+        }
+    }
+    None
+}
+
+/// Refuses a request whose query string has a parameter [`query_problem`] finds, before any
+/// handler (or lenient extractor) sees it.
+pub async fn strict_query(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, Error> {
+    let Some((parameter, problem)) = query_problem(req.query_string()) else {
+        return Ok(next.call(req).await?.map_into_left_body());
+    };
+    let error = ApiError::bad_request(
+        "invalid_query",
+        format!("query parameter {parameter:?} {problem}"),
+    )
+    .with_details(vec![
+        serde_json::json!({"parameter": parameter, "problem": problem}),
+    ]);
+    let response = actix_web::ResponseError::error_response(&error);
+    Ok(req.into_response(response).map_into_right_body())
+}
+
+/// Gives every body but the submission's (which has its own, in `submit`) the same deadline:
+/// one not fully arrived `OVERSEER_BODY_TIMEOUT_MS` after the request started ends in a 408, so
+/// a client that stops sending (or asked for an upgrade, after which no body is delivered)
+/// cannot keep a handler waiting. The deadline cuts the body stream short; when it fired, the
+/// answer is the 408, whatever the handler made of the cut body.
+pub async fn body_deadline(
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, Error> {
+    use std::{cell::Cell, rc::Rc};
+
+    use actix_web::HttpMessage;
+
+    let timeout_ms = req
+        .app_data::<web::Data<AppState>>()
+        .map(|state| state.config.body_timeout_ms);
+    let streamed = {
+        let pattern = req.match_pattern();
+        STREAMED_BODY_ROUTES
+            .iter()
+            .any(|(method, route)| req.method() == method && pattern.as_deref() == Some(*route))
+    };
+    let Some(timeout_ms) = timeout_ms.filter(|_| !streamed) else {
+        return Ok(next.call(req).await?.map_into_left_body());
+    };
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(timeout_ms);
+    let fired = Rc::new(Cell::new(false));
+    let flag = fired.clone();
+    let body = futures_util::stream::unfold(Some(req.take_payload()), move |payload| {
+        let flag = flag.clone();
+        async move {
+            let mut payload = payload?;
+            match tokio::time::timeout_at(deadline, futures_util::StreamExt::next(&mut payload))
+                .await
+            {
+                Ok(Some(item)) => Some((item, Some(payload))),
+                Ok(None) => None,
+                Err(_) => {
+                    flag.set(true);
+                    let error = std::io::Error::new(std::io::ErrorKind::TimedOut, "body timeout");
+                    Some((Err(actix_web::error::PayloadError::Io(error)), None))
+                }
+            }
+        }
+    });
+    req.set_payload(actix_web::dev::Payload::Stream {
+        payload: Box::pin(body),
+    });
+    let response = next.call(req).await?;
+    if !fired.get() {
+        return Ok(response.map_into_left_body());
+    }
+    let error = ApiError::new(
+        StatusCode::REQUEST_TIMEOUT,
+        "body_timeout",
+        format!("the body had not fully arrived {timeout_ms} ms after the request started"),
+    );
+    let answer = actix_web::ResponseError::error_response(&error);
+    Ok(response.into_response(answer).map_into_right_body())
+}
+
+#[cfg(test)]
+mod query_tests {
+    use super::query_problem;
+
+    #[test]
+    fn invalid_utf8_and_nul_name_the_parameter() {
+        assert_eq!(query_problem("operation=noop&name=a+b%C3%A9"), None);
+        let (name, problem) = query_problem("operation=noop&name=%FF").expect("bad utf-8");
+        assert_eq!(name, "name");
+        assert!(problem.contains("UTF-8"), "{problem}");
+        let (name, problem) = query_problem("name=x&params=%00").expect("nul");
+        assert_eq!(name, "params");
+        assert!(problem.contains("U+0000"), "{problem}");
+    }
+}

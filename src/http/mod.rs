@@ -3,7 +3,8 @@
 //! [`health`] (liveness, readiness, pool), [`actors`] (the node's actors, chaos), [`rate_limiter`] (its stats and run-time knobs), [`ws`] (live progress feeds) and [`dashboard`]
 //! (the page at `/`), [`metrics`] (`/metrics`), [`openapi`] (`/api/openapi.json`) and
 //! [`middleware`] (bearer-token auth of `/api`, `HEAD`, request latency), [`open_mode`] (the
-//! `Host` and `Origin` guards without a token) and [`error_shape`]. Extractor errors (bad paths,
+//! `Host` and `Origin` guards without a token), [`submit`] (`POST /api/jobs`) and
+//! [`error_shape`]. Extractor errors (bad paths,
 //! bad query strings, bad JSON, oversized bodies), unknown routes inside and outside `/api`, and
 //! every other error actix answers itself are mapped to the API's error shape too.
 
@@ -18,6 +19,7 @@ pub mod middleware;
 pub mod open_mode;
 pub mod openapi;
 pub mod rate_limiter;
+pub mod submit;
 pub mod ws;
 
 use std::{net::SocketAddr, sync::Arc, time::Instant};
@@ -32,7 +34,15 @@ pub use error::ApiError;
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
+    /// The API's own pool: every handler's statements, submissions included.
     pub store: PgStore,
+    /// The engine's pool, only to show its numbers (`/api/health/pool`): no handler takes one of
+    /// its connections.
+    pub engine_pool: deadpool_postgres::Pool,
+    /// One permit per submission being received (`OVERSEER_MAX_CONCURRENT_SUBMISSIONS`).
+    pub submissions: Arc<tokio::sync::Semaphore>,
+    /// How submissions are written, with the connections they may hold.
+    pub ingest: crate::store::ingest::WriterSettings,
     pub registry: Arc<OperationRegistry>,
     pub config: Arc<Config>,
     /// The local engine's Supervisor, nudged on submission and resume; `None` in an API-only
@@ -145,6 +155,8 @@ pub fn start(state: AppState, addr: &str, workers: usize) -> std::io::Result<Run
         // included), every refusal is reshaped, and the open-mode guard runs before any route.
         App::new()
             .wrap(actix_web::middleware::from_fn(middleware::limit_bodies))
+            .wrap(actix_web::middleware::from_fn(middleware::strict_query))
+            .wrap(actix_web::middleware::from_fn(middleware::body_deadline))
             .wrap(actix_web::middleware::from_fn(open_mode::guard))
             .wrap(actix_web::middleware::from_fn(middleware::head_as_get))
             .wrap(error_shape::middleware())

@@ -18,7 +18,7 @@ use utoipa::{
     openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
 };
 
-use super::{actors, health, jobs, rate_limiter};
+use super::{actors, health, jobs, rate_limiter, submit};
 use crate::store::{items::ItemView, jobs::JobView};
 
 /// A job's status.
@@ -116,7 +116,7 @@ impl Modify for BearerAuth {
             GET does."
     ),
     paths(
-        jobs::submit, jobs::list, jobs::get, jobs::list_items,
+        submit::submit, jobs::list, jobs::get, jobs::list_items,
         jobs::pause, jobs::resume, jobs::cancel, jobs::retry,
         health::live, health::ready, health::pool, health::config,
         actors::list, actors::chaos,

@@ -1,47 +1,19 @@
-//! Streaming CSV parsing for ingest. The body arrives as chunks on a channel; a blocking thread
-//! reads them through the `csv` crate, validates each row and sends row events on in batches.
-//! Neither side ever holds more than a few batches, whatever the file's size.
+//! Streaming CSV parsing for ingest. A blocking thread reads the body (`body::ChunkReader`)
+//! through the `csv` crate record by record (`\r\n` or `\n` line ends, quoted fields with
+//! newlines, a UTF-8 byte order mark before the header), validates each row and hands it to the
+//! [`RowSink`]. It never holds more than one record.
 //!
-//! The header row must name `customer_id` and at least one of `ad_group_id` / `ad_group_name`;
-//! every other column goes into the item's payload (empty cells are left out). A row that is
-//! not valid UTF-8 makes the whole body unreadable (400), as the API says.
+//! The header row must name `customer_id` and at least one of `ad_group_id` / `ad_group_name`,
+//! each column once (a repeated name would let one column silently win over the other: 400
+//! naming it); every other column goes into the item's payload (empty cells are left out). A
+//! row that is not valid UTF-8 makes the whole body unreadable (400), as the API says; a cell
+//! holding U+0000 makes its row invalid (422 naming the row and the column).
 
 use std::io::Read;
 
-use bytes::Bytes;
 use serde_json::{Map, Value};
-use tokio::sync::mpsc;
 
-use super::{BodyProblem, ROWS_PER_BATCH, RawRow, RowBatch, RowError, RowEvent, row};
-
-/// Adapts a channel of body chunks to `std::io::Read` for the blocking parser.
-pub struct ChunkReader {
-    chunks: mpsc::Receiver<Bytes>,
-    current: Bytes,
-}
-
-impl ChunkReader {
-    pub fn new(chunks: mpsc::Receiver<Bytes>) -> Self {
-        Self {
-            chunks,
-            current: Bytes::new(),
-        }
-    }
-}
-
-impl Read for ChunkReader {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        while self.current.is_empty() {
-            match self.chunks.blocking_recv() {
-                Some(chunk) => self.current = chunk,
-                None => return Ok(0),
-            }
-        }
-        let n = buf.len().min(self.current.len());
-        buf[..n].copy_from_slice(&self.current.split_to(n));
-        Ok(n)
-    }
-}
+use super::{BodyProblem, RawRow, RowError, RowEvent, row, sink::RowSink};
 
 #[derive(Clone, Copy)]
 enum Column {
@@ -51,65 +23,53 @@ enum Column {
     Payload(usize),
 }
 
-/// Parses CSV from `input` and sends row events to `rows` until the input ends, the receiver
-/// goes away, or the body turns out unreadable. Runs on a blocking thread.
-pub fn parse(input: impl Read, rows: mpsc::Sender<RowBatch>) {
+/// Parses CSV from `input` into `sink` until the input ends, the writer goes away, or the body
+/// turns out unreadable (then the writer is told, and so is the caller). Runs on a blocking
+/// thread.
+pub fn parse(input: impl Read, mut sink: RowSink) -> Result<(), BodyProblem> {
     let mut reader = csv::ReaderBuilder::new()
         .flexible(true)
         .has_headers(false)
         .from_reader(input);
     let mut record = csv::ByteRecord::new();
-    let send = |batch: RowBatch| rows.blocking_send(batch).is_ok();
     let header = match reader.read_byte_record(&mut record) {
         Ok(true) => record.clone(),
         Ok(false) => {
-            send(Err(BodyProblem::Unreadable("the CSV body is empty".into())));
-            return;
+            return fail(
+                sink,
+                BodyProblem::Unreadable("the CSV body is empty".into()),
+            );
         }
-        Err(e) => {
-            send(Err(unreadable(&e)));
-            return;
-        }
+        Err(e) => return fail(sink, unreadable(&e)),
     };
     let (columns, names) = match header_columns(&header) {
         Ok(found) => found,
-        Err(problem) => {
-            send(Err(problem));
-            return;
-        }
+        Err(problem) => return fail(sink, problem),
     };
-    let mut batch = Vec::with_capacity(ROWS_PER_BATCH);
     let mut row_no: u64 = 0;
     loop {
         match reader.read_byte_record(&mut record) {
             Ok(false) => break,
             Ok(true) => {}
-            Err(e) => {
-                send(Err(unreadable(&e)));
-                return;
-            }
+            Err(e) => return fail(sink, unreadable(&e)),
         }
         row_no += 1;
         let event = match row_event(row_no, &record, &columns, &names) {
             Ok(event) => event,
-            Err(problem) => {
-                send(Err(problem));
-                return;
-            }
+            Err(problem) => return fail(sink, problem),
         };
-        batch.push(event);
-        if batch.len() == ROWS_PER_BATCH
-            && !send(Ok(std::mem::replace(
-                &mut batch,
-                Vec::with_capacity(ROWS_PER_BATCH),
-            )))
-        {
-            return;
+        if sink.push(event).is_err() {
+            // The writer stopped; it knows why.
+            return Ok(());
         }
     }
-    if !batch.is_empty() {
-        send(Ok(batch));
-    }
+    sink.finish();
+    Ok(())
+}
+
+fn fail(sink: RowSink, problem: BodyProblem) -> Result<(), BodyProblem> {
+    sink.fail(problem.clone());
+    Err(problem)
 }
 
 fn unreadable(error: &csv::Error) -> BodyProblem {
@@ -123,6 +83,15 @@ fn header_columns(header: &csv::ByteRecord) -> Result<(Vec<Column>, Vec<String>)
         let name = std::str::from_utf8(raw)
             .map_err(|_| BodyProblem::Unreadable("the CSV header is not valid UTF-8".into()))?;
         let name = name.trim_start_matches('\u{feff}').trim().to_string();
+        if let Some(problem) = row::nul_problem(&name) {
+            return Err(BodyProblem::InvalidHeader(vec![super::field(
+                &format!("header column {}", i + 1),
+                problem,
+            )]));
+        }
+        if !name.is_empty() && names.contains(&name) {
+            return Err(BodyProblem::DuplicateColumn(name));
+        }
         columns.push(match name.as_str() {
             "customer_id" => Column::CustomerId,
             "ad_group_id" => Column::AdGroupId,
@@ -163,10 +132,15 @@ fn row_event(
         payload: Map::new(),
         ..RawRow::default()
     };
-    for (value, column) in record.iter().zip(columns) {
+    let mut nuls = Vec::new();
+    for (i, (value, column)) in record.iter().zip(columns).enumerate() {
         let value = std::str::from_utf8(value)
             .map_err(|_| BodyProblem::Unreadable(format!("CSV row {row_no} is not valid UTF-8")))?;
         if value.is_empty() {
+            continue;
+        }
+        if let Some(problem) = row::nul_problem(value) {
+            nuls.push(RowError::new(row_no, column_name(names, i), problem));
             continue;
         }
         match *column {
@@ -179,19 +153,44 @@ fn row_event(
             }
         }
     }
+    if !nuls.is_empty() {
+        return Ok(RowEvent::Invalid(nuls));
+    }
     Ok(match row::validate(raw) {
         Ok(item) => RowEvent::Item(item),
         Err(errors) => RowEvent::Invalid(errors),
     })
 }
 
+/// A column's name for an error: its header name, or its position when the header cell is
+/// empty.
+fn column_name(names: &[String], i: usize) -> &str {
+    match names.get(i).map(String::as_str) {
+        Some("") | None => "column",
+        Some(name) => name,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    use crate::ingest::RowBatch;
+    use tokio::sync::mpsc;
+
+    fn parse_bytes(csv: &[u8]) -> Vec<RowBatch> {
+        let (tx, mut rx) = mpsc::channel(1024);
+        let _ = parse(csv, RowSink::new(tx));
+        let mut out = Vec::new();
+        while let Ok(batch) = rx.try_recv() {
+            out.push(batch);
+        }
+        out
+    }
+
     fn parse_all(csv: &str) -> Vec<RowBatch> {
         let (tx, mut rx) = mpsc::channel(1024);
-        parse(csv.as_bytes(), tx);
+        let _ = parse(csv.as_bytes(), RowSink::new(tx));
         let mut out = Vec::new();
         while let Ok(batch) = rx.try_recv() {
             out.push(batch);
@@ -210,7 +209,10 @@ mod tests {
         };
         assert_eq!(item.row, 1);
         assert_eq!(item.customer_id, "1234567890");
-        assert_eq!(item.payload, Some(serde_json::json!({"url": "https://x"})));
+        assert_eq!(
+            item.payload.as_ref().map(|p| p.to_value()),
+            Some(serde_json::json!({"url": "https://x"}))
+        );
     }
 
     #[test]
@@ -223,15 +225,51 @@ mod tests {
 
     #[test]
     fn invalid_utf8_is_unreadable_and_names_the_row() {
-        let (tx, mut rx) = mpsc::channel(16);
-        parse(
-            &b"customer_id,ad_group_id\n1234567890,1\n12345678\xff90,2\n"[..],
-            tx,
-        );
-        let mut last = None;
-        while let Ok(batch) = rx.try_recv() {
-            last = Some(batch);
-        }
+        let batches = parse_bytes(b"customer_id,ad_group_id\n1234567890,1\n12345678\xff90,2\n");
+        let last = batches.into_iter().last();
         assert!(matches!(last, Some(Err(BodyProblem::Unreadable(m))) if m.contains("row 2")));
+    }
+
+    #[test]
+    fn a_column_named_twice_is_refused_naming_it() {
+        let batches = parse_all("customer_id,ad_group_id,customer_id\n1234567890,1,2234567890\n");
+        assert!(
+            matches!(&batches[0], Err(BodyProblem::DuplicateColumn(c)) if c == "customer_id"),
+            "{batches:?}"
+        );
+    }
+
+    #[test]
+    fn crlf_bom_and_quoted_newlines_are_read() {
+        let batches = parse_bytes(
+            b"\xef\xbb\xbfcustomer_id,ad_group_id,note\r\n1234567890,1,\"two\r\nlines\"\r\n1234567890,2,x\r\n",
+        );
+        let Ok(events) = &batches[0] else {
+            panic!("unexpected {batches:?}")
+        };
+        assert_eq!(events.len(), 2, "{events:?}");
+        let RowEvent::Item(first) = &events[0] else {
+            panic!("unexpected {events:?}")
+        };
+        assert_eq!(
+            first.payload.as_ref().map(|p| p.to_value()),
+            Some(serde_json::json!({"note": "two\r\nlines"}))
+        );
+        let RowEvent::Item(second) = &events[1] else {
+            panic!("unexpected {events:?}")
+        };
+        assert_eq!(second.row, 2);
+    }
+
+    #[test]
+    fn a_nul_cell_names_its_row_and_column() {
+        let batches = parse_all("customer_id,ad_group_id,note\n1234567890,1,a\0b\n");
+        let Ok(events) = &batches[0] else {
+            panic!("unexpected {batches:?}")
+        };
+        let RowEvent::Invalid(errors) = &events[0] else {
+            panic!("unexpected {events:?}")
+        };
+        assert_eq!((errors[0].row, errors[0].field.as_str()), (1, "note"));
     }
 }

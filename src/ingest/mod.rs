@@ -1,13 +1,20 @@
 //! Turning a submission (JSON or CSV) into a validated job header and a stream of validated
-//! rows. Rows travel in small batches over a bounded channel to the store's COPY writer
-//! (`store::ingest`), so a large CSV is never held in memory: parsing, validation and COPY
-//! proceed together, a few batches apart.
+//! rows, without a database connection. The body arrives in chunks ([`body`]), a parser on a
+//! blocking thread ([`csv_rows`], [`json_rows`]: both streaming, neither ever holds the whole
+//! body or a tree of it) validates each row ([`row`]), and [`sink`] numbers them, finds
+//! duplicates ([`dedup`]) and sends them in small batches over a bounded channel to the store's
+//! writer (`store::ingest`). Every stage holds a few batches at most, whatever the body's size,
+//! and a slow stage slows the ones before it down to its pace, back to the client's upload.
 //!
-//! All-or-nothing: the writer keeps going after the first bad row only to report up to
-//! [`MAX_REPORTED_ROWS`] bad rows, then rolls the whole submission back.
+//! All-or-nothing: after the first bad row the writer writes nothing more and keeps reading only
+//! to report up to [`MAX_REPORTED_ROWS`] bad rows; then what it wrote is deleted.
 
+pub mod body;
 pub mod csv_rows;
+pub mod dedup;
+pub mod json_rows;
 pub mod row;
+pub mod sink;
 
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -64,9 +71,21 @@ pub enum BodyProblem {
     /// 400: not JSON, not UTF-8, no header row, …
     #[error("{0}")]
     Unreadable(String),
+    /// 400: not JSON, or not a submission's shape (`items` missing or not a list).
+    #[error("{0}")]
+    InvalidJson(String),
+    /// 400: a CSV header names this column twice (which one would win is a guess).
+    #[error("the CSV header names the column {0:?} more than once")]
+    DuplicateColumn(String),
+    /// 422: a CSV header's column names that cannot be stored (U+0000).
+    #[error("the CSV header is invalid")]
+    InvalidHeader(Vec<FieldError>),
     /// 413: larger than the configured limit.
     #[error("{0}")]
     TooLarge(String),
+    /// 408: the body had not fully arrived by the deadline.
+    #[error("the body did not arrive within {0} ms")]
+    TimedOut(u64),
 }
 
 pub type RowBatch = Result<Vec<RowEvent>, BodyProblem>;
@@ -75,7 +94,8 @@ pub fn row_channel() -> (mpsc::Sender<RowBatch>, mpsc::Receiver<RowBatch>) {
     mpsc::channel(BATCHES_IN_FLIGHT)
 }
 
-fn field(field: &str, problem: impl Into<String>) -> FieldError {
+/// The problem of one header field.
+pub fn field(field: &str, problem: impl Into<String>) -> FieldError {
     FieldError {
         field: field.to_string(),
         problem: problem.into(),
@@ -100,6 +120,13 @@ pub fn validate_header(
 ) -> Result<NewJob, HeaderError> {
     let mut errors = Vec::new();
     let operation = match raw.operation {
+        Some(Value::String(op)) if row::nul_problem(&op).is_some() => {
+            errors.push(field(
+                "operation",
+                row::nul_problem(&op).unwrap_or_default(),
+            ));
+            None
+        }
         Some(Value::String(op)) if !op.trim().is_empty() => Some(op),
         None | Some(Value::Null) => {
             errors.push(field("operation", "is missing"));
@@ -139,8 +166,15 @@ pub fn validate_header(
             Value::Object(Map::new())
         }
     };
+    if let Some((path, problem)) = row::nul_in_json("params", &params) {
+        errors.push(field(&path, problem));
+    }
     let name = match raw.name {
         None | Some(Value::Null) => None,
+        Some(Value::String(name)) if row::nul_problem(&name).is_some() => {
+            errors.push(field("name", row::nul_problem(&name).unwrap_or_default()));
+            None
+        }
         Some(Value::String(name)) if name.chars().count() > MAX_JOB_NAME_CHARS => {
             errors.push(field(
                 "name",
@@ -183,87 +217,4 @@ pub fn validate_header(
         priority,
         params,
     })
-}
-
-/// Reads an id-like JSON field: strings as they are, integers written out.
-fn id_field(
-    item: &mut Map<String, Value>,
-    key: &str,
-    row: u64,
-    errors: &mut Vec<RowError>,
-) -> Option<String> {
-    match item.remove(key) {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(s),
-        Some(Value::Number(n)) if n.is_u64() => Some(n.to_string()),
-        Some(_) => {
-            errors.push(RowError::new(row, key, "must be a string"));
-            None
-        }
-    }
-}
-
-/// Turns one JSON item into a row event. Keys other than the known ones go into the payload,
-/// as extra CSV columns do.
-pub fn json_item(row: u64, item: Value) -> RowEvent {
-    let Value::Object(mut item) = item else {
-        return RowEvent::Invalid(vec![RowError::new(row, "item", "must be a JSON object")]);
-    };
-    let mut errors = Vec::new();
-    let customer_id = id_field(&mut item, "customer_id", row, &mut errors);
-    let ad_group_id = id_field(&mut item, "ad_group_id", row, &mut errors);
-    let ad_group_name = match item.remove("ad_group_name") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(s),
-        Some(_) => {
-            errors.push(RowError::new(row, "ad_group_name", "must be a string"));
-            None
-        }
-    };
-    let mut payload = match item.remove("payload") {
-        None | Some(Value::Null) => Map::new(),
-        Some(Value::Object(map)) => map,
-        Some(_) => {
-            errors.push(RowError::new(row, "payload", "must be a JSON object"));
-            Map::new()
-        }
-    };
-    payload.extend(item);
-    let validated = row::validate(RawRow {
-        row,
-        customer_id,
-        ad_group_id,
-        ad_group_name,
-        payload,
-    });
-    match validated {
-        Ok(item) if errors.is_empty() => RowEvent::Item(item),
-        Ok(_) => RowEvent::Invalid(errors),
-        Err(more) => {
-            errors.extend(more);
-            RowEvent::Invalid(errors)
-        }
-    }
-}
-
-/// Feeds JSON items to the writer in batches.
-pub async fn send_json_items(items: Vec<Value>, rows: mpsc::Sender<RowBatch>) {
-    let mut batch = Vec::with_capacity(ROWS_PER_BATCH);
-    for (i, item) in items.into_iter().enumerate() {
-        batch.push(json_item(i as u64 + 1, item));
-        if batch.len() == ROWS_PER_BATCH
-            && rows
-                .send(Ok(std::mem::replace(
-                    &mut batch,
-                    Vec::with_capacity(ROWS_PER_BATCH),
-                )))
-                .await
-                .is_err()
-        {
-            return;
-        }
-    }
-    if !batch.is_empty() {
-        let _ = rows.send(Ok(batch)).await;
-    }
 }

@@ -61,6 +61,8 @@ pub async fn pending(
 #[schema(as = Item)]
 pub struct ItemView {
     pub id: i64,
+    /// Its position in the submission, from 1 (the first CSV data row or `items[0]`).
+    pub row: Option<i64>,
     pub customer_id: String,
     pub ad_group_id: Option<String>,
     pub ad_group_name: Option<String>,
@@ -92,7 +94,7 @@ pub async fn list(
     let rows = client
         .query(
             "SELECT i.id, i.customer_id, i.item_key, i.payload, i.status, i.attempts,
-                    i.result, i.error, i.processed_at
+                    i.result, i.error, i.processed_at, i.row
                FROM job_items i, jobs j
               WHERE j.id = $1 AND i.job_id = $1
                 AND i.id > greatest($2, j.item_id_floor)
@@ -118,6 +120,7 @@ pub async fn list(
             };
             ItemView {
                 id: row.get(0),
+                row: row.get(9),
                 customer_id: row.get(1),
                 ad_group_id,
                 ad_group_name,

@@ -2,7 +2,7 @@
 //!
 //! One module per concern: [`pool`] builds the connection pool (every connection named
 //! `overseer/<node id>` in `pg_stat_activity`), [`migrate`] applies `migrations/`, [`ingest`]
-//! writes a submitted job with binary COPY, [`flush`] commits the DbWriter's batches, [`jobs`]
+//! writes a submitted job (batches of binary COPY, then the job row), [`flush`] commits the DbWriter's batches, [`jobs`]
 //! holds the job-level statements (claim, lease, state changes, listing), [`items`] the
 //! item listing, [`nodes`] the node registry and heartbeats, [`limits`] what the rate limiter
 //! learned, and [`notify`] the job change announcements from the API to the workers. Every statement is parameterised.
@@ -37,6 +37,59 @@ pub enum DbError {
     Query(#[from] tokio_postgres::Error),
     #[error("{0}")]
     Setup(String),
+}
+
+/// What a database error means for whoever caused it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DbErrorKind {
+    /// No connection, a broken one, the server shutting down, out of resources, a timeout: it
+    /// may pass.
+    Unavailable,
+    /// The data was refused (SQLSTATE classes 22 data exception, 23 integrity constraint, 54
+    /// program limit): the same request fails the same way again.
+    RefusedData,
+    /// Anything else: a fault of ours.
+    Fault,
+}
+
+impl DbError {
+    pub fn kind(&self) -> DbErrorKind {
+        let DbError::Query(error) = self else {
+            return DbErrorKind::Unavailable;
+        };
+        let Some(code) = error.code() else {
+            // No SQLSTATE: the connection failed or closed under the statement.
+            return DbErrorKind::Unavailable;
+        };
+        match &code.code()[..2] {
+            "22" | "23" | "54" => DbErrorKind::RefusedData,
+            // Connection exception, insufficient resources, operator intervention (shutdown,
+            // statement timeout), transaction rollback (serialization, deadlock), system error.
+            "08" | "53" | "57" | "40" | "58" => DbErrorKind::Unavailable,
+            _ => DbErrorKind::Fault,
+        }
+    }
+
+    /// PostgreSQL's SQLSTATE and detail, for the log.
+    pub fn sql_code_and_detail(&self) -> (Option<&str>, Option<&str>) {
+        match self {
+            DbError::Query(error) => match error.as_db_error() {
+                Some(db) => (Some(db.code().code()), db.detail()),
+                None => (error.code().map(|c| c.code()), None),
+            },
+            _ => (None, None),
+        }
+    }
+
+    /// PostgreSQL's own message (without detail), for a client.
+    pub fn db_message(&self) -> String {
+        match self {
+            DbError::Query(error) => error
+                .as_db_error()
+                .map_or_else(|| error.to_string(), |db| db.message().to_string()),
+            other => other.to_string(),
+        }
+    }
 }
 
 impl From<DbError> for StoreError {

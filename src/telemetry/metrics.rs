@@ -15,6 +15,12 @@ use overseer_actors::{JobStatus, metrics as engine};
 
 /// Gauge: jobs in the database by `status`, refreshed on each scrape.
 pub const JOBS: &str = "overseer_jobs";
+/// Gauges `overseer_db_pool_*`: the engine's pool (`OVERSEER_POOL_SIZE`); `overseer_db_api_pool_*`:
+/// the API's (`OVERSEER_API_POOL_SIZE`).
+pub const API_POOL_MAX_SIZE: &str = "overseer_db_api_pool_max_size";
+pub const API_POOL_SIZE: &str = "overseer_db_api_pool_size";
+pub const API_POOL_AVAILABLE: &str = "overseer_db_api_pool_available";
+pub const API_POOL_WAITING: &str = "overseer_db_api_pool_waiting";
 /// Gauge: the pool's configured maximum of PostgreSQL connections.
 pub const POOL_MAX_SIZE: &str = "overseer_db_pool_max_size";
 /// Gauge: PostgreSQL connections open now.
@@ -82,6 +88,10 @@ fn register() {
     describe_gauge!(POOL_SIZE, "Open PostgreSQL connections");
     describe_gauge!(POOL_AVAILABLE, "Idle connections in the pool");
     describe_gauge!(POOL_WAITING, "Tasks waiting for a connection");
+    describe_gauge!(API_POOL_MAX_SIZE, "API pool maximum size");
+    describe_gauge!(API_POOL_SIZE, "Open PostgreSQL connections of the API pool");
+    describe_gauge!(API_POOL_AVAILABLE, "Idle connections in the API pool");
+    describe_gauge!(API_POOL_WAITING, "Requests waiting for an API connection");
     describe_gauge!(WEBSOCKET_CLIENTS, "Connected websocket clients");
     describe_histogram!(
         HTTP_REQUEST_SECONDS,
@@ -95,14 +105,19 @@ fn register() {
 }
 
 /// Sets the gauges that are read rather than pushed: jobs by status (one grouped count on the
-/// status index) and the pool's numbers.
-pub async fn refresh(pool: &deadpool_postgres::Pool) {
-    let status = pool.status();
+/// status index, on the API's pool) and both pools' numbers.
+pub async fn refresh(engine_pool: &deadpool_postgres::Pool, api_pool: &deadpool_postgres::Pool) {
+    let status = engine_pool.status();
     metrics::gauge!(POOL_MAX_SIZE).set(status.max_size as f64);
     metrics::gauge!(POOL_SIZE).set(status.size as f64);
     metrics::gauge!(POOL_AVAILABLE).set(status.available as f64);
     metrics::gauge!(POOL_WAITING).set(status.waiting as f64);
-    match crate::store::jobs::count_by_status(pool).await {
+    let status = api_pool.status();
+    metrics::gauge!(API_POOL_MAX_SIZE).set(status.max_size as f64);
+    metrics::gauge!(API_POOL_SIZE).set(status.size as f64);
+    metrics::gauge!(API_POOL_AVAILABLE).set(status.available as f64);
+    metrics::gauge!(API_POOL_WAITING).set(status.waiting as f64);
+    match crate::store::jobs::count_by_status(api_pool).await {
         Ok(counts) => {
             for status in JobStatus::ALL {
                 let n = counts

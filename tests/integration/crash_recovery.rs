@@ -139,7 +139,7 @@ async fn second_node_adopts_a_killed_nodes_job_within_the_lease() {
     let a = Node::spawn(&db, "node-a", &env).await;
     let b = Node::spawn(&db, "node-b", &env).await;
     let items: Vec<Value> = (0..3_000)
-        .map(|i| json!({"customer_id": (1_000_000_000u64 + i % 10).to_string(), "ad_group_id": i.to_string()}))
+        .map(|i| json!({"customer_id": (1_000_000_000u64 + i % 10).to_string(), "ad_group_id": (i + 1).to_string()}))
         .collect();
     let id = submit(
         &a.base,
@@ -238,7 +238,7 @@ async fn sigterm_mid_job_exits_zero_gives_leases_back_and_a_restart_resumes_at_o
     let env = vec![("OVERSEER_SHUTDOWN_DEADLINE_MS", DEADLINE_MS.to_string())];
     let mut node = Node::spawn(&db, "term-a", &env).await;
     let items: Vec<Value> = (0..4_000)
-        .map(|i| json!({"customer_id": (1_000_000_000u64 + i % 8).to_string(), "ad_group_id": i.to_string()}))
+        .map(|i| json!({"customer_id": (1_000_000_000u64 + i % 8).to_string(), "ad_group_id": (i + 1).to_string()}))
         .collect();
     let id = submit(
         &node.base,
@@ -284,7 +284,7 @@ async fn second_signal_exits_at_once_and_loses_nothing() {
     let env = vec![("OVERSEER_SHUTDOWN_DEADLINE_MS", "30000".to_string())];
     let mut node = Node::spawn(&db, "twice", &env).await;
     let items: Vec<Value> = (0..400)
-        .map(|i| json!({"customer_id": (1_000_000_000u64 + i % 4).to_string(), "ad_group_id": i.to_string()}))
+        .map(|i| json!({"customer_id": (1_000_000_000u64 + i % 4).to_string(), "ad_group_id": (i + 1).to_string()}))
         .collect();
     // Calls of 2 s: a graceful stop would wait for the ones in flight.
     let id = submit(

@@ -786,10 +786,17 @@ async fn pool_reports_its_numbers_and_configured_size() {
     let db = TestDb::new("http_pool");
     let mut config = test_config(&db);
     config.pool_size = 7;
+    config.api_pool_size = 5;
+    config.ingest_connections = 2;
     let app = start(config).await;
     let base = app.base_url().expect("base url");
     let body = get_json(format!("{base}/api/health/pool")).await;
     assert_eq!(body["max_size"], 7, "{body}");
+    // Two budgets: the engine's pool, the API's, and the submissions' share of the API's.
+    assert_eq!(body["engine"]["max_size"], 7, "{body}");
+    assert_eq!(body["api"]["max_size"], 5, "{body}");
+    assert_eq!(body["submissions"]["connections_budget"], 2, "{body}");
+    assert_eq!(body["submissions"]["in_flight"], 0, "{body}");
     for field in ["size", "available", "waiting"] {
         assert!(body[field].is_u64(), "{field} is a count: {body}");
     }

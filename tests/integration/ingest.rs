@@ -86,7 +86,7 @@ async fn a_bad_row_stores_nothing_and_every_bad_row_is_named() {
         match i {
             700 => csv.push_str("12345,1\n"),
             1_500 => csv.push_str("1234567890,abc\n"),
-            _ => csv.push_str(&format!("1234567890,{i}\n")),
+            _ => csv.push_str(&format!("1234567890,{}\n", i + 1)),
         }
     }
     let (status, body) = submit_csv(&base, &[("operation", "noop")], csv).await;
@@ -96,8 +96,8 @@ async fn a_bad_row_stores_nothing_and_every_bad_row_is_named() {
     assert_eq!(
         details,
         &vec![
-            json!({"row": 701, "field": "customer_id", "problem": "\"12345\" is not 10 digits (dashes allowed)"}),
-            json!({"row": 1501, "field": "ad_group_id", "problem": "\"abc\" is not a number of at most 19 digits"}),
+            json!({"row": 701, "field": "customer_id", "problem": "\"12345\" is not a positive id of 10 digits (dashes allowed)"}),
+            json!({"row": 1501, "field": "ad_group_id", "problem": "\"abc\" is not a positive integer of at most 9223372036854775807"}),
         ]
     );
     assert_eq!(job_count(&base).await, 0, "nothing may be stored");

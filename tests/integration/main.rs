@@ -10,6 +10,8 @@ mod google_ads;
 mod healing;
 mod http_api;
 mod ingest;
+mod ingest_input;
+mod ingest_streaming;
 mod limiter;
 mod live;
 mod node_process;

@@ -42,7 +42,7 @@ async fn api_changes_reach_the_worker_through_postgres_and_api_restarts_do_not_t
         .expect("GET actors");
     assert_eq!(actors.status(), 404, "an API-only process has no actors");
     let items: Vec<Value> = (0..3_000)
-        .map(|i| json!({"customer_id": (1_000_000_000u64 + i % 6).to_string(), "ad_group_id": i.to_string()}))
+        .map(|i| json!({"customer_id": (1_000_000_000u64 + i % 6).to_string(), "ad_group_id": (i + 1).to_string()}))
         .collect();
 
     let submitted = Instant::now();

@@ -1,0 +1,242 @@
+//! `POST /api/jobs`: a submission, JSON or CSV, parsed as it streams and written in batches.
+//!
+//! The path of a body: the socket → [`body::feed`] (size limit, deadline) → a parser on a
+//! blocking thread (`ingest::csv_rows` or `ingest::json_rows`) → `store::ingest::write`, which
+//! takes a connection only for a full batch, and when the body has ended, for the one short
+//! transaction that makes the rows a job. So a slow or silent client holds a task and a few
+//! chunks of memory, never a database connection, and is refused with 408 at its deadline.
+//!
+//! Admission: at most `OVERSEER_MAX_CONCURRENT_SUBMISSIONS` submissions are received at once;
+//! one more is refused at once with `503` and `Retry-After` (a queue would hold the client's
+//! socket and body for nothing). Each admitted submission's memory is bounded by its batches in
+//! flight plus the duplicate check's 16 bytes an item (`ingest::dedup`).
+
+use std::time::Duration;
+
+use actix_web::{
+    HttpRequest, HttpResponse,
+    http::{StatusCode, header},
+    web,
+};
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+use super::{ApiError, AppState};
+use crate::{
+    ingest::{
+        self, BodyProblem, NewJob, RawHeader,
+        body::{self, ChunkReader},
+        csv_rows, json_rows,
+        sink::RowSink,
+    },
+    store::{ingest as writer, jobs},
+};
+
+/// What a client is told to wait before trying again when every submission slot is taken.
+const BUSY_RETRY_AFTER_SECS: u64 = 5;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum BodyKind {
+    Json,
+    Csv,
+}
+
+fn body_kind(req: &HttpRequest) -> Result<BodyKind, ApiError> {
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    match essence.as_str() {
+        "application/json" => Ok(BodyKind::Json),
+        "text/csv" => Ok(BodyKind::Csv),
+        _ => Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!(
+                "send the job as application/json or text/csv, not {:?}",
+                if content_type.is_empty() {
+                    "nothing"
+                } else {
+                    content_type
+                }
+            ),
+        )),
+    }
+}
+
+fn announced_length(req: &HttpRequest) -> Option<usize> {
+    req.headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+}
+
+/// A request asking to switch protocols never has its body delivered to a handler: refused at
+/// once rather than left waiting for its deadline.
+fn refuse_upgrade(req: &HttpRequest) -> Result<(), ApiError> {
+    if req.headers().contains_key(header::UPGRADE) {
+        return Err(ApiError::bad_request(
+            "upgrade_not_allowed",
+            "a submission cannot switch protocols: send it without an Upgrade header",
+        )
+        .with_details(vec![
+            json!({"field": "Upgrade", "problem": "not allowed on POST /api/jobs"}),
+        ]));
+    }
+    Ok(())
+}
+
+#[utoipa::path(post, path = "/api/jobs", operation_id = "submitJob", tag = "jobs",
+    params(
+        ("name" = Option<String>, Query, description = "CSV submissions: the job's name"),
+        ("operation" = Option<String>, Query, description = "CSV submissions: the operation"),
+        ("priority" = Option<i32>, Query, description = "CSV submissions: the priority"),
+        ("params" = Option<String>, Query, description = "CSV submissions: the operation's params, as JSON"),
+    ),
+    request_body(content(
+        (super::openapi::SubmitJob = "application/json"),
+        (String = "text/csv"),
+    )),
+    responses(
+        (status = 201, description = "Stored", body = jobs::JobView, headers(("Location" = String, description = "/api/jobs/{id}"))),
+        (status = 400, description = "Unparseable body or query, a CSV column named twice, an Upgrade header", body = super::openapi::ErrorBody),
+        (status = 401, description = "Missing or wrong token", body = super::openapi::ErrorBody),
+        (status = 408, description = "The body had not arrived by OVERSEER_BODY_TIMEOUT_MS; nothing stored", body = super::openapi::ErrorBody),
+        (status = 413, description = "Body past its limit", body = super::openapi::ErrorBody),
+        (status = 415, description = "Neither JSON nor CSV", body = super::openapi::ErrorBody),
+        (status = 422, description = "Invalid job or items; nothing stored", body = super::openapi::ErrorBody),
+        (status = 503, description = "Database unavailable, or every submission slot taken (Retry-After)", body = super::openapi::ErrorBody,
+            headers(("Retry-After" = String, description = "Seconds to wait, when every submission slot is taken"))),
+    ))]
+pub async fn submit(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let started = Instant::now();
+    refuse_upgrade(&req)?;
+    let kind = body_kind(&req)?;
+    let limit = match kind {
+        BodyKind::Json => state.config.max_json_body_bytes,
+        BodyKind::Csv => state.config.max_csv_body_bytes,
+    };
+    if announced_length(&req).is_some_and(|n| n > limit) {
+        return Err(body::too_large(limit).into());
+    }
+    // A CSV's header is in the query: refused before a byte of the body is read.
+    let csv_job = match kind {
+        BodyKind::Csv => Some(ingest::validate_header(
+            csv_header(req.query_string())?,
+            &state.registry,
+        )?),
+        BodyKind::Json => None,
+    };
+    let Ok(_slot) = state.submissions.clone().try_acquire_owned() else {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too_many_submissions",
+            format!(
+                "{} submissions are being received; try again in a few seconds",
+                state.config.max_concurrent_submissions
+            ),
+        )
+        .with_retry_after(BUSY_RETRY_AFTER_SECS));
+    };
+    let timeout_ms = state.config.body_timeout_ms;
+    let deadline = started + Duration::from_millis(timeout_ms);
+    let (chunks_tx, chunks_rx) = body::chunk_channel();
+    let (rows_tx, rows_rx) = ingest::row_channel();
+    let parser = tokio::task::spawn_blocking(move || {
+        let input = ChunkReader::new(chunks_rx);
+        let sink = RowSink::new(rows_tx);
+        match kind {
+            BodyKind::Csv => csv_rows::parse(input, sink).map(|()| None),
+            BodyKind::Json => json_rows::parse(input, sink).map(Some),
+        }
+    });
+    let pool = state.store.pool.clone();
+    let (fed, written) = futures_util::join!(
+        body::feed(payload, limit, deadline, timeout_ms, chunks_tx),
+        writer::write(&pool, &state.ingest, rows_rx),
+    );
+    let parsed = parser.await.unwrap_or_else(|e| {
+        tracing::error!(error = %e, "the submission's parser failed");
+        Err(BodyProblem::Unreadable(
+            "the body could not be parsed".into(),
+        ))
+    });
+    // The body's own problem (deadline, size, a broken upload) explains everything after it.
+    let staged = match (fed, written) {
+        (Err(problem), Ok(staged)) => {
+            staged.abort().await;
+            return Err(problem.into());
+        }
+        (Err(problem), Err(_)) => return Err(problem.into()),
+        (Ok(()), written) => written?,
+    };
+    let job = match (csv_job, parsed) {
+        (Some(job), _) => Ok(job),
+        (None, Ok(Some(header))) => {
+            ingest::validate_header(header, &state.registry).map_err(Into::into)
+        }
+        (None, Ok(None)) => Err(ApiError::bad_request(
+            "invalid_json",
+            "no submission was read",
+        )),
+        (None, Err(problem)) => Err(problem.into()),
+    };
+    let job: NewJob = match job {
+        Ok(job) => job,
+        Err(error) => {
+            staged.abort().await;
+            return Err(error);
+        }
+    };
+    let ingested = staged.commit(&job).await?;
+    state.list_cache().invalidate().await;
+    let job = jobs::get(&state.store.pool, ingested.job_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no job {}", ingested.job_id)))?;
+    state.job_changed(job.id).await;
+    Ok(HttpResponse::Created()
+        .insert_header((header::LOCATION, format!("/api/jobs/{}", job.id)))
+        .json(job))
+}
+
+/// CSV jobs take their header from the query string; `params` is JSON there. The query was
+/// checked for invalid UTF-8 and U+0000 by `middleware::strict_query`.
+fn csv_header(query: &str) -> Result<RawHeader, ApiError> {
+    let query = web::Query::<Vec<(String, String)>>::from_query(query)
+        .map_err(|e| ApiError::bad_request("invalid_query", format!("invalid query string: {e}")))?
+        .into_inner();
+    let mut header = RawHeader::default();
+    let mut problems = Vec::new();
+    for (key, value) in query {
+        match key.as_str() {
+            "name" => header.name = Some(Value::String(value)),
+            "operation" => header.operation = Some(Value::String(value)),
+            "priority" => {
+                header.priority = Some(match value.trim().parse::<i64>() {
+                    Ok(p) => json!(p),
+                    Err(_) => Value::String(value),
+                })
+            }
+            "params" => match serde_json::from_str::<Value>(&value) {
+                Ok(params) => header.params = Some(params),
+                Err(e) => problems.push(ingest::field("params", format!("is not valid JSON: {e}"))),
+            },
+            _ => {}
+        }
+    }
+    if !problems.is_empty() {
+        return Err(ingest::HeaderError::Invalid(problems).into());
+    }
+    Ok(header)
+}
