@@ -4,7 +4,7 @@
 
 use std::{sync::Arc, time::Instant};
 
-use overseer_actors::{Engine, OperationRegistry};
+use overseer_actors::{Engine, Fanout, OperationRegistry};
 
 use crate::{
     config::Config,
@@ -95,25 +95,38 @@ impl App {
             (Some(url), true) => shared_quota(url, &config.redis_prefix).await,
             _ => None,
         };
+        // Who hears of job changes. The engine's (claimed, completed, failed, given back) go to
+        // the live feeds and the list cache; the API's (submitted, paused, resumed, cancelled,
+        // retried) also to this node's Supervisor and, through NOTIFY, other processes' workers.
+        let list_cache = crate::redis::cache::ListCache::new(
+            redis.clone(),
+            &config.redis_prefix,
+            std::time::Duration::from_millis(config.list_cache_ttl_ms),
+        );
+        let engine_events = Fanout::new(vec![
+            live.listener(),
+            Arc::new(crate::redis::cache::CacheListener(list_cache)),
+        ]);
         let engine = roles.engine.then(|| {
             Engine::start_node(
                 config.engine_config(),
-                live.publishing_store(crate::redis::cache::InvalidatingStore::wrap(
-                    Arc::new(store.clone()),
-                    crate::redis::cache::ListCache::new(
-                        redis.clone(),
-                        &config.redis_prefix,
-                        std::time::Duration::from_millis(config.list_cache_ttl_ms),
-                    ),
-                )),
+                Arc::new(store.clone()),
                 registry.clone(),
                 node_info(&config),
                 overseer_actors::LimiterAdapters {
                     shared: shared_quota,
                     learned: Some(learned_limits(&store, redis.as_ref(), &config.redis_prefix)),
                 },
+                Arc::new(engine_events.clone()),
             )
         });
+        let mut api_events =
+            engine_events.with(Arc::new(store::notify::NotifyListener(api_pool.clone())));
+        if let Some(engine) = &engine {
+            api_events = api_events.with(Arc::new(
+                overseer_actors::supervisor::SupervisorListener(engine.supervisor.clone()),
+            ));
+        }
         if let Some(engine) = &engine {
             live.attach_engine(engine);
             // Job changes made by API processes reach this engine within milliseconds.
@@ -137,7 +150,7 @@ impl App {
                 ingest,
                 registry,
                 config: config.clone(),
-                supervisor: engine.as_ref().map(|e| e.supervisor.clone()),
+                events: Arc::new(api_events),
                 board: engine.as_ref().map(|e| e.deps.board.clone()),
                 redis: redis.clone(),
                 live: live.clone(),

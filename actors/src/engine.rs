@@ -15,6 +15,7 @@ use tokio::sync::oneshot;
 use crate::{
     config::EngineConfig,
     db_writer::{DbWriter, WriterHandle},
+    events::{Announcing, Fanout, JobEvents},
     heartbeat::{ActorInfo, ActorKey, Chaos, HeartbeatBoard},
     model::{JobId, NodeInfo},
     operation::OperationRegistry,
@@ -39,6 +40,18 @@ pub struct EngineDeps {
     pub workers: WorkerPool,
     /// Every Job and Customer actor's last heartbeat.
     pub board: HeartbeatBoard,
+    /// Who hears of the job changes the engine makes.
+    pub events: Arc<dyn JobEvents>,
+}
+
+impl EngineDeps {
+    /// The store's status-changing calls, each announced.
+    pub fn announcing(&self) -> Announcing {
+        Announcing {
+            store: self.store.clone(),
+            events: self.events.clone(),
+        }
+    }
 }
 
 /// Arbiters that Job and Customer actors are spread over, round-robin, so one busy or stuck
@@ -92,18 +105,26 @@ impl Engine {
             pid: std::process::id(),
             version: env!("CARGO_PKG_VERSION").into(),
         };
-        Self::start_node(config, store, registry, node, LimiterAdapters::default())
+        Self::start_node(
+            config,
+            store,
+            registry,
+            node,
+            LimiterAdapters::default(),
+            Arc::new(Fanout::default()),
+        )
     }
 
     /// Starts every actor, recording the node as `node` in the store, with the RateLimiter's
-    /// outside parts: the global scope drawing from a quota several nodes share, and where
-    /// learned limits are kept, when given.
+    /// outside parts (the global scope drawing from a quota several nodes share, and where
+    /// learned limits are kept, when given) and the listeners of the job changes it makes.
     pub fn start_node(
         config: EngineConfig,
         store: Arc<dyn Store>,
         registry: Arc<OperationRegistry>,
         node: NodeInfo,
         adapters: LimiterAdapters,
+        events: Arc<dyn JobEvents>,
     ) -> Engine {
         let config = Arc::new(config);
         let writer_arbiter = Arbiter::new();
@@ -148,6 +169,7 @@ impl Engine {
             slots,
             workers: WorkerPool::new(worker_handles),
             board: HeartbeatBoard::new(),
+            events,
         };
         let supervisor_deps = deps.clone();
         let supervisor = Supervisor::start_in_arbiter(deps.workers.next(), move |_| {

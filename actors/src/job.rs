@@ -282,7 +282,7 @@ impl JobActor {
     }
 
     fn complete(&mut self, ctx: &mut Context<Self>) {
-        let store = self.deps.store.clone();
+        let store = self.deps.announcing();
         let (job_id, epoch) = (self.job.id, self.job.lease_epoch);
         let complete = async move { store.complete_job(job_id, epoch).await };
         ctx.spawn(complete.into_actor(self).map(|status, act, ctx| {
@@ -424,7 +424,7 @@ impl JobActor {
     /// Fails the job with `reason` and stops its customers; remaining items stay pending.
     fn fail(&mut self, ctx: &mut Context<Self>, reason: String) {
         tracing::warn!(job_id = self.job.id, %reason, "job failed");
-        let store = self.deps.store.clone();
+        let store = self.deps.announcing();
         let (job_id, epoch) = (self.job.id, self.job.lease_epoch);
         self.settling += 1;
         let fail = async move { store.fail_job(job_id, epoch, &reason).await };
@@ -557,7 +557,7 @@ impl Actor for JobActor {
             match act.deps.registry.build(&act.job.operation, &act.job.params) {
                 Ok(operation) => act.operation = Some(operation),
                 Err(error) => {
-                    let store = act.deps.store.clone();
+                    let store = act.deps.announcing();
                     let (job_id, epoch) = (act.job.id, act.job.lease_epoch);
                     let reason = error.to_string();
                     tracing::warn!(job_id, %reason, "job cannot run; failing it");

@@ -10,7 +10,8 @@
 //! customer with pending items, the customer actor asks the [`rate_limiter`] for a permit before
 //! every call of the [`operation`], and hands each terminal outcome to the [`db_writer`], which
 //! commits outcomes in batches through the [`store`]; after each commit the [`progress`] hub
-//! fans the job's committed counters out to websocket feeds.
+//! fans the job's committed counters out to websocket feeds. Status changes (claimed,
+//! completed, failed, given back) are announced through the [`events`] port.
 //!
 //! Healing: every Job and Customer actor beats on the [`heartbeat`] board; handlers run under
 //! [`guard`] so a panic becomes a stop; the Supervisor restarts jobs and the JobActor restarts
@@ -20,6 +21,7 @@ pub mod config;
 pub mod customer;
 pub mod db_writer;
 pub mod engine;
+pub mod events;
 pub mod guard;
 pub mod heartbeat;
 pub mod job;
@@ -35,6 +37,7 @@ pub mod supervisor;
 
 pub use config::{EngineConfig, LimiterConfig, WriterConfig};
 pub use engine::{Engine, LimiterAdapters};
+pub use events::{Fanout, JobChange, JobEvents};
 pub use heartbeat::{ActorInfo, ActorKey, Chaos, HeartbeatBoard};
 pub use model::{
     ClaimedJob, ItemId, ItemStatus, JobId, JobProgress, JobStatus, NodeInfo, OutcomeRecord,

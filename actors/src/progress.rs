@@ -15,12 +15,12 @@
 //! - a status event first sends the job's coalesced progress, so "completed" always follows
 //!   the final counters.
 //!
-//! Status events. API state changes (pause, resume, cancel, retry) are made by the application
-//! in the database and sent to the hub by the handler that made them ([`StatusChanged`]). The
-//! engine's own state changes (claimed → running, completed, failed) all go through the `Store`
-//! port, so [`PublishingStore`] wraps the store and reports them: no polling, no SQL here, and
-//! the event follows the commit that made it true. (Polling status rows for watched jobs would
-//! add a query per job and second, and still be late.)
+//! Status events. Every status change — the API's (submit, pause, resume, cancel, retry) and
+//! the engine's (claimed → running, completed, failed) — is announced through the job-events
+//! port (`crate::events`) after its commit, and [`HubListener`] turns each into a
+//! [`StatusChanged`]: no polling, no SQL here, and the event follows the commit that made it
+//! true. (Polling status rows for watched jobs would add a query per job and second, and still
+//! be late.)
 //!
 //! Where events go: to every [`ProgressSink`] the hub was started with — the local
 //! [`ProgressBus`] (websocket sessions of this process) and, when Redis is configured, the
@@ -46,8 +46,8 @@ use tokio::{sync::Notify, time::Instant};
 
 use crate::{
     db_writer::Flushed,
-    model::{ClaimedJob, ItemId, JobId, JobProgress, JobStatus, NodeInfo, OutcomeRecord, WorkItem},
-    store::{Store, StoreError},
+    events::{JobChange, JobEvents},
+    model::{JobId, JobProgress, JobStatus},
 };
 
 /// At most one progress event per job in this interval (API.md: at most 4 a second).
@@ -379,117 +379,22 @@ impl Handler<StatusChanged> for ProgressHub {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The engine's status changes, reported by the store they go through.
+// Status changes, heard through the job-events port.
 
-/// A `Store` that reports the engine's job status changes to the hub after they are committed:
-/// claimed (running), completed, failed. Everything else is passed through untouched.
-pub struct PublishingStore {
-    inner: Arc<dyn Store>,
-    hub: Recipient<StatusChanged>,
-}
-
-impl PublishingStore {
-    pub fn new(inner: Arc<dyn Store>, hub: Recipient<StatusChanged>) -> Self {
-        Self { inner, hub }
-    }
-
-    fn report(&self, job_id: JobId, status: JobStatus, error: Option<String>) {
-        self.hub.do_send(StatusChanged {
-            job_id,
-            status,
-            error,
-        });
-    }
-}
+/// The hub as a listener of job changes (`events::JobEvents`): every change whose status is
+/// known becomes a [`StatusChanged`], whoever made it.
+pub struct HubListener(pub Recipient<StatusChanged>);
 
 #[async_trait]
-impl Store for PublishingStore {
-    async fn register_node(&self, node: &NodeInfo) -> Result<(), StoreError> {
-        self.inner.register_node(node).await
-    }
-
-    async fn node_heartbeat(&self, node_id: &str) -> Result<(), StoreError> {
-        self.inner.node_heartbeat(node_id).await
-    }
-
-    async fn claim_jobs(
-        &self,
-        node_id: &str,
-        lease: Duration,
-        limit: usize,
-    ) -> Result<Vec<ClaimedJob>, StoreError> {
-        let claimed = self.inner.claim_jobs(node_id, lease, limit).await?;
-        for job in &claimed {
-            self.report(job.id, JobStatus::Running, None);
+impl JobEvents for HubListener {
+    async fn announce(&self, change: &JobChange) {
+        if let Some(status) = change.status {
+            self.0.do_send(StatusChanged {
+                job_id: change.job_id,
+                status,
+                error: change.error.clone(),
+            });
         }
-        Ok(claimed)
-    }
-
-    async fn renew_lease(
-        &self,
-        job_id: JobId,
-        node_id: &str,
-        epoch: i64,
-        lease: Duration,
-    ) -> Result<bool, StoreError> {
-        self.inner.renew_lease(job_id, node_id, epoch, lease).await
-    }
-
-    async fn release_job(
-        &self,
-        job_id: JobId,
-        node_id: &str,
-        epoch: i64,
-    ) -> Result<(), StoreError> {
-        self.inner.release_job(job_id, node_id, epoch).await
-    }
-
-    async fn job_status(&self, job_id: JobId) -> Result<Option<JobStatus>, StoreError> {
-        self.inner.job_status(job_id).await
-    }
-
-    async fn customers_with_pending(&self, job_id: JobId) -> Result<Vec<String>, StoreError> {
-        self.inner.customers_with_pending(job_id).await
-    }
-
-    async fn pending_items(
-        &self,
-        job_id: JobId,
-        customer_id: &str,
-        after_id: ItemId,
-        limit: usize,
-    ) -> Result<Vec<WorkItem>, StoreError> {
-        self.inner
-            .pending_items(job_id, customer_id, after_id, limit)
-            .await
-    }
-
-    async fn flush_outcomes(
-        &self,
-        outcomes: &[OutcomeRecord],
-    ) -> Result<Vec<JobProgress>, StoreError> {
-        self.inner.flush_outcomes(outcomes).await
-    }
-
-    async fn complete_job(&self, job_id: JobId, epoch: i64) -> Result<JobStatus, StoreError> {
-        let status = self.inner.complete_job(job_id, epoch).await?;
-        if status.is_finished() {
-            self.report(job_id, status, None);
-        }
-        Ok(status)
-    }
-
-    async fn fail_job(&self, job_id: JobId, epoch: i64, error: &str) -> Result<(), StoreError> {
-        self.inner.fail_job(job_id, epoch, error).await?;
-        // Only when the failure took (the job may have been cancelled or taken over meanwhile).
-        if let Ok(Some(JobStatus::Failed)) = self.inner.job_status(job_id).await {
-            self.report(job_id, JobStatus::Failed, Some(error.to_string()));
-        }
-        Ok(())
-    }
-
-    async fn set_job_detail(&self, job_id: JobId, detail: Option<&str>) -> Result<(), StoreError> {
-        self.inner.set_job_detail(job_id, detail).await
     }
 }
 

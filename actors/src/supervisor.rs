@@ -41,6 +41,17 @@ pub struct ClaimNow;
 #[rtype(result = "()")]
 pub struct JobChanged(pub JobId);
 
+/// This node's Supervisor as a listener of job changes: a change the API made here is looked
+/// at now, not at the next tick.
+pub struct SupervisorListener(pub Addr<Supervisor>);
+
+#[async_trait::async_trait]
+impl crate::events::JobEvents for SupervisorListener {
+    async fn announce(&self, change: &crate::events::JobChange) {
+        self.0.do_send(JobChanged(change.job_id));
+    }
+}
+
 /// Sent by a JobActor when it stops.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -124,7 +135,7 @@ impl Supervisor {
             return;
         }
         self.claiming = true;
-        let store = self.deps.store.clone();
+        let store = self.deps.announcing();
         let config = self.deps.config.clone();
         let claim = async move { store.claim_jobs(&config.node_id, config.lease, free).await };
         ctx.spawn(claim.into_actor(self).map(|claimed, act, ctx| {
@@ -215,7 +226,7 @@ impl Supervisor {
                 tracing::error!(job_id, reason = %why, "escalating: failing the job");
                 let epoch = running.epoch;
                 self.running.remove(&job_id);
-                let store = self.deps.store.clone();
+                let store = self.deps.announcing();
                 let node_id = self.deps.config.node_id.clone();
                 let fail = async move {
                     if let Err(error) = store.fail_job(job_id, epoch, &why).await {
@@ -398,7 +409,7 @@ impl Handler<JobEnded> for Supervisor {
             .running
             .remove(&msg.job_id)
             .map_or(msg.epoch, |running| running.epoch.max(msg.epoch));
-        let store = self.deps.store.clone();
+        let store = self.deps.announcing();
         let node_id = self.deps.config.node_id.clone();
         let release = async move { store.release_job(msg.job_id, &node_id, epoch).await };
         ctx.spawn(release.into_actor(self).map(move |released, act, ctx| {

@@ -2,7 +2,7 @@
 //! has a module of its own, `submit`: it is where outside input meets the database.
 
 use actix_web::{HttpResponse, http::header, web};
-use overseer_actors::JobStatus;
+use overseer_actors::{JobChange, JobStatus};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -218,11 +218,7 @@ pub async fn pause(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let job = jobs::pause(&state.store.pool, job_id(&id)?).await?;
-    state.live.status_changed(&job);
-    state.list_cache().invalidate().await;
-    state.job_changed(job.id).await;
-    Ok(HttpResponse::Ok().json(job))
+    change_state(state, id, StateChange::Pause).await
 }
 
 #[utoipa::path(post, path = "/api/jobs/{id}/resume", operation_id = "resumeJob", tag = "jobs",
@@ -238,11 +234,7 @@ pub async fn resume(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let job = jobs::resume(&state.store.pool, job_id(&id)?).await?;
-    state.live.status_changed(&job);
-    state.list_cache().invalidate().await;
-    state.job_changed(job.id).await;
-    Ok(HttpResponse::Ok().json(job))
+    change_state(state, id, StateChange::Resume).await
 }
 
 #[utoipa::path(post, path = "/api/jobs/{id}/cancel", operation_id = "cancelJob", tag = "jobs",
@@ -258,11 +250,7 @@ pub async fn cancel(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let job = jobs::cancel(&state.store.pool, job_id(&id)?).await?;
-    state.live.status_changed(&job);
-    state.list_cache().invalidate().await;
-    state.job_changed(job.id).await;
-    Ok(HttpResponse::Ok().json(job))
+    change_state(state, id, StateChange::Cancel).await
 }
 
 #[utoipa::path(post, path = "/api/jobs/{id}/retry", operation_id = "retryJob", tag = "jobs",
@@ -278,9 +266,46 @@ pub async fn retry(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let job = jobs::retry(&state.store.pool, job_id(&id)?).await?;
-    state.live.status_changed(&job);
-    state.list_cache().invalidate().await;
-    state.job_changed(job.id).await;
+    change_state(state, id, StateChange::Retry).await
+}
+
+/// The state changes the API offers, each one store function; [`change_state`] serves them
+/// all (the four routes above are its documented entry points).
+#[derive(Clone, Copy, Debug)]
+enum StateChange {
+    Pause,
+    Resume,
+    Cancel,
+    Retry,
+}
+
+impl StateChange {
+    async fn apply(self, pool: &deadpool_postgres::Pool, id: i64) -> Result<JobView, ApiError> {
+        Ok(match self {
+            StateChange::Pause => jobs::pause(pool, id).await?,
+            StateChange::Resume => jobs::resume(pool, id).await?,
+            StateChange::Cancel => jobs::cancel(pool, id).await?,
+            StateChange::Retry => jobs::retry(pool, id).await?,
+        })
+    }
+}
+
+/// Makes the change, announces it (feeds, list cache, engines), answers with the job.
+async fn change_state(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    change: StateChange,
+) -> Result<HttpResponse, ApiError> {
+    let job = change.apply(&state.store.pool, job_id(&id)?).await?;
+    state.events.announce(&announced(&job)).await;
     Ok(HttpResponse::Ok().json(job))
+}
+
+/// What a job as the API answers it says of its change.
+pub fn announced(job: &JobView) -> JobChange {
+    JobChange {
+        job_id: job.id,
+        status: Some(job.status),
+        error: job.error.clone(),
+    }
 }

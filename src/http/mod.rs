@@ -24,9 +24,8 @@ pub mod ws;
 
 use std::{net::SocketAddr, sync::Arc, time::Instant};
 
-use actix::Addr;
 use actix_web::{App, HttpResponse, HttpServer, dev::ServerHandle, http::StatusCode, web};
-use overseer_actors::{OperationRegistry, supervisor::Supervisor};
+use overseer_actors::{JobEvents, OperationRegistry};
 
 use crate::{config::Config, store::PgStore};
 pub use error::ApiError;
@@ -45,9 +44,9 @@ pub struct AppState {
     pub ingest: crate::store::ingest::WriterSettings,
     pub registry: Arc<OperationRegistry>,
     pub config: Arc<Config>,
-    /// The local engine's Supervisor, nudged on submission and resume; `None` in an API-only
-    /// process (workers find new jobs on their next claim tick).
-    pub supervisor: Option<Addr<Supervisor>>,
+    /// Who hears of the changes the API makes: the live feeds, the list cache, this node's
+    /// Supervisor and the other processes' workers (composed in `app.rs`).
+    pub events: Arc<dyn JobEvents>,
     /// The local engine's heartbeat board (`GET /api/actors`, chaos); `None` in an API-only
     /// process.
     pub board: Option<overseer_actors::HeartbeatBoard>,
@@ -66,23 +65,6 @@ impl AppState {
             &self.config.redis_prefix,
             std::time::Duration::from_millis(self.config.list_cache_ttl_ms),
         )
-    }
-
-    pub fn nudge_engine(&self) {
-        if let Some(supervisor) = &self.supervisor {
-            supervisor.do_send(overseer_actors::supervisor::ClaimNow);
-        }
-    }
-
-    /// Tells every worker a job changed: this process's engine directly, the others through
-    /// `NOTIFY` (see `store::notify`). Best effort: workers also poll.
-    pub async fn job_changed(&self, job_id: overseer_actors::JobId) {
-        if let Some(supervisor) = &self.supervisor {
-            supervisor.do_send(overseer_actors::supervisor::JobChanged(job_id));
-        }
-        if let Err(error) = crate::store::notify::job_changed(&self.store.pool, job_id).await {
-            tracing::warn!(job_id, %error, "announcing a job change failed; workers will poll");
-        }
     }
 }
 

@@ -200,11 +200,10 @@ pub async fn submit(
         }
     };
     let ingested = staged.commit(&job).await?;
-    state.list_cache().invalidate().await;
     let job = jobs::get(&state.store.pool, ingested.job_id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no job {}", ingested.job_id)))?;
-    state.job_changed(job.id).await;
+    state.events.announce(&super::jobs::announced(&job)).await;
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, format!("/api/jobs/{}", job.id)))
         .json(job))

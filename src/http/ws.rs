@@ -23,12 +23,9 @@ use actix::Addr;
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_ws::{CloseCode, CloseReason, Message, MessageStream, Session};
 use overseer_actors::{
-    JobId, JobStatus, Store,
+    JobEvents, JobId, JobStatus,
     db_writer::Subscribe,
-    progress::{
-        ProgressBus, ProgressEvent, ProgressHub, ProgressSink, PublishingStore, StatusChanged,
-        Subscription,
-    },
+    progress::{HubListener, ProgressBus, ProgressEvent, ProgressHub, ProgressSink, Subscription},
     rate_limiter::{GetConcurrency, GetStats, RateLimiter},
 };
 use serde_json::json;
@@ -94,9 +91,9 @@ impl LiveFeeds {
         }
     }
 
-    /// The store the engine should use: it reports claims, completions and failures here.
-    pub fn publishing_store(&self, store: Arc<dyn Store>) -> Arc<dyn Store> {
-        Arc::new(PublishingStore::new(store, self.hub.clone().recipient()))
+    /// The hub as a listener of job changes (the engine's and the API's).
+    pub fn listener(&self) -> Arc<dyn JobEvents> {
+        Arc::new(HubListener(self.hub.clone().recipient()))
     }
 
     /// Follows the local engine's commits and rate limiter.
@@ -107,15 +104,6 @@ impl LiveFeeds {
             .0
             .do_send(Subscribe(self.hub.clone().recipient()));
         self.limiter = Some(engine.deps.limiter.clone());
-    }
-
-    /// Reports a state change the API made.
-    pub fn status_changed(&self, job: &JobView) {
-        self.hub.do_send(StatusChanged {
-            job_id: job.id,
-            status: job.status,
-            error: job.error.clone(),
-        });
     }
 
     /// Closes every session ("going away") and stops the Redis tasks.

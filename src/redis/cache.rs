@@ -8,7 +8,7 @@
 //!   stored under the old generation and so is never served: no race can resurrect stale data.
 //! - What bumps it: every change the API makes (submission, pause, resume, cancel, retry) and
 //!   every status change the engine makes (claim → running, completion, failure, lease release),
-//!   through [`InvalidatingStore`].
+//!   all announced through the job-events port, which [`CacheListener`] listens to.
 //! - What does not: the counters of a running job, which move with every DbWriter flush (four
 //!   times a second); bumping on each would make the cache useless while anything runs. A page
 //!   lives at most `list_cache_ttl_ms` (default 2 s), which bounds how old those counters can be.
@@ -17,13 +17,10 @@
 //!   Redis, or when it fails or is slow, every read is a MISS straight from PostgreSQL; the cache
 //!   never turns into an error.
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use async_trait::async_trait;
-use overseer_actors::{
-    ClaimedJob, ItemId, JobId, JobProgress, JobStatus, NodeInfo, OutcomeRecord, Store, StoreError,
-    WorkItem,
-};
+use overseer_actors::{JobChange, JobEvents};
 
 use super::ConnectionManager;
 
@@ -137,102 +134,13 @@ impl ListCache {
     }
 }
 
-/// The engine's store, bumping the list cache's generation on every job status change it makes.
-pub struct InvalidatingStore {
-    inner: Arc<dyn Store>,
-    cache: ListCache,
-}
-
-impl InvalidatingStore {
-    pub fn wrap(inner: Arc<dyn Store>, cache: ListCache) -> Arc<dyn Store> {
-        Arc::new(InvalidatingStore { inner, cache })
-    }
-}
+/// The cache as a listener of job changes: every change, the API's or the engine's, bumps the
+/// generation.
+pub struct CacheListener(pub ListCache);
 
 #[async_trait]
-impl Store for InvalidatingStore {
-    async fn register_node(&self, node: &NodeInfo) -> Result<(), StoreError> {
-        self.inner.register_node(node).await
-    }
-
-    async fn node_heartbeat(&self, node_id: &str) -> Result<(), StoreError> {
-        self.inner.node_heartbeat(node_id).await
-    }
-
-    async fn claim_jobs(
-        &self,
-        node_id: &str,
-        lease: Duration,
-        limit: usize,
-    ) -> Result<Vec<ClaimedJob>, StoreError> {
-        let claimed = self.inner.claim_jobs(node_id, lease, limit).await?;
-        if !claimed.is_empty() {
-            self.cache.invalidate().await;
-        }
-        Ok(claimed)
-    }
-
-    async fn renew_lease(
-        &self,
-        job_id: JobId,
-        node_id: &str,
-        epoch: i64,
-        lease: Duration,
-    ) -> Result<bool, StoreError> {
-        self.inner.renew_lease(job_id, node_id, epoch, lease).await
-    }
-
-    async fn release_job(
-        &self,
-        job_id: JobId,
-        node_id: &str,
-        epoch: i64,
-    ) -> Result<(), StoreError> {
-        self.inner.release_job(job_id, node_id, epoch).await?;
-        self.cache.invalidate().await;
-        Ok(())
-    }
-
-    async fn job_status(&self, job_id: JobId) -> Result<Option<JobStatus>, StoreError> {
-        self.inner.job_status(job_id).await
-    }
-
-    async fn customers_with_pending(&self, job_id: JobId) -> Result<Vec<String>, StoreError> {
-        self.inner.customers_with_pending(job_id).await
-    }
-
-    async fn pending_items(
-        &self,
-        job_id: JobId,
-        customer_id: &str,
-        after_id: ItemId,
-        limit: usize,
-    ) -> Result<Vec<WorkItem>, StoreError> {
-        self.inner
-            .pending_items(job_id, customer_id, after_id, limit)
-            .await
-    }
-
-    async fn flush_outcomes(
-        &self,
-        outcomes: &[OutcomeRecord],
-    ) -> Result<Vec<JobProgress>, StoreError> {
-        self.inner.flush_outcomes(outcomes).await
-    }
-
-    async fn complete_job(&self, job_id: JobId, epoch: i64) -> Result<JobStatus, StoreError> {
-        let status = self.inner.complete_job(job_id, epoch).await?;
-        self.cache.invalidate().await;
-        Ok(status)
-    }
-
-    async fn fail_job(&self, job_id: JobId, epoch: i64, error: &str) -> Result<(), StoreError> {
-        self.inner.fail_job(job_id, epoch, error).await?;
-        self.cache.invalidate().await;
-        Ok(())
-    }
-
-    async fn set_job_detail(&self, job_id: JobId, detail: Option<&str>) -> Result<(), StoreError> {
-        self.inner.set_job_detail(job_id, detail).await
+impl JobEvents for CacheListener {
+    async fn announce(&self, _change: &JobChange) {
+        self.0.invalidate().await;
     }
 }

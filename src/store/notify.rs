@@ -11,9 +11,10 @@
 
 use std::time::Duration;
 
+use async_trait::async_trait;
 use deadpool_postgres::Pool;
 use futures_util::StreamExt;
-use overseer_actors::JobId;
+use overseer_actors::{JobChange, JobEvents, JobId};
 use tokio_postgres::{AsyncMessage, NoTls};
 
 use super::DbError;
@@ -30,6 +31,19 @@ pub async fn job_changed(pool: &Pool, job_id: JobId) -> Result<(), DbError> {
         .execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &job_id.to_string()])
         .await?;
     Ok(())
+}
+
+/// The workers of other processes as listeners of job changes: each change is a `NOTIFY`.
+/// Best effort: a lost one is caught by their polling.
+pub struct NotifyListener(pub Pool);
+
+#[async_trait]
+impl JobEvents for NotifyListener {
+    async fn announce(&self, change: &JobChange) {
+        if let Err(error) = job_changed(&self.0, change.job_id).await {
+            tracing::warn!(job_id = change.job_id, %error, "announcing a job change failed; workers will poll");
+        }
+    }
 }
 
 /// Listens for job changes until the process ends, reconnecting whenever the connection

@@ -316,3 +316,83 @@ async fn a_client_on_one_node_follows_a_job_run_by_another_through_redis() {
     assert_eq!(job["processed"], job["total_items"]);
     drop(node_b);
 }
+
+/// Reads events until a status event with `status` (progress events may come first).
+async fn status_event(socket: &mut Socket, status: &str) -> Value {
+    loop {
+        let event = event(socket).await;
+        if event["type"] == "status" && event["status"] == status {
+            return event;
+        }
+    }
+}
+
+/// A `GET /api/jobs` page's `X-Cache` and body.
+async fn list_page(base: &str) -> (String, Value) {
+    let response = http()
+        .get(format!("{base}/api/jobs?limit=10"))
+        .send()
+        .await
+        .expect("list");
+    let cache = response
+        .headers()
+        .get("x-cache")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("none")
+        .to_string();
+    (cache, response.json().await.expect("list JSON"))
+}
+
+#[actix_rt::test]
+async fn a_state_change_through_the_api_reaches_the_feed_the_cache_and_another_node() {
+    let db = TestDb::new("live_events");
+    let mut config = test_config(&db);
+    config.redis_url = Some("redis://127.0.0.1:6379".into());
+    config.redis_prefix = format!("{}:", db.name);
+    config.list_cache_ttl_ms = 60_000;
+    let app = start(config.clone()).await;
+    let base = app.base_url().expect("base url");
+    let id = id_of(&submit_json(&base, &slow_job("events", 200)).await);
+    wait_for_status(&base, id, "running", DEADLINE).await;
+    let mut socket = connect(&base, &format!("/api/jobs/{id}/ws")).await;
+    assert_eq!(event(&mut socket).await["type"], "snapshot");
+    // Another node: its engine would hear of the change through this listener.
+    let (heard_tx, mut heard) = tokio::sync::mpsc::unbounded_channel();
+    let pg = overseer::store::pool::pg_config(&config.pool_settings()).expect("pg config");
+    let other_node = overseer::store::notify::spawn_listener(pg, move |job| {
+        let _ = heard_tx.send(job);
+    });
+    // The listener says it (re)connected with None: from then on it hears every change.
+    let connected = tokio::time::timeout(DEADLINE, heard.recv()).await;
+    assert_eq!(connected.expect("the listener connects"), Some(None));
+    // The list is cached once the claim's change has passed.
+    wait_for("a cached list", DEADLINE, || async {
+        (list_page(&base).await.0 == "HIT").then_some(())
+    })
+    .await;
+
+    let paused = http()
+        .post(format!("{base}/api/jobs/{id}/pause"))
+        .send()
+        .await
+        .expect("pause");
+    assert_eq!(paused.status(), 200);
+
+    let status = status_event(&mut socket, "paused").await;
+    assert_eq!(status["job_id"], id, "{status}");
+    let (cache, page) = list_page(&base).await;
+    assert_eq!(cache, "MISS", "the pause made the cached list stale");
+    assert_eq!(page["jobs"][0]["status"], "paused");
+    let hears_the_pause = async {
+        while let Some(job) = heard.recv().await {
+            if job == Some(id) {
+                return true;
+            }
+        }
+        false
+    };
+    let told = tokio::time::timeout(DEADLINE, hears_the_pause).await;
+    assert_eq!(told.ok(), Some(true), "the other node hears of the pause");
+    other_node.abort();
+    app.stop().await;
+}
