@@ -15,7 +15,7 @@ use tokio_tungstenite::{
 };
 
 use crate::support::{
-    TestDb, http, json_items, start, submit_json, test_config, wait_for, wait_for_status,
+    TestDb, http, json_items, list_page, start, submit_json, test_config, wait_for, wait_for_status,
 };
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -325,22 +325,6 @@ async fn status_event(socket: &mut Socket, status: &str) -> Value {
             return event;
         }
     }
-}
-
-/// A `GET /api/jobs` page's `X-Cache` and body.
-async fn list_page(base: &str) -> (String, Value) {
-    let response = http()
-        .get(format!("{base}/api/jobs?limit=10"))
-        .send()
-        .await
-        .expect("list");
-    let cache = response
-        .headers()
-        .get("x-cache")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("none")
-        .to_string();
-    (cache, response.json().await.expect("list JSON"))
 }
 
 #[actix_rt::test]

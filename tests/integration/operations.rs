@@ -15,8 +15,8 @@ use overseer::config::Config;
 use serde_json::{Value, json};
 
 use crate::support::{
-    TestDb, assert_api_error, assert_nothing_stored, http, json_items, start, submit_json,
-    test_config, wait_for, wait_for_status,
+    TestDb, assert_api_error, assert_nothing_stored, http, json_items, list_page, start,
+    submit_json, test_config, wait_for, wait_for_status,
 };
 
 const TOKEN: &str = "t0ken-for-tests";
@@ -507,22 +507,6 @@ fn redis_config(db: &TestDb, url: &str) -> Config {
     config
 }
 
-async fn list(base: &str) -> (String, Value) {
-    let response = http()
-        .get(format!("{base}/api/jobs?limit=10"))
-        .send()
-        .await
-        .expect("list");
-    assert_eq!(response.status(), 200);
-    let cache = response
-        .headers()
-        .get("x-cache")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("none")
-        .to_string();
-    (cache, response.json().await.expect("list JSON"))
-}
-
 #[actix_rt::test]
 async fn list_is_cached_until_a_job_changes() {
     let db = TestDb::new("ops_cache");
@@ -537,12 +521,12 @@ async fn list_is_cached_until_a_job_changes() {
     wait_for_status(&base, id, "running", Duration::from_secs(30)).await;
     // Claiming made the job change; from here on, only the API changes its status.
     let (first, _) = wait_for("a MISS", Duration::from_secs(10), || async {
-        let (cache, body) = list(&base).await;
+        let (cache, body) = list_page(&base).await;
         (cache == "MISS").then_some((cache, body))
     })
     .await;
     assert_eq!(first, "MISS");
-    let (cache, cached) = list(&base).await;
+    let (cache, cached) = list_page(&base).await;
     assert_eq!(cache, "HIT");
     assert_eq!(cached["total"], 1);
     let paused: Value = http()
@@ -554,7 +538,7 @@ async fn list_is_cached_until_a_job_changes() {
         .await
         .expect("job");
     assert_eq!(paused["status"], "paused");
-    let (cache, after) = list(&base).await;
+    let (cache, after) = list_page(&base).await;
     assert_eq!(
         cache, "MISS",
         "a change to a job makes the next read a MISS"
@@ -565,7 +549,7 @@ async fn list_is_cached_until_a_job_changes() {
     wait_for(
         "a HIT after the pause settled",
         Duration::from_secs(10),
-        || async { (list(&base).await.0 == "HIT").then_some(()) },
+        || async { (list_page(&base).await.0 == "HIT").then_some(()) },
     )
     .await;
     submit_json(
@@ -573,7 +557,7 @@ async fn list_is_cached_until_a_job_changes() {
         &json!({"operation": "noop", "items": json_items(1, 1)}),
     )
     .await;
-    let (cache, after) = list(&base).await;
+    let (cache, after) = list_page(&base).await;
     assert_eq!(cache, "MISS", "a submission makes the next read a MISS");
     assert_eq!(after["total"], 2);
     app.stop().await;
@@ -585,7 +569,7 @@ async fn without_redis_the_list_is_correct_and_always_a_miss() {
     let app = start(redis_config(&db, "redis://127.0.0.1:1")).await;
     let base = app.base_url().expect("base");
     for _ in 0..2 {
-        let (cache, body) = list(&base).await;
+        let (cache, body) = list_page(&base).await;
         assert_eq!((cache.as_str(), &body["total"]), ("MISS", &json!(0)));
     }
     submit_json(
@@ -594,7 +578,7 @@ async fn without_redis_the_list_is_correct_and_always_a_miss() {
     )
     .await;
     for _ in 0..2 {
-        let (cache, body) = list(&base).await;
+        let (cache, body) = list_page(&base).await;
         assert_eq!((cache.as_str(), &body["total"]), ("MISS", &json!(1)));
     }
     let ready: Value = http()

@@ -368,3 +368,20 @@ fn dechunk(mut body: &str) -> String {
     }
     out
 }
+
+/// A `GET /api/jobs` page's `X-Cache` and body.
+pub async fn list_page(base: &str) -> (String, Value) {
+    let response = http()
+        .get(format!("{base}/api/jobs?limit=10"))
+        .send()
+        .await
+        .expect("list");
+    assert_eq!(response.status(), 200);
+    let cache = response
+        .headers()
+        .get("x-cache")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("none")
+        .to_string();
+    (cache, response.json().await.expect("list JSON"))
+}
