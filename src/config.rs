@@ -466,6 +466,23 @@ mod tests {
     }
 
     #[test]
+    fn file_keys_reach_the_embedded_engine_and_limiter_knobs() {
+        let config = Config::from_sources(
+            Some("lease_ms = 900\nrestart_window_ms = 7000\nrate_limit_customer_burst = 3"),
+            &vars(&[("OVERSEER_WORKER_THREADS", "3")]),
+        )
+        .expect("valid");
+        let engine = config.engine_config();
+        assert_eq!(engine.lease, Duration::from_millis(900));
+        assert_eq!(engine.restart.window, Duration::from_secs(7));
+        assert_eq!(engine.worker_arbiters, 3);
+        assert_eq!(engine.limiter.customer.burst, 3.0);
+        let shown = config.redacted();
+        assert_eq!(shown["lease_ms"], 900, "the flat names are kept: {shown}");
+        assert_eq!(shown["rate_limit_customer_burst"], 3.0, "{shown}");
+    }
+
+    #[test]
     fn bad_values_name_the_variable() {
         let err = Config::from_sources(None, &vars(&[("OVERSEER_POOL_SIZE", "many")]))
             .expect_err("invalid");

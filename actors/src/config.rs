@@ -74,6 +74,7 @@ pub struct EngineConfig {
     /// Arbiters (threads) that Job and Customer actors are spread over.
     #[serde(rename = "worker_threads")]
     pub worker_arbiters: usize,
+    /// The DbWriter's flush policy.
     #[serde(flatten)]
     pub writer: WriterConfig,
     /// Filled by the application from its preset and overrides (0 = the preset's value), which
@@ -126,6 +127,7 @@ pub struct WriterConfig {
     /// Backoff between attempts of a failed flush; not a setting (tests shorten it).
     #[serde(skip)]
     pub retry_min: Duration,
+    /// …up to this.
     #[serde(skip)]
     pub retry_max: Duration,
 }
