@@ -1,7 +1,7 @@
 //! The names the configuration knows, and the check that refuses every other one.
 //!
 //! A misspelled setting that is silently ignored waits for a bad day (a test server that meant
-//! to run unlimited ran rate-limited for months that way), so an unknown `OVERSEER_*` variable
+//! to run unlimited ran rate-limited, unnoticed, that way), so an unknown `OVERSEER_*` variable
 //! or `overseer.toml` key stops start-up, naming it and the closest known name. The known names
 //! are the `Config` fields (found by serializing the defaults, so a new field is known at once),
 //! `DATABASE_URL` and `REDIS_URL`, and the few `OVERSEER_*` variables read outside `Config`.
