@@ -1,22 +1,32 @@
 //! One typed `Config` for the whole application, read from an optional TOML file
 //! (`overseer.toml`, or the path in `OVERSEER_CONFIG`) and then from the environment:
 //! `DATABASE_URL`, `REDIS_URL`, and `OVERSEER_<FIELD>` for every other field (upper case).
-//! Environment values win. Defaults work on a developer machine. The README's configuration
-//! table lists the same fields. Secrets are shown only through [`Config::redacted`], which
-//! rebuilds connection strings from their parsed parts (see [`redact`]).
+//! Environment values win ([`sources`]). Defaults work on a developer machine. The README's
+//! configuration table lists the same fields (a test holds them together).
+//!
+//! Config is data: the engine's knobs are its own `EngineConfig`, embedded through serde, and
+//! the rate limiter's overrides are its own `ScopeKnobs` ([`rate_limit`]), so nothing here
+//! mirrors them field by field. An unknown name stops start-up ([`names`]). Secrets are shown
+//! only through [`Config::redacted`], which rebuilds connection strings from their parsed parts
+//! (see [`redact`]).
 
+pub mod names;
+mod rate_limit;
 pub mod redact;
+mod sources;
 
 use std::{collections::BTreeMap, path::Path, time::Duration};
 
-use overseer_actors::{EngineConfig, LimiterSettings, Preset, RestartPolicy, WriterConfig};
+use overseer_actors::{EngineConfig, LimiterSettings, Preset, ScopeKnobs, WriterConfig};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::store::pool::PoolSettings;
 
+// No `deny_unknown_fields` (serde cannot have it beside `flatten`): unknown names are refused
+// before deserializing, with the closest known one (`names`).
 #[derive(Clone, Serialize, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct Config {
     /// PostgreSQL URL; the database is created if missing.
     pub database_url: String,
@@ -69,98 +79,27 @@ pub struct Config {
     /// `Retry-After`.
     pub max_concurrent_submissions: usize,
 
-    /// Jobs this node runs at once.
-    pub max_running_jobs: usize,
-    /// Most customers one job works on at once (a ceiling: the rate limiter decides how many
-    /// from the quota and the latency).
-    pub max_concurrent_customers: usize,
-    /// Most customers this node works on at once, over all its jobs.
-    pub max_node_customers: usize,
-    /// Items read per query by a customer actor.
-    pub page_size: usize,
-    /// Attempts per item for retryable failures.
-    pub max_attempts: u32,
-    /// Backoff between retries of an item: from this…
-    pub retry_min_ms: u64,
-    /// …up to this.
-    pub retry_max_ms: u64,
-    /// How often the Supervisor looks for claimable jobs.
-    pub claim_interval_ms: u64,
-    /// How often a running job checks for pause/cancel and renews its lease.
-    pub control_interval_ms: u64,
-    /// Lease on a claimed job.
-    pub lease_ms: u64,
-    /// Restart intensity: restarts of one actor allowed within `restart_window_ms`; one more
-    /// failure escalates (a customer's remaining items fail, or the job fails, with the reason).
-    pub max_restarts: u32,
-    /// The window restarts are counted in.
-    pub restart_window_ms: u64,
-    /// Delay before the first restart; doubles per restart in the window, jittered…
-    pub restart_backoff_min_ms: u64,
-    /// …up to this.
-    pub restart_backoff_max_ms: u64,
-    /// How often every Job and Customer actor sends its heartbeat.
-    pub heartbeat_interval_ms: u64,
-    /// An actor silent this long is restarted.
-    pub heartbeat_timeout_ms: u64,
-    /// An actor busy without progress this long is restarted.
-    pub stall_timeout_ms: u64,
-    /// Longest one operation call may take before it is abandoned and retried.
-    pub call_timeout_ms: u64,
-    /// An item in flight at this many crashes of its worker is failed as poison.
-    pub quarantine_after_crashes: u32,
-    /// On SIGTERM/SIGINT: how long in-flight calls and flushes may take before the process exits.
-    pub shutdown_deadline_ms: u64,
+    /// The engine's knobs, embedded as data under their documented flat names
+    /// (`max_running_jobs`, `lease_ms`, `restart_window_ms`, `worker_threads`, `flush_max_items`
+    /// …; durations in ms): see `EngineConfig`, `RestartPolicy` and `WriterConfig` for what each
+    /// does. Not set from here: the node id (`node_id` above) and the limiter (below).
+    #[serde(flatten)]
+    pub engine: EngineConfig,
     /// `true` (or `1`) enables `POST /api/chaos/actors/{id}/kill|hang`. Never in production.
     pub chaos: bool,
-    /// Threads that Job and Customer actors are spread over.
-    pub worker_threads: usize,
-
-    /// DbWriter: flush when this many outcomes are buffered…
-    pub flush_max_items: usize,
-    /// …or this often.
-    pub flush_interval_ms: u64,
-    /// DbWriter: flushes in flight at once (connections used).
-    pub flush_connections: usize,
-    /// DbWriter: producers wait when this many outcomes are buffered.
-    pub max_buffered: usize,
 
     /// RateLimiter preset: `conservative`, `balanced` or `aggressive` (or `unlimited`, for
     /// benchmarks and tests of work that calls nothing outside); the `rate_limit_*` knobs below
     /// override single values of it (0 = the preset's value).
     pub rate_limit_preset: String,
-    /// RateLimiter, global scope (developer token): rate a new scope starts at (requests/s); 0 = preset.
-    pub rate_limit_global_initial_rate: f64,
-    /// RateLimiter, global scope (developer token): lowest rate (requests/s); 0 = preset.
-    pub rate_limit_global_min_rate: f64,
-    /// RateLimiter, global scope (developer token): highest rate (requests/s); 0 = preset.
-    pub rate_limit_global_max_rate: f64,
-    /// RateLimiter, global scope (developer token): requests/s gained per second while probing above the last throttle; 0 = preset.
-    pub rate_limit_global_increase_step: f64,
-    /// RateLimiter, global scope (developer token): rate multiplier on a throttle (0..1); 0 = preset.
-    pub rate_limit_global_decrease_factor: f64,
-    /// RateLimiter, global scope (developer token): calls in flight at once; 0 = preset.
-    pub rate_limit_global_max_in_flight: u64,
-    /// RateLimiter, global scope (developer token): permits that may go back to back after an idle spell; 0 = preset.
-    pub rate_limit_global_burst: f64,
-    /// RateLimiter, global scope (developer token): fixed window: operations per UTC day (0 = none); 0 = preset.
-    pub rate_limit_global_daily_operations: u64,
-    /// RateLimiter, each customer scope: rate a new scope starts at (requests/s); 0 = preset.
-    pub rate_limit_customer_initial_rate: f64,
-    /// RateLimiter, each customer scope: lowest rate (requests/s); 0 = preset.
-    pub rate_limit_customer_min_rate: f64,
-    /// RateLimiter, each customer scope: highest rate (requests/s); 0 = preset.
-    pub rate_limit_customer_max_rate: f64,
-    /// RateLimiter, each customer scope: requests/s gained per second while probing above the last throttle; 0 = preset.
-    pub rate_limit_customer_increase_step: f64,
-    /// RateLimiter, each customer scope: rate multiplier on a throttle (0..1); 0 = preset.
-    pub rate_limit_customer_decrease_factor: f64,
-    /// RateLimiter, each customer scope: calls in flight at once; 0 = preset.
-    pub rate_limit_customer_max_in_flight: u64,
-    /// RateLimiter, each customer scope: permits that may go back to back after an idle spell; 0 = preset.
-    pub rate_limit_customer_burst: f64,
-    /// RateLimiter, each customer scope: fixed window: operations per UTC day (0 = none); 0 = preset.
-    pub rate_limit_customer_daily_operations: u64,
+    /// RateLimiter, global scope (developer token): `rate_limit_global_<knob>` for each of the
+    /// eight knobs of `ScopeKnobs` (`initial_rate`, `max_in_flight`, `daily_operations` …);
+    /// 0 = the preset's value.
+    #[serde(flatten, with = "rate_limit::global")]
+    pub rate_limit_global: ScopeKnobs,
+    /// RateLimiter, each customer scope: `rate_limit_customer_<knob>`, as for the global scope.
+    #[serde(flatten, with = "rate_limit::customer")]
+    pub rate_limit_customer: ScopeKnobs,
 
     /// Google Ads API base URL.
     pub google_ads_endpoint: String,
@@ -193,8 +132,6 @@ pub const SECRET_FIELDS: [&str; 5] = [
 
 impl Default for Config {
     fn default() -> Self {
-        let engine = EngineConfig::default();
-        let writer = WriterConfig::default();
         Self {
             database_url: "postgres://postgres@127.0.0.1:5432/overseer".into(),
             redis_url: None,
@@ -217,49 +154,11 @@ impl Default for Config {
             max_items_per_job: 5_000_000,
             body_timeout_ms: 60_000,
             max_concurrent_submissions: 16,
-            max_running_jobs: engine.max_running_jobs,
-            max_concurrent_customers: engine.max_concurrent_customers,
-            max_node_customers: engine.max_node_customers,
-            page_size: engine.page_size,
-            max_attempts: engine.max_attempts,
-            retry_min_ms: engine.retry_min.as_millis() as u64,
-            retry_max_ms: engine.retry_max.as_millis() as u64,
-            claim_interval_ms: engine.claim_interval.as_millis() as u64,
-            control_interval_ms: engine.control_interval.as_millis() as u64,
-            lease_ms: engine.lease.as_millis() as u64,
-            max_restarts: engine.restart.max_restarts,
-            restart_window_ms: engine.restart.window.as_millis() as u64,
-            restart_backoff_min_ms: engine.restart.backoff_min.as_millis() as u64,
-            restart_backoff_max_ms: engine.restart.backoff_max.as_millis() as u64,
-            heartbeat_interval_ms: engine.heartbeat_interval.as_millis() as u64,
-            heartbeat_timeout_ms: engine.heartbeat_timeout.as_millis() as u64,
-            stall_timeout_ms: engine.stall_timeout.as_millis() as u64,
-            call_timeout_ms: engine.call_timeout.as_millis() as u64,
-            quarantine_after_crashes: engine.quarantine_after_crashes,
-            shutdown_deadline_ms: engine.shutdown_deadline.as_millis() as u64,
+            engine: EngineConfig::default(),
             chaos: false,
-            worker_threads: engine.worker_arbiters,
-            flush_max_items: writer.flush_max_items,
-            flush_interval_ms: writer.flush_interval.as_millis() as u64,
-            flush_connections: writer.flush_connections,
-            max_buffered: writer.max_buffered,
             rate_limit_preset: "balanced".into(),
-            rate_limit_global_initial_rate: 0.0,
-            rate_limit_global_min_rate: 0.0,
-            rate_limit_global_max_rate: 0.0,
-            rate_limit_global_increase_step: 0.0,
-            rate_limit_global_decrease_factor: 0.0,
-            rate_limit_global_max_in_flight: 0,
-            rate_limit_global_burst: 0.0,
-            rate_limit_global_daily_operations: 0,
-            rate_limit_customer_initial_rate: 0.0,
-            rate_limit_customer_min_rate: 0.0,
-            rate_limit_customer_max_rate: 0.0,
-            rate_limit_customer_increase_step: 0.0,
-            rate_limit_customer_decrease_factor: 0.0,
-            rate_limit_customer_max_in_flight: 0,
-            rate_limit_customer_burst: 0.0,
-            rate_limit_customer_daily_operations: 0,
+            rate_limit_global: rate_limit::unset(),
+            rate_limit_customer: rate_limit::unset(),
             google_ads_endpoint: "https://googleads.googleapis.com".into(),
             google_ads_api_version: "v26".into(),
             google_ads_token_url: "https://oauth2.googleapis.com/token".into(),
@@ -286,14 +185,13 @@ pub enum ConfigError {
     File { path: String, error: String },
     #[error("invalid configuration: {0}")]
     Invalid(String),
+    /// Names no setting has: start-up stops (exit code 2) rather than ignore a typo.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Unknown(Vec<names::Unknown>),
 }
 
 /// The `rate_limit_preset` that turns the RateLimiter off.
 pub const UNLIMITED: &str = "unlimited";
-
-/// Variables read without the `OVERSEER_` prefix, as deployments name them.
-const UNPREFIXED: [(&str, &str); 2] =
-    [("DATABASE_URL", "database_url"), ("REDIS_URL", "redis_url")];
 
 impl Config {
     /// Reads the file (if any) and the process environment.
@@ -322,64 +220,32 @@ impl Config {
         toml_text: Option<&str>,
         vars: &BTreeMap<String, String>,
     ) -> Result<Config, ConfigError> {
-        let mut merged = match toml_text {
-            Some(text) => {
-                let table: toml::Table =
-                    toml::from_str(text).map_err(|e| ConfigError::Invalid(e.to_string()))?;
-                serde_json::to_value(table).map_err(|e| ConfigError::Invalid(e.to_string()))?
-            }
-            None => Value::Object(Map::new()),
-        };
-        let known = serde_json::to_value(Config::default())
-            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
-        let Value::Object(known) = known else {
-            return Err(ConfigError::Invalid("config is not a table".into()));
-        };
-        let Value::Object(target) = &mut merged else {
-            return Err(ConfigError::Invalid("config file is not a table".into()));
-        };
-        for (name, value) in vars {
-            let field = UNPREFIXED
-                .iter()
-                .find(|(var, _)| var == name)
-                .map(|(_, field)| field.to_string())
-                .or_else(|| {
-                    name.strip_prefix("OVERSEER_")
-                        .map(str::to_ascii_lowercase)
-                        .filter(|f| known.contains_key(f))
-                });
-            let Some(field) = field else { continue };
-            let typed = match known.get(&field) {
-                Some(Value::Number(_)) => value
-                    .trim()
-                    .parse::<serde_json::Number>()
-                    .map(Value::Number)
-                    .map_err(|_| {
-                        ConfigError::Invalid(format!("{name}={value:?} is not a number"))
-                    })?,
-                Some(Value::Array(_)) => Value::Array(
-                    value
-                        .split(',')
-                        .map(str::trim)
-                        .filter(|v| !v.is_empty())
-                        .map(|v| Value::String(v.to_string()))
-                        .collect(),
-                ),
-                Some(Value::Bool(_)) => Value::Bool(matches!(
-                    value.trim().to_ascii_lowercase().as_str(),
-                    "1" | "true" | "yes" | "on"
-                )),
-                _ => Value::String(value.clone()),
-            };
-            target.insert(field, typed);
-        }
+        let merged = sources::merge(toml_text, vars, &Self::fields()?)?;
         let config: Config =
             serde_json::from_value(merged).map_err(|e| ConfigError::Invalid(e.to_string()))?;
         config.check()?;
         Ok(config)
     }
 
+    /// Every setting's name (the TOML key) with its default, as the defaults serialize.
+    fn fields() -> Result<Map<String, Value>, ConfigError> {
+        match serde_json::to_value(Config::default()) {
+            Ok(Value::Object(fields)) => Ok(fields),
+            Ok(_) => Err(ConfigError::Invalid("config is not a table".into())),
+            Err(e) => Err(ConfigError::Invalid(e.to_string())),
+        }
+    }
+
+    /// Every environment variable start-up accepts: one per field, and the `OVERSEER_*`
+    /// variables read elsewhere.
+    pub fn known_variables() -> Result<Vec<String>, ConfigError> {
+        Ok(names::known_variables(
+            Self::fields()?.keys().map(String::as_str),
+        ))
+    }
+
     fn check(&self) -> Result<(), ConfigError> {
+        let engine = &self.engine;
         let positive = [
             ("pool_size", self.pool_size),
             ("api_pool_size", self.api_pool_size),
@@ -389,24 +255,24 @@ impl Config {
                 self.max_concurrent_submissions,
             ),
             ("body_timeout_ms", self.body_timeout_ms as usize),
-            ("max_running_jobs", self.max_running_jobs),
-            ("max_concurrent_customers", self.max_concurrent_customers),
-            ("max_node_customers", self.max_node_customers),
-            ("page_size", self.page_size),
-            ("worker_threads", self.worker_threads),
-            ("flush_max_items", self.flush_max_items),
-            ("flush_connections", self.flush_connections),
-            ("max_buffered", self.max_buffered),
+            ("max_running_jobs", engine.max_running_jobs),
+            ("max_concurrent_customers", engine.max_concurrent_customers),
+            ("max_node_customers", engine.max_node_customers),
+            ("page_size", engine.page_size),
+            ("worker_threads", engine.worker_arbiters),
+            ("flush_max_items", engine.writer.flush_max_items),
+            ("flush_connections", engine.writer.flush_connections),
+            ("max_buffered", engine.writer.max_buffered),
         ];
         for (name, value) in positive {
             if value == 0 {
                 return Err(ConfigError::Invalid(format!("{name} must be at least 1")));
             }
         }
-        if self.flush_connections >= self.pool_size {
+        if engine.writer.flush_connections >= self.pool_size {
             return Err(ConfigError::Invalid(format!(
                 "flush_connections ({}) must be below pool_size ({}), or nothing else could run",
-                self.flush_connections, self.pool_size
+                engine.writer.flush_connections, self.pool_size
             )));
         }
         if self.ingest_connections >= self.api_pool_size {
@@ -416,11 +282,12 @@ impl Config {
                 self.ingest_connections, self.api_pool_size
             )));
         }
-        if self.heartbeat_timeout_ms <= self.heartbeat_interval_ms {
+        if engine.heartbeat_timeout <= engine.heartbeat_interval {
             return Err(ConfigError::Invalid(format!(
                 "heartbeat_timeout_ms ({}) must exceed heartbeat_interval_ms ({}), or every actor \
                  would look silent",
-                self.heartbeat_timeout_ms, self.heartbeat_interval_ms
+                engine.heartbeat_timeout.as_millis(),
+                engine.heartbeat_interval.as_millis()
             )));
         }
         if let Some(bad) = self
@@ -432,7 +299,7 @@ impl Config {
                 "allowed_hosts: {bad:?} is not a host name, address or host:port"
             )));
         }
-        if self.max_attempts == 0 {
+        if engine.max_attempts == 0 {
             return Err(ConfigError::Invalid(
                 "max_attempts must be at least 1".into(),
             ));
@@ -485,40 +352,27 @@ impl Config {
         }
     }
 
+    /// The engine's config: the embedded knobs with the node id and the limiter filled in, and
+    /// the floors that keep a zero from spinning a loop (or expiring every lease at once).
     pub fn engine_config(&self) -> EngineConfig {
+        let engine = &self.engine;
+        let at_least = |value: Duration, ms: u64| value.max(Duration::from_millis(ms));
         EngineConfig {
             node_id: self.node_id(),
-            max_running_jobs: self.max_running_jobs,
-            max_concurrent_customers: self.max_concurrent_customers,
-            max_node_customers: self.max_node_customers,
-            page_size: self.page_size,
-            max_attempts: self.max_attempts,
-            retry_min: Duration::from_millis(self.retry_min_ms),
-            retry_max: Duration::from_millis(self.retry_max_ms),
-            claim_interval: Duration::from_millis(self.claim_interval_ms.max(10)),
-            control_interval: Duration::from_millis(self.control_interval_ms.max(10)),
-            lease: Duration::from_millis(self.lease_ms.max(600)),
-            restart: RestartPolicy {
-                max_restarts: self.max_restarts,
-                window: Duration::from_millis(self.restart_window_ms),
-                backoff_min: Duration::from_millis(self.restart_backoff_min_ms),
-                backoff_max: Duration::from_millis(self.restart_backoff_max_ms),
-            },
-            heartbeat_interval: Duration::from_millis(self.heartbeat_interval_ms.max(10)),
-            heartbeat_timeout: Duration::from_millis(self.heartbeat_timeout_ms.max(10)),
-            stall_timeout: Duration::from_millis(self.stall_timeout_ms.max(10)),
-            call_timeout: Duration::from_millis(self.call_timeout_ms.max(1)),
-            quarantine_after_crashes: self.quarantine_after_crashes.max(1),
-            shutdown_deadline: Duration::from_millis(self.shutdown_deadline_ms),
-            worker_arbiters: self.worker_threads,
+            claim_interval: at_least(engine.claim_interval, 10),
+            control_interval: at_least(engine.control_interval, 10),
+            lease: at_least(engine.lease, 600),
+            heartbeat_interval: at_least(engine.heartbeat_interval, 10),
+            heartbeat_timeout: at_least(engine.heartbeat_timeout, 10),
+            stall_timeout: at_least(engine.stall_timeout, 10),
+            call_timeout: at_least(engine.call_timeout, 1),
+            quarantine_after_crashes: engine.quarantine_after_crashes.max(1),
             writer: WriterConfig {
-                flush_max_items: self.flush_max_items,
-                flush_interval: Duration::from_millis(self.flush_interval_ms.max(1)),
-                flush_connections: self.flush_connections,
-                max_buffered: self.max_buffered,
-                ..WriterConfig::default()
+                flush_interval: at_least(engine.writer.flush_interval, 1),
+                ..engine.writer.clone()
             },
             limiter: self.limiter_settings(),
+            ..engine.clone()
         }
     }
 
@@ -529,86 +383,17 @@ impl Config {
         }
         let preset = self.rate_limit_preset.parse().unwrap_or(Preset::Balanced);
         let mut settings = LimiterSettings::preset(preset);
-        let overridden = self.apply_limiter_overrides(&mut settings);
-        if overridden {
+        if self.apply_limiter_overrides(&mut settings) {
             settings.preset = None;
         }
         settings
     }
 
+    /// Puts the non-zero `rate_limit_*` knobs into `settings`; `true` when any was.
     fn apply_limiter_overrides(&self, settings: &mut LimiterSettings) -> bool {
-        let mut changed = false;
-        let mut set_f = |slot: &mut f64, value: f64| {
-            if value != 0.0 {
-                *slot = value;
-                changed = true;
-            }
-        };
-        set_f(
-            &mut settings.global.initial_rate,
-            self.rate_limit_global_initial_rate,
-        );
-        set_f(
-            &mut settings.global.min_rate,
-            self.rate_limit_global_min_rate,
-        );
-        set_f(
-            &mut settings.global.max_rate,
-            self.rate_limit_global_max_rate,
-        );
-        set_f(
-            &mut settings.global.increase_step,
-            self.rate_limit_global_increase_step,
-        );
-        set_f(
-            &mut settings.global.decrease_factor,
-            self.rate_limit_global_decrease_factor,
-        );
-        set_f(&mut settings.global.burst, self.rate_limit_global_burst);
-        set_f(
-            &mut settings.customer.initial_rate,
-            self.rate_limit_customer_initial_rate,
-        );
-        set_f(
-            &mut settings.customer.min_rate,
-            self.rate_limit_customer_min_rate,
-        );
-        set_f(
-            &mut settings.customer.max_rate,
-            self.rate_limit_customer_max_rate,
-        );
-        set_f(
-            &mut settings.customer.increase_step,
-            self.rate_limit_customer_increase_step,
-        );
-        set_f(
-            &mut settings.customer.decrease_factor,
-            self.rate_limit_customer_decrease_factor,
-        );
-        set_f(&mut settings.customer.burst, self.rate_limit_customer_burst);
-        let mut set_u = |slot: &mut u64, value: u64| {
-            if value != 0 {
-                *slot = value;
-                changed = true;
-            }
-        };
-        set_u(
-            &mut settings.global.max_in_flight,
-            self.rate_limit_global_max_in_flight,
-        );
-        set_u(
-            &mut settings.global.daily_operations,
-            self.rate_limit_global_daily_operations,
-        );
-        set_u(
-            &mut settings.customer.max_in_flight,
-            self.rate_limit_customer_max_in_flight,
-        );
-        set_u(
-            &mut settings.customer.daily_operations,
-            self.rate_limit_customer_daily_operations,
-        );
-        changed
+        let global = rate_limit::overlay(&mut settings.global, &self.rate_limit_global);
+        let customer = rate_limit::overlay(&mut settings.customer, &self.rate_limit_customer);
+        global || customer
     }
 
     /// The config as shown to people: secret fields replaced, connection strings and endpoints
@@ -672,9 +457,29 @@ mod tests {
         )
         .expect("valid");
         assert_eq!(config.pool_size, 4);
-        assert_eq!(config.flush_max_items, 500);
+        assert_eq!(config.engine.writer.flush_max_items, 500);
         assert_eq!(config.database_url, "postgres://x/y");
-        assert_eq!(config.flush_interval_ms, 250);
+        assert_eq!(
+            config.engine.writer.flush_interval,
+            Duration::from_millis(250)
+        );
+    }
+
+    #[test]
+    fn file_keys_reach_the_embedded_engine_and_limiter_knobs() {
+        let config = Config::from_sources(
+            Some("lease_ms = 900\nrestart_window_ms = 7000\nrate_limit_customer_burst = 3"),
+            &vars(&[("OVERSEER_WORKER_THREADS", "3")]),
+        )
+        .expect("valid");
+        let engine = config.engine_config();
+        assert_eq!(engine.lease, Duration::from_millis(900));
+        assert_eq!(engine.restart.window, Duration::from_secs(7));
+        assert_eq!(engine.worker_arbiters, 3);
+        assert_eq!(engine.limiter.customer.burst, 3.0);
+        let shown = config.redacted();
+        assert_eq!(shown["lease_ms"], 900, "the flat names are kept: {shown}");
+        assert_eq!(shown["rate_limit_customer_burst"], 3.0, "{shown}");
     }
 
     #[test]
@@ -684,6 +489,51 @@ mod tests {
         assert!(err.to_string().contains("OVERSEER_POOL_SIZE"), "{err}");
         let err = Config::from_sources(Some("pool_sise = 3"), &BTreeMap::new()).expect_err("typo");
         assert!(err.to_string().contains("pool_sise"), "{err}");
+    }
+
+    #[test]
+    fn unknown_names_are_refused_with_the_closest_known_one() {
+        let err = Config::from_sources(
+            Some("lease_ms = 900\nflush_max_item = 3"),
+            &vars(&[("OVERSEER_RATE_LIMIT_GLOBAL_PER_SEC", "0")]),
+        )
+        .expect_err("unknown names");
+        let ConfigError::Unknown(unknown) = &err else {
+            panic!("not an unknown-name error: {err}");
+        };
+        assert_eq!(unknown.len(), 2, "{err}");
+        let text = err.to_string();
+        assert!(
+            text.contains("key in the config file flush_max_item"),
+            "{text}"
+        );
+        assert!(
+            text.contains("closest known name is flush_max_items"),
+            "{text}"
+        );
+        assert!(
+            text.contains("environment variable OVERSEER_RATE_LIMIT_GLOBAL_PER_SEC"),
+            "{text}"
+        );
+        assert!(
+            text.contains("closest known name is OVERSEER_RATE_LIMIT_GLOBAL_"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn variables_read_elsewhere_and_foreign_ones_are_not_refused() {
+        let mut read_elsewhere: Vec<(&str, &str)> =
+            names::READ_ELSEWHERE.iter().map(|v| (*v, "1")).collect();
+        read_elsewhere.extend([("PATH", "/bin"), ("RUST_LOG", "info"), ("OVERSEER", "x")]);
+        Config::from_sources(None, &vars(&read_elsewhere)).expect("all known or not ours");
+        let known = Config::known_variables().expect("known");
+        assert!(known.iter().any(|v| v == "DATABASE_URL"));
+        assert!(
+            known
+                .iter()
+                .any(|v| v == "OVERSEER_RATE_LIMIT_CUSTOMER_BURST")
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@ use overseer::{
     app::{App, Roles},
     bench,
     cli::submit::{self, Submission},
-    config::Config,
+    config::{Config, ConfigError},
     store, telemetry,
 };
 
@@ -175,7 +175,16 @@ enum BenchCommand {
 #[actix_web::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let config = Config::load()?;
+    let config = match Config::load() {
+        Ok(config) => config,
+        // A setting no one reads is refused as a usage error (exit code 2, as for a bad flag),
+        // before anything starts: see `config::names`.
+        Err(error @ ConfigError::Unknown(_)) => {
+            eprintln!("error: {error}");
+            std::process::exit(2);
+        }
+        Err(error) => return Err(error.into()),
+    };
     let quiet = matches!(cli.command, Command::Demo(_) | Command::Bench { .. });
     // Demos and benches provoke throttling on purpose; the warning the Google Ads client logs
     // for each refused call (with its request-id, for a real operator) would bury their output.
@@ -333,7 +342,7 @@ async fn run_roles(config: Config, roles: Roles) -> anyhow::Result<()> {
     let app = App::start(config, roles).await?;
     wait_for_signal().await;
     tracing::info!(
-        deadline_ms = app.config.shutdown_deadline_ms,
+        deadline_ms = app.config.engine.shutdown_deadline.as_millis() as u64,
         "shutting down gracefully: no new calls, in-flight calls finish, outcomes are committed, \
          leases given back (a second signal exits at once)"
     );

@@ -7,19 +7,25 @@
 use std::{collections::VecDeque, time::Duration};
 
 use rand::RngExt;
+use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
-/// How often a child may be restarted, and how long to wait before each restart.
-#[derive(Clone, Debug, PartialEq)]
+/// How often a child may be restarted, and how long to wait before each restart. The serde
+/// names are the settings' flat names (it is embedded in `EngineConfig`), durations in ms.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct RestartPolicy {
     /// Restarts allowed within `window`; one more failure escalates (default 5).
     pub max_restarts: u32,
     /// The sliding window the restarts are counted in (default 60 s).
+    #[serde(rename = "restart_window_ms", with = "crate::config::millis")]
     pub window: Duration,
     /// Delay before the first restart in a window; doubles with each further restart…
+    #[serde(rename = "restart_backoff_min_ms", with = "crate::config::millis")]
     pub backoff_min: Duration,
     /// …up to this. Each delay is jittered down by up to half, so children that crashed
     /// together do not restart in lock step.
+    #[serde(rename = "restart_backoff_max_ms", with = "crate::config::millis")]
     pub backoff_max: Duration,
 }
 

@@ -31,7 +31,7 @@ pub async fn run(mut config: Config, items: u64, customers: u64) -> anyhow::Resu
     let store = PgStore::new(pool.clone());
     println!(
         "bench engine: {items} noop items over {customers} customers; flush {} items on {} connections",
-        config.flush_max_items, config.flush_connections
+        config.engine.writer.flush_max_items, config.engine.writer.flush_connections
     );
 
     // (a) ingest
@@ -95,13 +95,13 @@ pub async fn run(mut config: Config, items: u64, customers: u64) -> anyhow::Resu
     let raw_rate = raw_update_rate(
         &pool,
         ingested.job_id,
-        config.flush_max_items,
-        config.flush_connections,
+        config.engine.writer.flush_max_items,
+        config.engine.writer.flush_connections,
     )
     .await?;
     println!(
         "(c) raw batched UPDATE, {} connections, batches of {}: {:.0} rows/s",
-        config.flush_connections, config.flush_max_items, raw_rate
+        config.engine.writer.flush_connections, config.engine.writer.flush_max_items, raw_rate
     );
     println!("(b)/(c) = {:.2}", process_rate / raw_rate);
     println!(

@@ -87,7 +87,8 @@ pub async fn run(
     println!(
         "bench progress: {items} noop items over {customers} customers per job, no rate limit; \
          flush every {} ms or {} items",
-        app.config.flush_interval_ms, app.config.flush_max_items
+        app.config.engine.writer.flush_interval.as_millis(),
+        app.config.engine.writer.flush_max_items
     );
 
     // A warm-up first (fresh database, cold caches), then the two cases alternated.

@@ -40,8 +40,8 @@ async fn three_jobs_at_once_complete_with_a_small_pool() {
     let mut config = test_config(&db);
     // 3 jobs x 10 customers = 30 customer actors (plus 3 job actors) on 4 connections.
     config.pool_size = 4;
-    config.flush_connections = 2;
-    config.max_concurrent_customers = 10;
+    config.engine.writer.flush_connections = 2;
+    config.engine.max_concurrent_customers = 10;
     let app = start(config).await;
     let base = app.base_url().expect("base url");
     let mut ids = Vec::new();

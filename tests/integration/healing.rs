@@ -80,8 +80,8 @@ async fn chaos_kills_and_hangs_of_actors_are_healed_and_the_job_completes() {
     let db = TestDb::new("heal_chaos");
     let mut config = test_config(&db);
     config.chaos = true;
-    config.heartbeat_interval_ms = HEARTBEAT_MS;
-    config.heartbeat_timeout_ms = 5 * HEARTBEAT_MS;
+    config.engine.heartbeat_interval = Duration::from_millis(HEARTBEAT_MS);
+    config.engine.heartbeat_timeout = Duration::from_millis(5 * HEARTBEAT_MS);
     let app = start(config).await;
     let base = app.base_url().expect("base");
     let job = submit_json(
@@ -196,8 +196,8 @@ impl PreparedCustomer for Succeeds {
 async fn customer_panicking_on_every_start_is_escalated_and_the_rest_completes() {
     let db = TestDb::new("heal_escalate");
     let mut config = test_config(&db);
-    config.restart_backoff_min_ms = 5;
-    config.restart_backoff_max_ms = 20;
+    config.engine.restart.backoff_min = Duration::from_millis(5);
+    config.engine.restart.backoff_max = Duration::from_millis(20);
     let mut registry = overseer::ops::registry(&config);
     registry.register("panics", |_| {
         Ok(Arc::new(PanicsFor("1000000001")) as Arc<dyn Operation>)
@@ -226,7 +226,7 @@ async fn customer_panicking_on_every_start_is_escalated_and_the_rest_completes()
         .await
         .expect("items JSON");
     let error = page["items"][0]["error"].as_str().unwrap_or_default();
-    let failures = config.max_restarts + 1;
+    let failures = config.engine.restart.max_restarts + 1;
     assert!(
         error.contains(&format!("failed {failures} times"))
             && error.contains("cannot start customer 1000000001"),

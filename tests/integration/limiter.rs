@@ -174,7 +174,7 @@ async fn a_job_past_the_daily_operations_window_waits_and_says_so() {
     let sim = quota_sim(1, 10, 0.0);
     let db = TestDb::new("limiter_window");
     let mut config = sim_config(&db, &sim);
-    config.rate_limit_global_daily_operations = 6;
+    config.rate_limit_global.daily_operations = 6;
     let app = start(config).await;
     let base = app.base_url().expect("url");
 
@@ -281,7 +281,7 @@ async fn two_nodes_share_the_quota_and_survive_losing_redis() {
         config.redis_url = Some(proxy.url());
         config.redis_prefix = prefix.clone();
         config.node_id = Some(format!("{}-{name}", db.name));
-        config.max_running_jobs = 1;
+        config.engine.max_running_jobs = 1;
         config
     };
     let node_a: App = start(node("a")).await;
@@ -372,7 +372,7 @@ async fn two_nodes_share_the_quota_and_survive_losing_redis() {
 async fn a_job_held_to_its_ceiling_while_the_quota_has_room_says_so() {
     let db = TestDb::new("limiter_ceiling_detail");
     let mut config = test_config(&db);
-    config.max_concurrent_customers = 2;
+    config.engine.max_concurrent_customers = 2;
     let app = start(config).await;
     let base = app.base_url().expect("url");
     let items: Vec<Value> = (0..400u64)

@@ -3,6 +3,7 @@
 
 mod cli;
 mod compose;
+mod config;
 mod crash_recovery;
 mod dashboard;
 mod engine;

@@ -54,8 +54,7 @@ impl Server {
             .env("OVERSEER_CLAIM_INTERVAL_MS", "100")
             .env("OVERSEER_CONTROL_INTERVAL_MS", "100")
             .env("OVERSEER_FLUSH_INTERVAL_MS", "50")
-            .env("OVERSEER_RATE_LIMIT_GLOBAL_PER_SEC", "0")
-            .env("OVERSEER_RATE_LIMIT_CUSTOMER_PER_SEC", "0")
+            .env("OVERSEER_RATE_LIMIT_PRESET", "unlimited")
             .stdout(Stdio::from(out))
             .stderr(Stdio::from(err));
         for (k, v) in env {

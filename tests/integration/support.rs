@@ -78,11 +78,11 @@ pub fn test_config(db: &TestDb) -> Config {
     let mut config = Config::from_sources(None, &vars).expect("test config");
     config.http_addr = "127.0.0.1:0".into();
     config.node_id = Some(format!("test-{}", db.name));
-    config.claim_interval_ms = 100;
-    config.control_interval_ms = 100;
-    config.flush_interval_ms = 50;
-    config.retry_min_ms = 5;
-    config.retry_max_ms = 50;
+    config.engine.claim_interval = Duration::from_millis(100);
+    config.engine.control_interval = Duration::from_millis(100);
+    config.engine.writer.flush_interval = Duration::from_millis(50);
+    config.engine.retry_min = Duration::from_millis(5);
+    config.engine.retry_max = Duration::from_millis(50);
     config.rate_limit_preset = overseer::config::UNLIMITED.into();
     config
 }
