@@ -25,16 +25,24 @@ struct Cli {
 
 #[derive(clap::Args, Clone)]
 struct ApiArgs {
-    /// Base URL of a running Overseer API.
-    #[arg(
-        long,
-        env = "OVERSEER_API_URL",
-        default_value = "http://127.0.0.1:8080"
-    )]
-    api: String,
+    /// Base URL of a running Overseer API (also `OVERSEER_SERVER`, or the older
+    /// `OVERSEER_API_URL`; default http://127.0.0.1:8080).
+    #[arg(long = "server", visible_alias = "api", env = "OVERSEER_SERVER")]
+    server: Option<String>,
     /// Bearer token, when the server has one.
     #[arg(long, env = "OVERSEER_API_TOKEN", hide_env_values = true)]
     token: Option<String>,
+}
+
+impl ApiArgs {
+    /// `--server`, else `OVERSEER_SERVER`, else `OVERSEER_API_URL` (its name before the API
+    /// contract named the CLI's), else the local default.
+    fn server(&self) -> String {
+        self.server
+            .clone()
+            .or_else(|| std::env::var("OVERSEER_API_URL").ok())
+            .unwrap_or_else(|| "http://127.0.0.1:8080".to_string())
+    }
 }
 
 // Parsed once at start-up, so the size of the largest variant (`sim`'s flags) costs nothing.
@@ -240,7 +248,7 @@ async fn main() -> anyhow::Result<()> {
             api,
         } => {
             let job = submit::submit(&Submission {
-                api: &api.api,
+                api: &api.server(),
                 token: api.token.as_deref(),
                 file: &file,
                 operation: &operation,
@@ -254,25 +262,25 @@ async fn main() -> anyhow::Result<()> {
                 .context("the server returned no job id")?;
             println!("submitted job {id} ({} items)", job["total_items"]);
             if follow {
-                submit::follow(&api.api, api.token.as_deref(), id).await?;
+                submit::follow(&api.server(), api.token.as_deref(), id).await?;
             }
             Ok(())
         }
         Command::Jobs { command } => match command {
             JobsCommand::List { api } => {
-                let list = submit::list_jobs(&api.api, api.token.as_deref()).await?;
+                let list = submit::list_jobs(&api.server(), api.token.as_deref()).await?;
                 for job in list["jobs"].as_array().into_iter().flatten() {
                     println!("{}", submit::progress_line(job));
                 }
                 Ok(())
             }
             JobsCommand::Get { id, api } => {
-                let job = submit::get_job(&api.api, api.token.as_deref(), id).await?;
+                let job = submit::get_job(&api.server(), api.token.as_deref(), id).await?;
                 println!("{}", serde_json::to_string_pretty(&job)?);
                 Ok(())
             }
             JobsCommand::Watch { id, api } => {
-                submit::follow(&api.api, api.token.as_deref(), id).await?;
+                submit::follow(&api.server(), api.token.as_deref(), id).await?;
                 Ok(())
             }
         },

@@ -20,11 +20,11 @@ pub const UNPREFIXED: [(&str, &str); 2] =
 pub const READ_ELSEWHERE: [&str; 7] = [
     // The path of the TOML file itself (`Config::load`).
     "OVERSEER_CONFIG",
-    // The CLI's `--api` (server URL) for `submit` and `jobs`.
-    "OVERSEER_API_URL",
-    // The server URL under the name the API contract gives the CLI; a caller following the
-    // contract sets it, so it must not stop start-up.
+    // The CLI's `--server` (the API's URL) for `submit` and `jobs`, as the API contract names
+    // it…
     "OVERSEER_SERVER",
+    // …and under its earlier name, still read when `OVERSEER_SERVER` is not set.
+    "OVERSEER_API_URL",
     // `bench limiter --shape`: a line per second of what the run does.
     "OVERSEER_BENCH_TRACE",
     // Benches that spawn nodes: the directory their logs are kept in.

@@ -1,5 +1,6 @@
 //! The `overseer` binary's own commands against a running server and the real database:
-//! `migrate` applies the schema once, `submit --follow` submits a CSV and follows it to the end.
+//! `migrate` applies the schema once, `submit --follow` submits a CSV and follows it to the end,
+//! and the server is found from `--server`, `OVERSEER_SERVER` or the older `OVERSEER_API_URL`.
 
 use std::process::Command;
 
@@ -84,4 +85,47 @@ async fn submit_reports_the_servers_refusal() {
         stderr.contains("422") && stderr.contains("customer_id"),
         "{stderr}"
     );
+}
+
+/// How the server was named, the arguments, the environment.
+type Run<'a> = (&'a str, Vec<&'a str>, Vec<(&'a str, &'a str)>);
+
+#[actix_rt::test]
+async fn the_server_comes_from_server_or_overseer_server_then_the_older_name() {
+    let db = TestDb::new("cli_server");
+    let app = start(test_config(&db)).await;
+    let base = app.base_url().expect("base url");
+    let nowhere = "http://127.0.0.1:9";
+    let runs: [Run; 4] = [
+        (
+            "--server",
+            vec!["--server", &base],
+            vec![("OVERSEER_SERVER", nowhere)],
+        ),
+        (
+            "OVERSEER_SERVER",
+            vec![],
+            vec![("OVERSEER_SERVER", &base), ("OVERSEER_API_URL", nowhere)],
+        ),
+        (
+            "OVERSEER_API_URL",
+            vec![],
+            vec![("OVERSEER_API_URL", &base)],
+        ),
+        ("--api (the older flag)", vec!["--api", &base], vec![]),
+    ];
+    for (how, args, env) in runs {
+        let mut command = overseer();
+        command
+            .args(["jobs", "list"])
+            .args(&args)
+            .env_remove("OVERSEER_SERVER")
+            .env_remove("OVERSEER_API_URL")
+            .envs(env);
+        let output = tokio::task::spawn_blocking(move || command.output())
+            .await
+            .expect("join")
+            .expect("run overseer jobs list");
+        assert!(output.status.success(), "{how}: {output:?}");
+    }
 }
