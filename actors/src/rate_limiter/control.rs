@@ -214,20 +214,26 @@ impl AdaptiveRate {
     /// Requests per second that succeeded lately, over a window long enough to count about
     /// [`MIN_COUNTED`] calls at the current rate.
     pub fn recent_success_rate(&mut self, now: Instant) -> f64 {
-        self.forget_old_successes(now);
         let wanted = Duration::from_secs_f64((MIN_COUNTED / self.rate.max(1e-3)).min(1e6))
             .clamp(MIN_SUCCESS_WINDOW, MAX_SUCCESS_WINDOW);
-        let history = self
-            .first_success
-            .map_or(Duration::ZERO, |first| now.saturating_duration_since(first));
-        let window = wanted.min(history.max(SUCCESS_SLOT));
-        let count: u64 = self
-            .successes
+        let window = wanted.min(self.history(now).max(SUCCESS_SLOT));
+        self.successes_within(now, window) as f64 / window.as_secs_f64()
+    }
+
+    /// How long this run of successes has lasted (since the first after an idle spell).
+    fn history(&self, now: Instant) -> Duration {
+        self.first_success
+            .map_or(Duration::ZERO, |first| now.saturating_duration_since(first))
+    }
+
+    /// Successes in the last `window` (at most [`MAX_SUCCESS_WINDOW`] are kept).
+    fn successes_within(&mut self, now: Instant, window: Duration) -> u64 {
+        self.forget_old_successes(now);
+        self.successes
             .iter()
             .filter(|(start, _)| *start + window > now)
             .map(|(_, n)| *n)
-            .sum();
-        count as f64 / window.as_secs_f64()
+            .sum()
     }
 
     pub fn rate(&self) -> f64 {
@@ -363,18 +369,8 @@ impl AdaptiveRate {
                 return (counted + 0.5) / span.as_secs_f64();
             }
         }
-        self.forget_old_successes(now);
-        let history = self
-            .first_success
-            .map_or(Duration::ZERO, |first| now.saturating_duration_since(first));
-        let window = MIN_SUCCESS_WINDOW.min(history).max(SUCCESS_SLOT);
-        let count: u64 = self
-            .successes
-            .iter()
-            .filter(|(start, _)| *start + window > now)
-            .map(|(_, n)| *n)
-            .sum();
-        (count as f64 + 0.5) / window.as_secs_f64()
+        let window = MIN_SUCCESS_WINDOW.min(self.history(now)).max(SUCCESS_SLOT);
+        (self.successes_within(now, window) as f64 + 0.5) / window.as_secs_f64()
     }
 
     /// The quota as the successes since an earlier throttle count it: from the latest decrease
