@@ -15,6 +15,9 @@ use support::{
 };
 use tokio::time::Instant;
 
+/// 60 items at 25 ms: each customer works for 1.5 s, well past a kill and its restart.
+const KILLED_JOB_LATENCY: Duration = Duration::from_millis(25);
+
 fn customer(job: i64, customer: &str) -> ActorKey {
     ActorKey::Customer(job, customer.into())
 }
@@ -31,8 +34,15 @@ fn restarts(harness: &Harness, key: &ActorKey) -> Option<u32> {
 }
 
 fn long_harness(config: EngineConfig) -> (Harness, i64) {
+    harness_with_latency(config, LONG_JOB_LATENCY)
+}
+
+/// A job whose customers stay busy for `latency` × [`LONG_JOB_ITEMS`]. A test that kills an
+/// actor and then looks for it on the board needs the work to outlast a loaded machine's
+/// delays: a customer that finished its last items leaves the board before it is seen again.
+fn harness_with_latency(config: EngineConfig, latency: Duration) -> (Harness, i64) {
     let op = ScriptedOp::new(1);
-    op.set_latency(LONG_JOB_LATENCY);
+    op.set_latency(latency);
     let harness = Harness::start(config, op);
     let job = harness.submit(&items(&["acme", "globex"], LONG_JOB_ITEMS));
     (harness, job)
@@ -73,7 +83,7 @@ async fn operation_panic_is_caught_and_the_customer_restarted() {
 async fn chaos_kill_of_a_customer_actor_restarts_it_within_two_heartbeats() {
     let mut config = fast_config();
     config.heartbeat_interval = Duration::from_millis(200);
-    let (harness, job) = long_harness(config.clone());
+    let (harness, job) = harness_with_latency(config.clone(), KILLED_JOB_LATENCY);
     let key = customer(job, "acme");
     assert!(wait_until(SOON, || restarts(&harness, &key) == Some(0)).await);
 
@@ -96,7 +106,7 @@ async fn chaos_kill_of_a_customer_actor_restarts_it_within_two_heartbeats() {
 async fn chaos_kill_of_a_job_actor_restarts_it_and_the_job_completes() {
     let mut config = fast_config();
     config.heartbeat_interval = Duration::from_millis(200);
-    let (harness, job) = long_harness(config.clone());
+    let (harness, job) = harness_with_latency(config.clone(), KILLED_JOB_LATENCY);
     let key = ActorKey::Job(job);
     assert!(wait_until(SOON, || restarts(&harness, &key) == Some(0)).await);
     assert!(wait_until(SOON, || harness.op.call_count() > 5).await);
