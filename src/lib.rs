@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod http;
 pub mod ingest;
+pub mod item_key;
 pub mod ops;
 pub mod redis;
 pub mod sim;

@@ -10,7 +10,7 @@
 //! customer with pending items, the customer actor asks the [`rate_limiter`] for a permit before
 //! every call of the [`operation`], and hands each terminal outcome to the [`db_writer`], which
 //! commits outcomes in batches through the [`store`]; after each commit the [`progress`] hub
-//! fans the job's committed counters out to websocket feeds. Status changes (claimed,
+//! fans the job's committed counters out to websocket feeds, with the [`pace`] every view shows. Status changes (claimed,
 //! completed, failed, given back) are announced through the [`events`] port.
 //!
 //! Healing: every Job and Customer actor beats on the [`heartbeat`] board; handlers run under
@@ -29,6 +29,7 @@ pub mod memory_store;
 pub mod metrics;
 pub mod model;
 pub mod operation;
+pub mod pace;
 pub mod progress;
 pub mod rate_limiter;
 pub mod restart;
@@ -47,6 +48,7 @@ pub use operation::{
     BatchError, CallGate, GateClosed, ItemOutcome, Operation, OperationError, OperationRegistry,
     PreparedCustomer, Scope,
 };
+pub use pace::Pace;
 pub use rate_limiter::{
     LearnedLimits, LearnedScope, Permit, Preset, SharedQuota, SharedState, SharedUnavailable,
     settings::{LimiterSettings, ScopeKnobs},

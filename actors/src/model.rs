@@ -12,6 +12,7 @@ pub type ItemId = i64;
 
 /// Life cycle of a job. Stored as its snake_case name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum JobStatus {
     Pending,

@@ -48,6 +48,7 @@ use crate::{
     db_writer::Flushed,
     events::{JobChange, JobEvents},
     model::{JobId, JobProgress, JobStatus},
+    pace::Pace,
 };
 
 /// At most one progress event per job in this interval (API.md: at most 4 a second).
@@ -75,15 +76,11 @@ impl ProgressUpdate {
     /// The event for counters a flush committed, with the same rate and ETA the API's Job shows.
     pub fn committed(progress: &JobProgress, at: DateTime<Utc>) -> Self {
         let processed = progress.processed();
-        let running = progress.status == JobStatus::Running;
-        let rate = if running {
-            progress.items_per_minute.max(0.0)
-        } else {
-            0.0
-        };
-        let remaining = (progress.total_items - processed).max(0);
-        let eta_seconds =
-            (running && rate > 0.0).then(|| (remaining as f64 / rate * 60.0).ceil() as i64);
+        let pace = Pace::of(
+            progress.status,
+            progress.total_items - processed,
+            progress.items_per_minute,
+        );
         ProgressUpdate {
             job_id: progress.job_id,
             status: progress.status,
@@ -92,8 +89,8 @@ impl ProgressUpdate {
             succeeded: progress.succeeded,
             failed: progress.failed,
             skipped: progress.skipped,
-            items_per_minute: (rate * 10.0).round() / 10.0,
-            eta_seconds,
+            items_per_minute: pace.items_per_minute,
+            eta_seconds: pace.eta_seconds,
             at,
         }
     }

@@ -65,13 +65,13 @@ pub async fn run(mut config: Config, items: u64, customers: u64) -> anyhow::Resu
     };
     let process_time = started.elapsed();
     anyhow::ensure!(
-        view.status == JobStatus::Completed && view.processed == view.total_items,
+        view.status == JobStatus::Completed && view.processed() == view.total_items,
         "the bench job ended {} with {}/{} processed",
         view.status,
-        view.processed,
+        view.processed(),
         view.total_items
     );
-    let process_rate = per_sec(view.processed as u64, process_time);
+    let process_rate = per_sec(view.processed() as u64, process_time);
     let writer = engine.deps.writer.stats().await.ok();
     // Stopped, so it claims none of the jobs (d) submits.
     engine
@@ -81,7 +81,7 @@ pub async fn run(mut config: Config, items: u64, customers: u64) -> anyhow::Resu
     let rss = peak_rss_mib();
     println!(
         "(b) processing: {} items in {:.2} s = {:.0} items/s ({} flushes, mean {:.1} ms)",
-        view.processed,
+        view.processed(),
         process_time.as_secs_f64(),
         process_rate,
         writer.as_ref().map_or(0, |w| w.flushes),

@@ -105,10 +105,10 @@ async fn time_job(store: &PgStore, job_id: i64) -> anyhow::Result<Duration> {
             .context("a bench job vanished")?;
         if view.status.is_finished() {
             anyhow::ensure!(
-                view.status == JobStatus::Completed && view.processed == view.total_items,
+                view.status == JobStatus::Completed && view.processed() == view.total_items,
                 "bench job {job_id} ended {} with {}/{} processed",
                 view.status,
-                view.processed,
+                view.processed(),
                 view.total_items
             );
             return Ok(started.elapsed());

@@ -209,10 +209,10 @@ async fn run_job(
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     anyhow::ensure!(
-        view.processed == view.total_items,
+        view.processed() == view.total_items,
         "the job ended {} with {}/{}",
         view.status,
-        view.processed,
+        view.processed(),
         view.total_items
     );
     let (before, last) = {

@@ -6,6 +6,7 @@
 use std::time::{Duration, Instant};
 
 use actix_web::{HttpResponse, web};
+use overseer_actors::rate_limiter::SharedStatus;
 use serde::Serialize;
 use serde_json::json;
 
@@ -48,7 +49,7 @@ pub struct Readiness {
     pub redis: Option<Probe>,
     /// Where the global rate limit comes from (`shared` through Redis, or `local_fallback` at
     /// the shared rate / live nodes while Redis is unreachable); null without Redis or engine.
-    pub rate_limiter: Option<super::rate_limiter::SharedStatusDoc>,
+    pub rate_limiter: Option<SharedStatus>,
 }
 
 /// The connection pools' numbers: at the top the engine's (`OVERSEER_POOL_SIZE`), then each
@@ -152,17 +153,13 @@ async fn probe_redis(state: &AppState) -> Option<Probe> {
 }
 
 /// The local limiter's shared-quota status, if it has a shared quota.
-async fn shared_limit(state: &AppState) -> Option<super::rate_limiter::SharedStatusDoc> {
+async fn shared_limit(state: &AppState) -> Option<SharedStatus> {
     let limiter = state.live.limiter.as_ref()?;
-    let status = limiter
+    limiter
         .send(overseer_actors::rate_limiter::GetSharedStatus)
         .await
-        .ok()??;
-    Some(super::rate_limiter::SharedStatusDoc {
-        mode: status.mode.to_string(),
-        live_nodes: status.live_nodes,
-        error: status.error,
-    })
+        .ok()
+        .flatten()
 }
 
 #[utoipa::path(get, path = "/api/health/ready", operation_id = "getReadiness", tag = "health",

@@ -6,12 +6,15 @@ use overseer_actors::{JobChange, JobStatus};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{ApiError, AppState};
+use super::{
+    ApiError, AppState,
+    views::{ItemView, JobView},
+};
 use crate::{
     redis::cache::Lookup,
     store::{
         items::{self, ItemFilter},
-        jobs::{self, JobView},
+        jobs,
     },
 };
 
@@ -40,6 +43,7 @@ fn job_id(raw: &str) -> Result<i64, ApiError> {
 async fn load(state: &AppState, id: i64) -> Result<JobView, ApiError> {
     jobs::get(&state.store.pool, id)
         .await?
+        .map(JobView::from)
         .ok_or_else(|| ApiError::not_found(format!("no job {id}")))
 }
 
@@ -47,7 +51,7 @@ async fn load(state: &AppState, id: i64) -> Result<JobView, ApiError> {
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Only jobs with this status.
-    #[param(value_type = Option<super::openapi::JobStatusDoc>)]
+    #[param(value_type = Option<JobStatus>)]
     status: Option<String>,
     limit: Option<i64>,
     offset: Option<i64>,
@@ -110,7 +114,8 @@ pub async fn list(
         Lookup::Hit(body) => return Ok(list_response("HIT", body)),
         Lookup::Miss { generation } => generation,
     };
-    let (jobs, total) = jobs::list(&state.store.pool, status, limit, offset).await?;
+    let (rows, total) = jobs::list(&state.store.pool, status, limit, offset).await?;
+    let jobs: Vec<JobView> = rows.into_iter().map(JobView::from).collect();
     let body = json!({"jobs": jobs, "total": total, "limit": limit, "offset": offset}).to_string();
     if let Some(generation) = generation {
         cache.put(&key, generation, &body).await;
@@ -128,7 +133,7 @@ fn list_response(cache: &'static str, body: String) -> HttpResponse {
 #[utoipa::path(get, path = "/api/jobs/{id}", operation_id = "getJob", tag = "jobs",
     params(("id" = String, Path, description = "The job's id (a positive integer)")),
     responses(
-        (status = 200, description = "The job", body = jobs::JobView),
+        (status = 200, description = "The job", body = JobView),
         (status = 401, description = "Missing or wrong token", body = super::openapi::ErrorBody),
         (status = 404, description = "No such job", body = super::openapi::ErrorBody),
         (status = 503, description = "Database unavailable", body = super::openapi::ErrorBody),
@@ -198,76 +203,67 @@ pub async fn list_items(
         after_id,
         limit,
     };
-    let items = items::list(&state.store.pool, id, &filter).await?;
+    let items: Vec<ItemView> = items::list(&state.store.pool, id, &filter)
+        .await?
+        .into_iter()
+        .map(ItemView::from)
+        .collect();
     let next_after_id = (items.len() as i64 == limit)
         .then(|| items.last().map(|i| i.id))
         .flatten();
     Ok(HttpResponse::Ok().json(json!({"items": items, "next_after_id": next_after_id})))
 }
 
-#[utoipa::path(post, path = "/api/jobs/{id}/pause", operation_id = "pauseJob", tag = "jobs",
-    params(("id" = String, Path, description = "The job's id")),
-    responses(
-        (status = 200, description = "Pauses the job", body = jobs::JobView),
-        (status = 401, description = "Missing or wrong token", body = super::openapi::ErrorBody),
-        (status = 404, description = "No such job", body = super::openapi::ErrorBody),
-        (status = 409, description = "Not allowed in the job's status", body = super::openapi::ErrorBody),
-        (status = 503, description = "Database unavailable", body = super::openapi::ErrorBody),
-    ))]
-pub async fn pause(
-    state: web::Data<AppState>,
-    id: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
-    change_state(state, id, StateChange::Pause).await
+/// One documented route per state change, all served by [`change_state`]: the OpenAPI
+/// document needs an entry per path, the code needs one body.
+macro_rules! state_change_route {
+    ($name:ident, $change:expr, $path:tt, $operation:tt, $description:tt) => {
+        #[utoipa::path(post, path = $path, operation_id = $operation, tag = "jobs",
+            params(("id" = String, Path, description = "The job's id")),
+            responses(
+                (status = 200, description = $description, body = JobView),
+                (status = 401, description = "Missing or wrong token", body = super::openapi::ErrorBody),
+                (status = 404, description = "No such job", body = super::openapi::ErrorBody),
+                (status = 409, description = "Not allowed in the job's status", body = super::openapi::ErrorBody),
+                (status = 503, description = "Database unavailable", body = super::openapi::ErrorBody),
+            ))]
+        pub async fn $name(
+            state: web::Data<AppState>,
+            id: web::Path<String>,
+        ) -> Result<HttpResponse, ApiError> {
+            change_state(state, id, $change).await
+        }
+    };
 }
 
-#[utoipa::path(post, path = "/api/jobs/{id}/resume", operation_id = "resumeJob", tag = "jobs",
-    params(("id" = String, Path, description = "The job's id")),
-    responses(
-        (status = 200, description = "Resumes a paused job", body = jobs::JobView),
-        (status = 401, description = "Missing or wrong token", body = super::openapi::ErrorBody),
-        (status = 404, description = "No such job", body = super::openapi::ErrorBody),
-        (status = 409, description = "Not allowed in the job's status", body = super::openapi::ErrorBody),
-        (status = 503, description = "Database unavailable", body = super::openapi::ErrorBody),
-    ))]
-pub async fn resume(
-    state: web::Data<AppState>,
-    id: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
-    change_state(state, id, StateChange::Resume).await
-}
-
-#[utoipa::path(post, path = "/api/jobs/{id}/cancel", operation_id = "cancelJob", tag = "jobs",
-    params(("id" = String, Path, description = "The job's id")),
-    responses(
-        (status = 200, description = "Cancels the job; pending items are skipped", body = jobs::JobView),
-        (status = 401, description = "Missing or wrong token", body = super::openapi::ErrorBody),
-        (status = 404, description = "No such job", body = super::openapi::ErrorBody),
-        (status = 409, description = "Not allowed in the job's status", body = super::openapi::ErrorBody),
-        (status = 503, description = "Database unavailable", body = super::openapi::ErrorBody),
-    ))]
-pub async fn cancel(
-    state: web::Data<AppState>,
-    id: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
-    change_state(state, id, StateChange::Cancel).await
-}
-
-#[utoipa::path(post, path = "/api/jobs/{id}/retry", operation_id = "retryJob", tag = "jobs",
-    params(("id" = String, Path, description = "The job's id")),
-    responses(
-        (status = 200, description = "Puts failed items back to pending", body = jobs::JobView),
-        (status = 401, description = "Missing or wrong token", body = super::openapi::ErrorBody),
-        (status = 404, description = "No such job", body = super::openapi::ErrorBody),
-        (status = 409, description = "Not allowed in the job's status", body = super::openapi::ErrorBody),
-        (status = 503, description = "Database unavailable", body = super::openapi::ErrorBody),
-    ))]
-pub async fn retry(
-    state: web::Data<AppState>,
-    id: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
-    change_state(state, id, StateChange::Retry).await
-}
+state_change_route!(
+    pause,
+    StateChange::Pause,
+    "/api/jobs/{id}/pause",
+    "pauseJob",
+    "Pauses the job"
+);
+state_change_route!(
+    resume,
+    StateChange::Resume,
+    "/api/jobs/{id}/resume",
+    "resumeJob",
+    "Resumes a paused job"
+);
+state_change_route!(
+    cancel,
+    StateChange::Cancel,
+    "/api/jobs/{id}/cancel",
+    "cancelJob",
+    "Cancels the job; pending items are skipped"
+);
+state_change_route!(
+    retry,
+    StateChange::Retry,
+    "/api/jobs/{id}/retry",
+    "retryJob",
+    "Puts failed items back to pending"
+);
 
 /// The state changes the API offers, each one store function; [`change_state`] serves them
 /// all (the four routes above are its documented entry points).
@@ -281,12 +277,13 @@ enum StateChange {
 
 impl StateChange {
     async fn apply(self, pool: &deadpool_postgres::Pool, id: i64) -> Result<JobView, ApiError> {
-        Ok(match self {
+        let row = match self {
             StateChange::Pause => jobs::pause(pool, id).await?,
             StateChange::Resume => jobs::resume(pool, id).await?,
             StateChange::Cancel => jobs::cancel(pool, id).await?,
             StateChange::Retry => jobs::retry(pool, id).await?,
-        })
+        };
+        Ok(JobView::from(row))
     }
 }
 

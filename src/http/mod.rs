@@ -20,6 +20,7 @@ pub mod open_mode;
 pub mod openapi;
 pub mod rate_limiter;
 pub mod submit;
+pub mod views;
 pub mod ws;
 
 use std::{net::SocketAddr, sync::Arc, time::Instant};

@@ -19,21 +19,9 @@ use utoipa::{
 };
 
 use super::{actors, health, jobs, rate_limiter, submit};
-use crate::store::{items::ItemView, jobs::JobView};
+use overseer_actors::JobStatus;
 
-/// A job's status.
-#[derive(ToSchema)]
-#[schema(as = JobStatus)]
-#[allow(dead_code)]
-#[serde(rename_all = "snake_case")]
-pub enum JobStatusDoc {
-    Pending,
-    Running,
-    Paused,
-    Completed,
-    Failed,
-    Cancelled,
-}
+use super::views::{ItemView, JobView};
 
 /// Every error, on every route.
 #[derive(Serialize, ToSchema)]
@@ -123,7 +111,7 @@ impl Modify for BearerAuth {
         rate_limiter::get, rate_limiter::put,
         openapi_json, job_feed, all_feed, metrics, dashboard,
     ),
-    components(schemas(ErrorBody, ErrorDetail, JobList, ItemPage, SubmitJob, SubmitItem, JobStatusDoc)),
+    components(schemas(ErrorBody, ErrorDetail, JobList, ItemPage, SubmitJob, SubmitItem, JobStatus)),
     modifiers(&BearerAuth),
     security((), ("bearer" = [])),
     tags(

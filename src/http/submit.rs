@@ -21,7 +21,7 @@ use actix_web::{
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, views::JobView};
 use crate::{
     ingest::{
         self, BodyProblem, NewJob, RawHeader,
@@ -105,7 +105,7 @@ fn refuse_upgrade(req: &HttpRequest) -> Result<(), ApiError> {
         (String = "text/csv"),
     )),
     responses(
-        (status = 201, description = "Stored", body = jobs::JobView, headers(("Location" = String, description = "/api/jobs/{id}"))),
+        (status = 201, description = "Stored", body = JobView, headers(("Location" = String, description = "/api/jobs/{id}"))),
         (status = 400, description = "Unparseable body or query, a CSV column named twice, an Upgrade header", body = super::openapi::ErrorBody),
         (status = 401, description = "Missing or wrong token", body = super::openapi::ErrorBody),
         (status = 408, description = "The body had not arrived by OVERSEER_BODY_TIMEOUT_MS; nothing stored", body = super::openapi::ErrorBody),
@@ -202,6 +202,7 @@ pub async fn submit(
     let ingested = staged.commit(&job).await?;
     let job = jobs::get(&state.store.pool, ingested.job_id)
         .await?
+        .map(JobView::from)
         .ok_or_else(|| ApiError::not_found(format!("no job {}", ingested.job_id)))?;
     state.events.announce(&super::jobs::announced(&job)).await;
     Ok(HttpResponse::Created()

@@ -33,11 +33,8 @@ use std::sync::Arc;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
-use super::{ApiError, AppState};
-use crate::{
-    config::Config,
-    store::jobs::{self, JobView},
-};
+use super::{ApiError, AppState, views::JobView};
+use crate::{config::Config, store::jobs};
 
 /// Unacknowledged batches a session may have on the wire before it lets events coalesce.
 pub const WINDOW: u64 = 2;
@@ -173,6 +170,7 @@ async fn job_feed(
     let job = jobs::get(&state.store.pool, id)
         .await
         .map_err(ApiError::from)?
+        .map(JobView::from)
         .ok_or_else(|| ApiError::not_found(format!("no job {id}")))?;
     let (response, session, stream) = handshake(&req, body)?;
     let feed = Feed::new(Some(id), &state.live, subscription);
@@ -188,7 +186,10 @@ async fn all_feed(
     let subscription = state.live.bus.subscribe(None);
     let snapshots = jobs::active(&state.store.pool, MAX_SNAPSHOTS)
         .await
-        .map_err(ApiError::from)?;
+        .map_err(ApiError::from)?
+        .into_iter()
+        .map(JobView::from)
+        .collect();
     let (response, session, stream) = handshake(&req, body)?;
     let feed = Feed::new(None, &state.live, subscription);
     actix_rt::spawn(feed.run(session, stream, snapshots));

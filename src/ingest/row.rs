@@ -9,7 +9,7 @@
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::store::items::NAME_KEY_PREFIX;
+use crate::item_key::ItemKey;
 
 /// Longest ad group name accepted (Google Ads allows 255 characters).
 pub const MAX_AD_GROUP_NAME_CHARS: usize = 255;
@@ -219,7 +219,7 @@ pub fn validate(raw: RawRow) -> Result<ValidItem, Vec<RowError>> {
                 ));
                 None
             } else {
-                Some(format!("{NAME_KEY_PREFIX}{name}"))
+                Some(ItemKey::AdGroupName(&name).stored())
             }
         }
     };

@@ -6,7 +6,7 @@
 use tokio::sync::mpsc;
 
 use super::{BodyProblem, ROWS_PER_BATCH, RowBatch, RowError, RowEvent, dedup::Seen};
-use crate::store::items::NAME_KEY_PREFIX;
+use crate::item_key::ItemKey;
 
 /// The receiving end went away (the writer stopped: a limit, a database error, the client).
 #[derive(Debug)]
@@ -37,11 +37,7 @@ impl RowSink {
                 {
                     None => RowEvent::Item(item),
                     Some(first) => {
-                        let field = if item.item_key.starts_with(NAME_KEY_PREFIX) {
-                            "ad_group_name"
-                        } else {
-                            "ad_group_id"
-                        };
+                        let field = ItemKey::parse(&item.item_key).field();
                         RowEvent::Invalid(vec![RowError::new(
                             item.row,
                             field,

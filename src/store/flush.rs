@@ -4,7 +4,8 @@
 //! `status = 'pending'` so an outcome that arrives twice changes nothing the second time; the
 //! counters of each touched job then grow by the rows that statement actually changed (never a
 //! `COUNT(*)` rescan), and the job's items/minute moves as an exponentially weighted rate with
-//! a 10 s time constant, computed from the rows and the time since the previous flush.
+//! the engine's `pace::RATE_TIME_CONSTANT` (10 s), computed from the rows and the time since the
+//! previous flush.
 //! Fencing (DESIGN.md §3.3): each outcome carries the lease epoch it was obtained under, and an
 //! item only takes it while its job's `lease_epoch` is still that epoch, so a node that lost
 //! its lease changes no row of the job's new owner.
@@ -12,7 +13,7 @@
 //! order as every other statement that touches both, so concurrent flushes cannot deadlock.
 
 use deadpool_postgres::Pool;
-use overseer_actors::{JobProgress, OutcomeRecord};
+use overseer_actors::{JobProgress, OutcomeRecord, pace::RATE_TIME_CONSTANT};
 use serde_json::Value;
 
 use super::{DbError, parse_status};
@@ -49,7 +50,7 @@ UPDATE jobs AS j
        failed = j.failed + t.failed,
        skipped = j.skipped + t.skipped,
        items_per_minute = t.old_rate
-           + (1 - exp(-t.dt / 10.0)) * (t.processed * 60.0 / t.dt - t.old_rate),
+           + (1 - exp(-t.dt / $7::float8)) * (t.processed * 60.0 / t.dt - t.old_rate),
        progress_at = clock_timestamp(),
        updated_at = now()
   FROM timing t
@@ -71,7 +72,15 @@ pub async fn flush(pool: &Pool, outcomes: &[OutcomeRecord]) -> Result<Vec<JobPro
     let rows = client
         .query(
             &statement,
-            &[&ids, &statuses, &results, &errors, &attempts, &epochs],
+            &[
+                &ids,
+                &statuses,
+                &results,
+                &errors,
+                &attempts,
+                &epochs,
+                &RATE_TIME_CONSTANT.as_secs_f64(),
+            ],
         )
         .await?;
     Ok(rows

@@ -3,13 +3,9 @@
 
 use deadpool_postgres::Pool;
 use overseer_actors::{ItemId, JobId, WorkItem};
-use serde::Serialize;
 use serde_json::Value;
 
 use super::DbError;
-
-/// Prefix of `item_key` for items that name their ad group instead of giving its id.
-pub const NAME_KEY_PREFIX: &str = "name:";
 
 pub async fn customers_with_pending(pool: &Pool, job_id: JobId) -> Result<Vec<String>, DbError> {
     let client = pool.get().await?;
@@ -56,16 +52,15 @@ pub async fn pending(
         .collect())
 }
 
-/// One item as the API shows it.
-#[derive(Debug, Serialize, PartialEq, utoipa::ToSchema)]
-#[schema(as = Item)]
-pub struct ItemView {
+/// One item's row as stored.
+#[derive(Debug, PartialEq)]
+pub struct ItemRow {
     pub id: i64,
-    /// Its position in the submission, from 1 (the first CSV data row or `items[0]`).
+    /// Its position in the submission, from 1.
     pub row: Option<i64>,
     pub customer_id: String,
-    pub ad_group_id: Option<String>,
-    pub ad_group_name: Option<String>,
+    /// See [`crate::item_key::ItemKey`].
+    pub item_key: String,
     pub payload: Option<Value>,
     pub status: String,
     pub attempts: i32,
@@ -87,7 +82,7 @@ pub async fn list(
     pool: &Pool,
     job_id: JobId,
     filter: &ItemFilter,
-) -> Result<Vec<ItemView>, DbError> {
+) -> Result<Vec<ItemRow>, DbError> {
     let client = pool.get().await?;
     // Starting the id range at the job's floor lets the primary key index begin at the job's
     // first item instead of at the first item of every job.
@@ -112,25 +107,17 @@ pub async fn list(
         .await?;
     Ok(rows
         .iter()
-        .map(|row| {
-            let key: String = row.get(2);
-            let (ad_group_id, ad_group_name) = match key.strip_prefix(NAME_KEY_PREFIX) {
-                Some(name) => (None, Some(name.to_string())),
-                None => (Some(key), None),
-            };
-            ItemView {
-                id: row.get(0),
-                row: row.get(9),
-                customer_id: row.get(1),
-                ad_group_id,
-                ad_group_name,
-                payload: row.get(3),
-                status: row.get(4),
-                attempts: row.get(5),
-                result: row.get(6),
-                error: row.get(7),
-                processed_at: row.get(8),
-            }
+        .map(|row| ItemRow {
+            id: row.get(0),
+            row: row.get(9),
+            customer_id: row.get(1),
+            item_key: row.get(2),
+            payload: row.get(3),
+            status: row.get(4),
+            attempts: row.get(5),
+            result: row.get(6),
+            error: row.get(7),
+            processed_at: row.get(8),
         })
         .collect())
 }

@@ -1,4 +1,5 @@
-//! Job-level statements: claiming and leasing for the engine, reading and listing for the API,
+//! Job-level statements: claiming and leasing for the engine, reading and listing rows for the
+//! API (whose views, `http::views`, turn them into what a client sees),
 //! and the state changes (pause, resume, cancel, retry) with their allowed transitions.
 //!
 //! Statements that touch both items and their job change the items first and the job row
@@ -9,110 +10,74 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
 use overseer_actors::{ClaimedJob, JobId, JobStatus};
-use serde::Serialize;
 use serde_json::Value;
 use tokio_postgres::Row;
 
 use super::{DbError, parse_status};
 
-/// Time constant of the items/minute average (matches the flush statement's 10 s).
-const RATE_TIME_CONSTANT_SECS: f64 = 10.0;
-/// Gaps between flushes shorter than this are normal and do not decay the shown rate.
-const RATE_DECAY_GRACE_SECS: f64 = 2.0;
-
 const JOB_COLUMNS: &str = "id, name, operation, params, priority, status, total_items, succeeded,
     failed, skipped, error, detail, created_at, started_at, finished_at, updated_at,
     last_heartbeat, owner, items_per_minute, progress_at, now() AS read_at";
 
-/// A job as the API shows it (API.md's Job).
-#[derive(Clone, Debug, Serialize, PartialEq, utoipa::ToSchema)]
-#[schema(as = Job)]
-pub struct JobView {
+/// A job's row as stored, with the time it was read (the API's view derives its rate from both).
+#[derive(Clone, Debug, PartialEq)]
+pub struct JobRow {
     pub id: JobId,
     pub name: String,
     pub operation: String,
     pub params: Value,
     pub priority: i32,
-    #[schema(value_type = crate::http::openapi::JobStatusDoc)]
     pub status: JobStatus,
     pub total_items: i64,
-    pub processed: i64,
     pub succeeded: i64,
     pub failed: i64,
     pub skipped: i64,
-    pub progress: f64,
-    pub items_per_minute: f64,
-    pub eta_seconds: Option<i64>,
+    pub error: Option<String>,
+    pub detail: Option<String>,
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
     pub updated_at: DateTime<Utc>,
     pub last_heartbeat: Option<DateTime<Utc>>,
     pub owner: Option<String>,
-    pub error: Option<String>,
-    pub detail: Option<String>,
+    /// The average as the last flush left it (see `flush.rs`).
+    pub items_per_minute: f64,
+    /// When a flush last moved the counters.
+    pub progress_at: Option<DateTime<Utc>>,
+    /// The database's `now()` when the row was read.
+    pub read_at: DateTime<Utc>,
 }
 
-impl JobView {
-    fn from_row(row: &Row) -> JobView {
-        let status = parse_status(row.get("status"));
-        let total_items: i64 = row.get("total_items");
-        let succeeded: i64 = row.get("succeeded");
-        let failed: i64 = row.get("failed");
-        let skipped: i64 = row.get("skipped");
-        let processed = succeeded + failed + skipped;
-        let read_at: DateTime<Utc> = row.get("read_at");
-        let progress_at: Option<DateTime<Utc>> = row.get("progress_at");
-        let items_per_minute = if status == JobStatus::Running {
-            shown_rate(row.get("items_per_minute"), progress_at, read_at)
-        } else {
-            0.0
-        };
-        let remaining = total_items - processed;
-        let eta_seconds = (status == JobStatus::Running && items_per_minute > 0.0)
-            .then(|| (remaining as f64 / items_per_minute * 60.0).ceil() as i64);
-        JobView {
+impl JobRow {
+    /// Items with an outcome: the counters' sum.
+    pub fn processed(&self) -> i64 {
+        self.succeeded + self.failed + self.skipped
+    }
+
+    fn from_row(row: &Row) -> JobRow {
+        JobRow {
             id: row.get("id"),
             name: row.get("name"),
             operation: row.get("operation"),
             params: row.get("params"),
             priority: row.get("priority"),
-            status,
-            total_items,
-            processed,
-            succeeded,
-            failed,
-            skipped,
-            progress: if total_items > 0 {
-                processed as f64 / total_items as f64
-            } else {
-                1.0
-            },
-            items_per_minute: (items_per_minute * 10.0).round() / 10.0,
-            eta_seconds,
+            status: parse_status(row.get("status")),
+            total_items: row.get("total_items"),
+            succeeded: row.get("succeeded"),
+            failed: row.get("failed"),
+            skipped: row.get("skipped"),
+            error: row.get("error"),
+            detail: row.get("detail"),
             created_at: row.get("created_at"),
             started_at: row.get("started_at"),
             finished_at: row.get("finished_at"),
             updated_at: row.get("updated_at"),
             last_heartbeat: row.get("last_heartbeat"),
             owner: row.get("owner"),
-            error: row.get("error"),
-            detail: row.get("detail"),
+            items_per_minute: row.get("items_per_minute"),
+            progress_at: row.get("progress_at"),
+            read_at: row.get("read_at"),
         }
-    }
-}
-
-/// The stored rate decays while no flush moves it (a throttled or stalled job slows to zero
-/// in the view instead of showing its last speed forever).
-fn shown_rate(stored: f64, progress_at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> f64 {
-    let Some(progress_at) = progress_at else {
-        return stored;
-    };
-    let idle = (now - progress_at).num_milliseconds() as f64 / 1000.0;
-    if idle <= RATE_DECAY_GRACE_SECS {
-        stored
-    } else {
-        stored * (-(idle - RATE_DECAY_GRACE_SECS) / RATE_TIME_CONSTANT_SECS).exp()
     }
 }
 
@@ -239,7 +204,7 @@ pub async fn set_detail(pool: &Pool, job_id: JobId, detail: Option<&str>) -> Res
     Ok(())
 }
 
-pub async fn get(pool: &Pool, job_id: JobId) -> Result<Option<JobView>, DbError> {
+pub async fn get(pool: &Pool, job_id: JobId) -> Result<Option<JobRow>, DbError> {
     let client = pool.get().await?;
     let statement = client
         .prepare_cached(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1"))
@@ -248,7 +213,7 @@ pub async fn get(pool: &Pool, job_id: JobId) -> Result<Option<JobView>, DbError>
         .query_opt(&statement, &[&job_id])
         .await?
         .as_ref()
-        .map(JobView::from_row))
+        .map(JobRow::from_row))
 }
 
 /// The list query without a status filter, after its column list: walks `jobs_created_idx`.
@@ -265,7 +230,7 @@ pub async fn list(
     status: Option<JobStatus>,
     limit: i64,
     offset: i64,
-) -> Result<(Vec<JobView>, i64), DbError> {
+) -> Result<(Vec<JobRow>, i64), DbError> {
     let client = pool.get().await?;
     let (rows, total) = match status.map(JobStatus::as_str) {
         None => {
@@ -287,7 +252,7 @@ pub async fn list(
             (rows, client.query_one(&count, &[&status]).await?.get(0))
         }
     };
-    Ok((rows.iter().map(JobView::from_row).collect(), total))
+    Ok((rows.iter().map(JobRow::from_row).collect(), total))
 }
 
 /// Jobs per status (the `overseer_jobs` gauge); an index-only scan of the status index.
@@ -305,7 +270,7 @@ pub async fn count_by_status(pool: &Pool) -> Result<Vec<(JobStatus, i64)>, DbErr
 
 /// Jobs that are not finished (pending, running, paused), newest first: the `/api/ws` feed's
 /// snapshots.
-pub async fn active(pool: &Pool, limit: i64) -> Result<Vec<JobView>, DbError> {
+pub async fn active(pool: &Pool, limit: i64) -> Result<Vec<JobRow>, DbError> {
     let client = pool.get().await?;
     let rows = client
         .query(
@@ -317,7 +282,7 @@ pub async fn active(pool: &Pool, limit: i64) -> Result<Vec<JobView>, DbError> {
             &[&limit],
         )
         .await?;
-    Ok(rows.iter().map(JobView::from_row).collect())
+    Ok(rows.iter().map(JobRow::from_row).collect())
 }
 
 /// Why a state change was refused.
@@ -357,7 +322,7 @@ async fn refuse(pool: &Pool, job_id: JobId, action: &'static str) -> ChangeError
     }
 }
 
-async fn changed(pool: &Pool, job_id: JobId) -> Result<JobView, ChangeError> {
+async fn changed(pool: &Pool, job_id: JobId) -> Result<JobRow, ChangeError> {
     get(pool, job_id)
         .await?
         .ok_or(ChangeError::NotFound(job_id))
@@ -365,7 +330,7 @@ async fn changed(pool: &Pool, job_id: JobId) -> Result<JobView, ChangeError> {
 
 /// Pausing stops new calls (the JobActor sees it within its control interval); outcomes
 /// already obtained are kept.
-pub async fn pause(pool: &Pool, job_id: JobId) -> Result<JobView, ChangeError> {
+pub async fn pause(pool: &Pool, job_id: JobId) -> Result<JobRow, ChangeError> {
     let client = pool.get().await?;
     let n = client
         .execute(
@@ -382,7 +347,7 @@ pub async fn pause(pool: &Pool, job_id: JobId) -> Result<JobView, ChangeError> {
 }
 
 /// A resumed job is claimable again at once.
-pub async fn resume(pool: &Pool, job_id: JobId) -> Result<JobView, ChangeError> {
+pub async fn resume(pool: &Pool, job_id: JobId) -> Result<JobRow, ChangeError> {
     let client = pool.get().await?;
     let n = client
         .execute(
@@ -401,7 +366,7 @@ pub async fn resume(pool: &Pool, job_id: JobId) -> Result<JobView, ChangeError> 
 
 /// Cancelling marks every pending item skipped with error `cancelled`, in one transaction
 /// with the status change.
-pub async fn cancel(pool: &Pool, job_id: JobId) -> Result<JobView, ChangeError> {
+pub async fn cancel(pool: &Pool, job_id: JobId) -> Result<JobRow, ChangeError> {
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
     let skipped = tx
@@ -431,7 +396,7 @@ pub async fn cancel(pool: &Pool, job_id: JobId) -> Result<JobView, ChangeError> 
 }
 
 /// Retrying puts the failed items of a finished job back to pending and the job to running.
-pub async fn retry(pool: &Pool, job_id: JobId) -> Result<JobView, ChangeError> {
+pub async fn retry(pool: &Pool, job_id: JobId) -> Result<JobRow, ChangeError> {
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
     let reset = tx

@@ -63,6 +63,7 @@ pub const DECIDE_INTERVAL: Duration = Duration::from_millis(500);
 
 /// What the target is held to, as the API shows it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum BoundBy {
     /// The global scope's quota: its rate is used, customers wait on its pacing or pause.
@@ -218,11 +219,13 @@ impl ConcurrencyControl {
 
 /// One job's use of the book.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct JobSlots {
+    /// Customers it works on now.
     pub held: usize,
     /// Customers waiting for a slot.
     pub queued: usize,
-    /// Most customers this job runs at once.
+    /// Most customers this job runs at once (`OVERSEER_MAX_CONCURRENT_CUSTOMERS`).
     pub ceiling: usize,
 }
 

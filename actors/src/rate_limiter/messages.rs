@@ -82,17 +82,24 @@ pub struct UpdateSettings(pub serde_json::Value);
 #[rtype(result = "Option<SharedStatus>")]
 pub struct GetSharedStatus;
 
+/// Where the global scope's permits come from when Redis is configured.
 #[derive(Clone, Debug, Serialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SharedStatus {
-    /// `shared` or `local_fallback`.
+    /// `shared` (Redis) or `local_fallback` (shared rate / live nodes).
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub mode: &'static str,
     pub live_nodes: u64,
     pub error: Option<String>,
 }
 
+/// One scope's stats.
 #[derive(Clone, Debug, Serialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ScopeStats {
+    /// `global` or `customer:<id>`.
     pub scope: String,
+    /// Requests per second the limiter allows now.
     pub rate_per_sec: Option<f64>,
     /// The seeds' view of the rate: seconds between calls (1 / rate).
     pub delay_seconds: Option<f64>,
@@ -110,7 +117,9 @@ pub struct ScopeStats {
     pub waiting: u64,
     pub granted: u64,
     pub throttled: u64,
+    /// Successes / reported calls.
     pub success_rate: Option<f64>,
+    /// When the scope's pause (a server retry delay) ends.
     pub paused_until: Option<DateTime<Utc>>,
     /// Seconds until the scope's pause ends, if paused.
     pub paused_for_seconds: Option<f64>,
@@ -124,6 +133,7 @@ pub struct ScopeStats {
 pub struct GetConcurrency;
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConcurrencyStats {
     /// Customers the node may work on at once now (the concurrency law's target).
     pub target: usize,
@@ -142,7 +152,9 @@ pub struct ConcurrencyStats {
     pub jobs: Vec<JobConcurrency>,
 }
 
+/// One running job's customer slots.
 #[derive(Clone, Debug, Serialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct JobConcurrency {
     pub job_id: JobId,
     #[serde(flatten)]

@@ -15,6 +15,7 @@ use serde_json::Value;
 
 /// Knobs of one scope kind.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ScopeKnobs {
     /// Rate a new scope starts at (requests/s).
     pub initial_rate: f64,
@@ -85,6 +86,7 @@ impl ScopeKnobs {
 
 /// A named set of knobs for both scope kinds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Preset {
     Conservative,
@@ -165,6 +167,7 @@ impl FromStr for Preset {
 
 /// Everything the RateLimiter can be told, at start-up and at run time.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LimiterSettings {
     /// The preset the knobs came from; `null` once a single field was changed.
     pub preset: Option<Preset>,
@@ -172,9 +175,13 @@ pub struct LimiterSettings {
     pub customer: ScopeKnobs,
     /// Pause of a scope after a throttle that names no retry delay; doubles on each further
     /// throttle up to `max_throttle_pause`, resets on success.
+    /// Seconds.
     #[serde(with = "seconds")]
+    #[cfg_attr(feature = "openapi", schema(value_type = f64))]
     pub default_throttle_pause: Duration,
+    /// Seconds.
     #[serde(with = "seconds")]
+    #[cfg_attr(feature = "openapi", schema(value_type = f64))]
     pub max_throttle_pause: Duration,
 }
 

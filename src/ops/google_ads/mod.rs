@@ -32,7 +32,7 @@ use errors::{ApiFailure, GoogleError, RateScope};
 use state::{CustomerAccount, Rsa};
 use themes::ThemeTexts;
 
-use crate::store::items::NAME_KEY_PREFIX;
+use crate::item_key::ItemKey;
 
 pub const NAME: &str = "google_ads.theme_rsa";
 pub const DEFAULT_OPS_PER_REQUEST: usize = 1000;
@@ -287,16 +287,14 @@ fn failed(error: impl Into<String>) -> ItemOutcome {
 
 impl ThemedCustomer {
     fn resolve(&self, item: &WorkItem) -> Result<String, String> {
-        match item.item_key.strip_prefix(NAME_KEY_PREFIX) {
-            Some(name) => match self.account.by_name.get(name).map(Vec::as_slice) {
+        match ItemKey::parse(&item.item_key) {
+            ItemKey::AdGroupName(name) => match self.account.by_name.get(name).map(Vec::as_slice) {
                 None | Some([]) => Err("ad group not found".into()),
                 Some([id]) => Ok(id.clone()),
                 Some(_) => Err("ambiguous ad group name".into()),
             },
-            None if self.account.ad_groups.contains_key(&item.item_key) => {
-                Ok(item.item_key.clone())
-            }
-            None => Err("ad group not found".into()),
+            ItemKey::AdGroupId(id) if self.account.ad_groups.contains_key(id) => Ok(id.to_string()),
+            ItemKey::AdGroupId(_) => Err("ad group not found".into()),
         }
     }
 
