@@ -1,4 +1,8 @@
-//! The `overseer` command: parses the command line and hands over to the library.
+//! The `overseer` command: parses the command line and hands over to the library, or to the
+//! benches and the demo (`bench/`), which live beside this file because nothing else may
+//! import them: tests share fixtures with the benches through `overseer-testkit` instead.
+
+mod bench;
 
 use std::path::PathBuf;
 
@@ -6,7 +10,6 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use overseer::{
     app::{App, Roles},
-    bench,
     cli::submit::{self, Submission},
     config::{Config, ConfigError},
     store, telemetry,
@@ -62,7 +65,7 @@ enum Command {
     /// dashboard until Ctrl-C.
     Demo(bench::demo::DemoArgs),
     /// Run the Google Ads simulator (an HTTP server on its own port).
-    Sim(Box<overseer::sim::SimArgs>),
+    Sim(Box<overseer_sim::SimArgs>),
     /// Submit a job from a CSV (or .json) file.
     Submit {
         file: PathBuf,
@@ -237,7 +240,7 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Demo(args) => bench::demo::run(config, args).await,
-        Command::Sim(args) => overseer::sim::run(*args).await,
+        Command::Sim(args) => overseer_sim::run(*args).await,
         Command::Submit {
             file,
             operation,

@@ -17,7 +17,7 @@ use anyhow::Context;
 use serde_json::Value;
 
 use super::{csv_chunks, per_sec};
-use crate::{
+use overseer::{
     app::{App, Roles},
     config::Config,
     redis::cache::ListCache,
@@ -34,7 +34,7 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
     super::use_fresh_database(&mut config, BENCH_DATABASE).await?;
     config.http_addr = "127.0.0.1:0".into();
     config.node_id = Some("bench-api".into());
-    config.rate_limit_preset = crate::config::UNLIMITED.into();
+    config.rate_limit_preset = overseer::config::UNLIMITED.into();
     config.api_token = None;
     config.redis_prefix = format!("{BENCH_DATABASE}:");
     if config.redis_url.is_none() {

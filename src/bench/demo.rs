@@ -10,12 +10,12 @@ use anyhow::Context;
 use serde_json::Value;
 
 use super::theme_job;
-use crate::{
+use overseer::{
     app::{App, Roles},
     cli::submit,
     config::Config,
-    sim::{self, SimConfig},
 };
+use overseer_sim::{self as sim, SimConfig};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct DemoArgs {

@@ -14,7 +14,7 @@ use anyhow::Context;
 use overseer_actors::{Engine, JobStatus};
 
 use super::{peak_rss_mib, per_sec};
-use crate::{
+use overseer::{
     config::Config,
     ops,
     store::{self, PgStore, jobs},
@@ -24,7 +24,7 @@ const BENCH_DATABASE: &str = "overseer_bench";
 
 pub async fn run(mut config: Config, items: u64, customers: u64) -> anyhow::Result<()> {
     super::use_fresh_database(&mut config, BENCH_DATABASE).await?;
-    config.rate_limit_preset = crate::config::UNLIMITED.into();
+    config.rate_limit_preset = overseer::config::UNLIMITED.into();
     config.node_id = Some("bench".into());
     let settings = config.pool_settings();
     let pool = store::connect(&settings).await?;

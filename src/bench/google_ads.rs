@@ -12,11 +12,11 @@ use anyhow::Context;
 use serde_json::Value;
 
 use super::theme_job;
-use crate::{
+use overseer::{
     app::{App, Roles},
     config::Config,
-    sim::{self, SimConfig},
 };
+use overseer_sim::{self as sim, SimConfig};
 
 const BENCH_DATABASE: &str = "overseer_bench_google_ads";
 const PROGRESS_EVERY: Duration = Duration::from_secs(10);

@@ -20,7 +20,7 @@ use serde_json::json;
 use tokio_postgres::{binary_copy::BinaryCopyInWriter, types::Type};
 
 use super::{csv_chunks, peak_rss_mib, per_sec};
-use crate::{
+use overseer::{
     config::Config,
     ingest::{self, NewJob, body, csv_rows, json_rows, sink::RowSink},
     ops,

@@ -28,10 +28,8 @@ use std::sync::Mutex;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::{
-    ops::google_ads::{client::AdsClient, settings::GoogleAdsSettings},
-    sim::{self, SimConfig, SimStats},
-};
+use overseer::ops::google_ads::{client::AdsClient, settings::GoogleAdsSettings};
+use overseer_sim::{self as sim, SimConfig, SimStats};
 
 const QUERY: &str = "SELECT ad_group.id, ad_group.name, ad_group.status FROM ad_group \
      WHERE ad_group.status != 'REMOVED'";

@@ -17,7 +17,7 @@ use std::{
 use anyhow::Context;
 use overseer_actors::{Engine, JobStatus, rate_limiter::GetStats};
 
-use crate::{
+use overseer::{
     config::{Config, UNLIMITED},
     ops,
     store::{PgStore, jobs},

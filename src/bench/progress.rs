@@ -27,7 +27,7 @@ use overseer_actors::db_writer::{Flushed, Subscribe};
 use tokio_tungstenite::tungstenite::Message;
 
 use super::csv_chunks;
-use crate::{
+use overseer::{
     app::{App, Roles},
     config::Config,
     store::jobs,
@@ -74,7 +74,7 @@ pub async fn run(
     clients: usize,
 ) -> anyhow::Result<()> {
     super::use_fresh_database(&mut config, BENCH_DATABASE).await?;
-    config.rate_limit_preset = crate::config::UNLIMITED.into();
+    config.rate_limit_preset = overseer::config::UNLIMITED.into();
     config.node_id = Some("bench-progress".into());
     config.http_addr = "127.0.0.1:0".into();
     config.redis_url = None;

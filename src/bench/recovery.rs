@@ -23,7 +23,7 @@ use super::{
     node::{Node, wait_some, wait_until},
     with_database,
 };
-use crate::config::Config;
+use overseer::config::Config;
 
 const BENCH_DATABASE: &str = "overseer_bench_recovery";
 const HEARTBEAT_MS: u64 = 1_000;

@@ -28,10 +28,8 @@ use anyhow::Context;
 use serde_json::{Value, json};
 
 use super::{node::Node, theme_job};
-use crate::{
-    config::Config,
-    sim::{self, SimConfig, SimStats},
-};
+use overseer::config::Config;
+use overseer_sim::{self as sim, SimConfig, SimStats};
 
 const BENCH_DATABASE: &str = "overseer_bench_shapes";
 const SAMPLE: Duration = Duration::from_secs(1);

@@ -14,7 +14,7 @@
 
 use std::time::{Duration, Instant};
 
-use overseer::sim::{self, RunningSim, SimConfig, SimStats};
+use overseer_sim::{self as sim, RunningSim, SimConfig, SimStats};
 use serde_json::{Value, json};
 
 use crate::{

@@ -4,7 +4,9 @@
 
 use std::process::Command;
 
-use crate::support::{TestDb, csv_items, start, test_config};
+use overseer_testkit::csv::csv_items;
+
+use crate::support::{TestDb, start, test_config};
 
 fn overseer() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_overseer"));

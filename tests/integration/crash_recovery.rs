@@ -7,8 +7,8 @@
 
 use std::time::{Duration, Instant};
 
-use overseer::sim::{self, SimConfig};
 use overseer_actors::{ItemStatus, OutcomeRecord, Store};
+use overseer_sim::{self as sim, SimConfig};
 use rand::RngExt;
 use serde_json::{Value, json};
 

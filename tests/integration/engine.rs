@@ -3,8 +3,10 @@
 
 use std::time::Duration;
 
+use overseer_testkit::csv::csv_items;
+
 use crate::support::{
-    TestDb, assert_counters_equal_rows, csv_items, start, submit_csv, test_config, wait_for_status,
+    TestDb, assert_counters_equal_rows, start, submit_csv, test_config, wait_for_status,
 };
 
 #[actix_rt::test]

@@ -10,17 +10,14 @@ use std::{
     time::Duration,
 };
 
-use overseer::{
-    app::App,
-    bench::theme_job,
-    sim::{self, CustomerView, RunningSim, SimConfig},
-};
+use overseer::app::App;
+use overseer_sim::{self as sim, CustomerView, RunningSim, SimConfig};
 use serde_json::{Value, json};
 
 use crate::node_process::Node;
 use crate::support::{
-    TestDb, assert_api_error, assert_counters_equal_rows, http, job_count, start, test_config,
-    wait_for, wait_for_status,
+    TestDb, assert_api_error, assert_counters_equal_rows, http, job_count, point_at_simulator,
+    start, test_config, wait_for, wait_for_status,
 };
 
 const JOB_TIMEOUT: Duration = Duration::from_secs(90);
@@ -44,7 +41,7 @@ fn start_sim(config: SimConfig) -> RunningSim {
 /// Overseer in-process, its Google Ads operation pointed at `simulator`.
 async fn start_against(db: &TestDb, simulator: &RunningSim) -> (App, String) {
     let mut config = test_config(db);
-    theme_job::point_at_simulator(&mut config, simulator, &simulator.sim.config());
+    point_at_simulator(&mut config, simulator);
     let app = start(config).await;
     let base = app.base_url().expect("base url");
     (app, base)

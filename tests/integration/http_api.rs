@@ -8,9 +8,11 @@ use std::time::Duration;
 use overseer::app::App;
 use serde_json::{Value, json};
 
+use overseer_testkit::csv::csv_items;
+
 use crate::support::{
-    TestDb, assert_api_error, assert_counters_equal_rows, assert_nothing_stored, csv_items,
-    get_job, http, json_items, post_chunked, start, submit_csv, submit_json, test_config, wait_for,
+    TestDb, assert_api_error, assert_counters_equal_rows, assert_nothing_stored, get_job, http,
+    json_items, post_chunked, start, submit_csv, submit_json, test_config, wait_for,
     wait_for_status, wait_until_stable,
 };
 

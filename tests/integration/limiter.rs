@@ -13,10 +13,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use overseer::{
-    app::App,
-    sim::{self, RunningSim, SimConfig},
-};
+use overseer::app::App;
+use overseer_sim::{self as sim, RunningSim, SimConfig};
 use serde_json::{Value, json};
 use tokio::{
     io::copy_bidirectional,

@@ -20,5 +20,4 @@ mod openapi;
 mod operations;
 mod roles;
 mod security;
-mod sim;
 mod support;

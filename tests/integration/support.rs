@@ -1,76 +1,20 @@
-//! Shared fixtures for the integration tests: a database of each test's own on the local
-//! PostgreSQL (dropped afterwards), an Overseer started in-process on a free port with fast
+//! Shared fixtures for the integration tests: a database of each test's own (`TestDb`, from
+//! `overseer-testkit`, dropped afterwards), an Overseer started in-process on a free port with fast
 //! intervals, an HTTP client, and polling with a deadline.
 
 use std::{
     collections::BTreeMap,
-    sync::atomic::{AtomicU32, Ordering},
     time::{Duration, Instant},
 };
 
 use overseer::{
     app::{App, Roles},
     config::Config,
-    sim::RunningSim,
 };
+use overseer_sim::RunningSim;
 use serde_json::Value;
 
-static NEXT_DB: AtomicU32 = AtomicU32::new(0);
-
-/// The PostgreSQL server tests use: `OVERSEER_TEST_DATABASE_URL`'s server, or the local one.
-fn server_url() -> String {
-    std::env::var("OVERSEER_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
-
-/// A database that exists for one test.
-pub struct TestDb {
-    pub name: String,
-    pub url: String,
-}
-
-impl TestDb {
-    /// A fresh, empty database named after the test (Overseer creates and migrates it).
-    pub fn new(test: &str) -> TestDb {
-        let n = NEXT_DB.fetch_add(1, Ordering::SeqCst);
-        let name = format!("overseer_test_{test}_{}_{n}", std::process::id());
-        let url = overseer::bench::with_database(&server_url(), &name).expect("test database url");
-        drop_database(&name);
-        TestDb { name, url }
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        drop_database(&self.name);
-    }
-}
-
-/// Drops a database from a thread of its own (Drop cannot be async).
-fn drop_database(name: &str) {
-    let name = name.to_string();
-    let server = server_url();
-    let _ = std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        runtime.block_on(async move {
-            let Ok((client, connection)) =
-                tokio_postgres::connect(&server, tokio_postgres::NoTls).await
-            else {
-                return;
-            };
-            let driver = tokio::spawn(connection);
-            let _ = client
-                .batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-                .await;
-            drop(client);
-            let _ = driver.await;
-        });
-    })
-    .join();
-}
+pub use overseer_testkit::database::TestDb;
 
 /// A config for tests: the test's database, a free port, short intervals, no rate limit.
 pub fn test_config(db: &TestDb) -> Config {
@@ -97,6 +41,18 @@ pub fn sim_config(db: &TestDb, sim: &RunningSim) -> Config {
     config.google_ads_client_secret = Some("sim-client-secret".into());
     config.google_ads_refresh_token = Some("sim-refresh-token".into());
     config
+}
+
+/// Points the Google Ads operation at `simulator` with the credentials it accepts (its own
+/// config's), a developer token included; the limiter stays as `config` has it.
+pub fn point_at_simulator(config: &mut Config, simulator: &RunningSim) {
+    let sim_config = simulator.sim.config();
+    config.google_ads_endpoint = simulator.base_url();
+    config.google_ads_token_url = simulator.token_url();
+    config.google_ads_client_id = Some(sim_config.client_id);
+    config.google_ads_client_secret = Some(sim_config.client_secret);
+    config.google_ads_refresh_token = Some(sim_config.refresh_token);
+    config.google_ads_developer_token = Some("demo-developer-token".into());
 }
 
 /// Starts API and engine in-process.
@@ -181,13 +137,6 @@ pub async fn submit_csv(base: &str, query: &[(&str, &str)], csv: String) -> (u16
         .expect("POST csv");
     let status = response.status().as_u16();
     (status, response.json().await.expect("JSON answer"))
-}
-
-/// `n` items over `customers` customers, as CSV.
-pub fn csv_items(n: u64, customers: u64) -> String {
-    overseer::bench::csv_chunks(n, customers)
-        .map(|c| String::from_utf8(c.to_vec()).expect("utf8"))
-        .collect()
 }
 
 /// Asserts the invariant of DESIGN.md §3.4: processed = succeeded + failed + skipped, and each

@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use overseer::sim::{self, RunningSim, SimConfig, Status};
+use overseer_sim::{self as sim, RunningSim, SimConfig, Status};
 use serde_json::{Value, json};
 
 const VERSION: &str = "v26";
@@ -56,7 +56,7 @@ impl TestSim {
         }
     }
 
-    fn sim(&self) -> &overseer::sim::Sim {
+    fn sim(&self) -> &overseer_sim::Sim {
         &self.running.sim
     }
 

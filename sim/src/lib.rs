@@ -1,4 +1,4 @@
-//! `overseer sim`: a Google Ads REST simulator implementing the subset of GOOGLE_ADS.md over
+//! `overseer-sim`: the Google Ads REST simulator behind `overseer sim` implementing the subset of GOOGLE_ADS.md over
 //! seeded, deterministic data, so the `google_ads.theme_rsa` operation can be demonstrated,
 //! tested and benchmarked without Google — and without knowing it is not talking to Google.
 //!
@@ -21,6 +21,10 @@
 //! faults, latency, answer) → `search.rs` (with `gaql.rs`) or `mutate.rs` (with
 //! `labels.rs`, `ad_group_ads.rs` + `rsa.rs`, `ad_group_ad_labels.rs`) → `data.rs`; errors
 //! are shaped in `error.rs`, quotas kept in `quota.rs`, counters in `stats.rs`.
+//!
+//! It is a crate of its own because nothing in it depends on Overseer: the app's CLI, demo,
+//! benches and tests use it as any client would, and its own tests (`tests/api.rs`) need no
+//! database and no `overseer` binary.
 
 mod ad_group_ad_labels;
 mod ad_group_ads;

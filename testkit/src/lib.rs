@@ -1,0 +1,9 @@
+//! `overseer-testkit`: the fixtures Overseer's integration tests and its benches share — a
+//! database of one's own on the local PostgreSQL (`database.rs`), generated CSV inputs
+//! (`csv.rs`) and a theme job's rows built from the simulator's accounts (`theme_job.rs`). It is
+//! a crate of its own so the arrow points one way: tests and benches import the kit, never each
+//! other, and the kit never imports the `overseer` package (which depends on it for its benches).
+
+pub mod csv;
+pub mod database;
+pub mod theme_job;
