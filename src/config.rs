@@ -21,8 +21,6 @@ use overseer_actors::{EngineConfig, LimiterSettings, Preset, ScopeKnobs, WriterC
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::store::pool::PoolSettings;
-
 // No `deny_unknown_fields` (serde cannot have it beside `flatten`): unknown names are refused
 // before deserializing, with the closest known one (`names`).
 #[derive(Clone, Serialize, Deserialize, PartialEq)]
@@ -192,6 +190,18 @@ pub enum ConfigError {
 
 /// The `rate_limit_preset` that turns the RateLimiter off.
 pub const UNLIMITED: &str = "unlimited";
+
+/// What a PostgreSQL pool needs to know (`store::pool` builds pools from it). It lives here,
+/// beside the settings it is filled from, so configuration names nothing of the store.
+#[derive(Clone, Debug)]
+pub struct PoolSettings {
+    pub database_url: String,
+    pub node_id: String,
+    pub max_size: usize,
+    pub connect_timeout: Duration,
+    pub wait_timeout: Duration,
+    pub statement_timeout: Duration,
+}
 
 impl Config {
     /// Reads the file (if any) and the process environment.

@@ -3,23 +3,11 @@
 //! `pg_stat_activity` which node holds which connection), the configured connect timeout and a
 //! server-side `statement_timeout`.
 
-use std::time::Duration;
-
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::NoTls;
 
 use super::DbError;
-
-/// What the pool needs to know; filled from `Config`.
-#[derive(Clone, Debug)]
-pub struct PoolSettings {
-    pub database_url: String,
-    pub node_id: String,
-    pub max_size: usize,
-    pub connect_timeout: Duration,
-    pub wait_timeout: Duration,
-    pub statement_timeout: Duration,
-}
+pub use crate::config::PoolSettings;
 
 pub fn pg_config(settings: &PoolSettings) -> Result<tokio_postgres::Config, DbError> {
     // A password with an unencoded `@` is read as the URL standard reads it (see `normalize_postgres`).
