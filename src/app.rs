@@ -70,7 +70,7 @@ impl App {
         // that uses one pool only never opens the other's.
         let api_pool = store::pool::build_pool(&config.api_pool_settings())?;
         let store = PgStore::new(pool);
-        let ingest = ingest_settings(&config);
+        let ingest = store::ingest::WriterSettings::from_config(&config);
         if let Err(error) =
             store::ingest::sweep(&api_pool, &config.node_id(), ingest.stale_after).await
         {
@@ -212,20 +212,6 @@ impl App {
             .as_ref()
             .and_then(|s| s.addrs.first())
             .map(|a| format!("http://{a}"))
-    }
-}
-
-/// How this process writes submissions (see `store::ingest`).
-fn ingest_settings(config: &Config) -> store::ingest::WriterSettings {
-    store::ingest::WriterSettings {
-        node_id: config.node_id(),
-        max_items: config.max_items_per_job,
-        rows_per_copy: store::ingest::ROWS_PER_COPY,
-        parallel_copies: store::ingest::PARALLEL_COPIES,
-        connections: Arc::new(tokio::sync::Semaphore::new(config.ingest_connections)),
-        stale_after: store::ingest::stale_after(std::time::Duration::from_millis(
-            config.body_timeout_ms,
-        )),
     }
 }
 

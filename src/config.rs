@@ -10,6 +10,7 @@
 //! only through [`Config::redacted`], which rebuilds connection strings from their parsed parts
 //! (see [`redact`]).
 
+pub mod hosts;
 pub mod names;
 mod rate_limit;
 pub mod redact;
@@ -303,7 +304,7 @@ impl Config {
         if let Some(bad) = self
             .allowed_hosts
             .iter()
-            .find(|h| crate::http::open_mode::Authority::parse(h).is_none())
+            .find(|h| hosts::Authority::parse(h).is_none())
         {
             return Err(ConfigError::Invalid(format!(
                 "allowed_hosts: {bad:?} is not a host name, address or host:port"

@@ -36,9 +36,10 @@ pub async fn run(mut config: Config, items: u64, customers: u64) -> anyhow::Resu
 
     // (a) ingest
     let writer_settings = super::ingest::bench_writer_settings(&config);
-    let csv = super::ingest::Format::Csv;
+    let csv = overseer::ingest::Format::Csv;
+    let registry = Arc::new(ops::registry(&config));
     let (ingested, ingest_time) =
-        super::ingest::submit(&pool, &writer_settings, csv, items, customers).await?;
+        super::ingest::submit(&pool, &writer_settings, csv, items, customers, &registry).await?;
     let ingest_rate = per_sec(ingested.items, ingest_time);
     println!(
         "(a) ingest: {} rows in {:.2} s = {:.0} rows/s",
@@ -52,7 +53,7 @@ pub async fn run(mut config: Config, items: u64, customers: u64) -> anyhow::Resu
     let engine = Engine::start(
         config.engine_config(),
         Arc::new(store.clone()),
-        Arc::new(ops::registry(&config)),
+        registry.clone(),
     );
     let view = loop {
         let view = jobs::get(&pool, ingested.job_id)
@@ -118,6 +119,7 @@ pub async fn run(mut config: Config, items: u64, customers: u64) -> anyhow::Resu
             csv,
             super::preset_cost::ITEMS,
             customers,
+            &registry,
         )
         .await?;
         Ok(ingested.job_id)

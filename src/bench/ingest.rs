@@ -11,7 +11,7 @@
 //! it prints is its own and not what an earlier phase left in the allocator; bodies are
 //! generated in 64 KiB chunks, so the process never holds one.
 
-use std::{sync::Arc, time::Instant};
+use std::time::Instant;
 
 use anyhow::Context;
 use bytes::Bytes;
@@ -20,20 +20,16 @@ use serde_json::json;
 use tokio_postgres::{binary_copy::BinaryCopyInWriter, types::Type};
 
 use super::{csv_chunks, peak_rss_mib, per_sec};
+use overseer_actors::OperationRegistry;
+
 use overseer::{
     config::Config,
-    ingest::{self, NewJob, body, csv_rows, json_rows, sink::RowSink},
+    ingest::{self, Format, Ingested, NewJob, Source, body},
     ops,
     store::{self, ingest as writer},
 };
 
 const BENCH_DATABASE: &str = "overseer_bench_ingest";
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    Csv,
-    Json,
-}
 
 /// A JSON submission of `items` items over `customers` customers, in chunks of about 64 KiB.
 pub fn json_chunks(items: u64, customers: u64) -> impl Iterator<Item = Bytes> {
@@ -70,12 +66,8 @@ pub fn json_chunks(items: u64, customers: u64) -> impl Iterator<Item = Bytes> {
 /// Writer settings for a bench: this config's budgets, no item limit.
 pub fn bench_writer_settings(config: &Config) -> writer::WriterSettings {
     writer::WriterSettings {
-        node_id: config.node_id(),
         max_items: u64::MAX,
-        rows_per_copy: writer::ROWS_PER_COPY,
-        parallel_copies: writer::PARALLEL_COPIES,
-        connections: Arc::new(tokio::sync::Semaphore::new(config.ingest_connections)),
-        stale_after: writer::stale_after(std::time::Duration::from_millis(config.body_timeout_ms)),
+        ..writer::WriterSettings::from_config(config)
     }
 }
 
@@ -86,7 +78,8 @@ pub async fn submit(
     format: Format,
     items: u64,
     customers: u64,
-) -> anyhow::Result<(writer::Ingested, std::time::Duration)> {
+    registry: &OperationRegistry,
+) -> anyhow::Result<(Ingested, std::time::Duration)> {
     let job = NewJob {
         name: "bench ingest".into(),
         operation: ops::noop::NAME.into(),
@@ -94,16 +87,8 @@ pub async fn submit(
         params: json!({}),
     };
     let started = Instant::now();
-    let (chunks_tx, chunks_rx) = body::chunk_channel();
-    let (rows_tx, rows_rx) = ingest::row_channel();
-    let parser = tokio::task::spawn_blocking(move || {
-        let input = body::ChunkReader::new(chunks_rx);
-        let sink = RowSink::new(rows_tx);
-        match format {
-            Format::Csv => csv_rows::parse(input, sink),
-            Format::Json => json_rows::parse(input, sink).map(|_| ()),
-        }
-    });
+    // Generated on a task of its own, as a client's upload would arrive beside the parsing.
+    let (chunks_tx, chunks_rx) = tokio::sync::mpsc::channel::<Bytes>(body::CHUNKS_IN_FLIGHT);
     let generator = tokio::spawn(async move {
         let chunks: Box<dyn Iterator<Item = Bytes> + Send> = match format {
             Format::Csv => Box::new(csv_chunks(items, customers)),
@@ -115,17 +100,23 @@ pub async fn submit(
             }
         }
     });
-    let staged = writer::write(pool, settings, rows_rx)
+    let body = futures_util::stream::unfold(chunks_rx, |mut chunks| async move {
+        let chunk = chunks.recv().await?;
+        Some((Ok::<_, std::convert::Infallible>(chunk), chunks))
+    });
+    let source = Source {
+        format,
+        header: Some(job),
+        body,
+        limit: usize::MAX,
+        deadline: tokio::time::Instant::now() + std::time::Duration::from_secs(24 * 3600),
+        timeout_ms: 24 * 3600 * 1000,
+    };
+    let rows = writer::PgRowStore { pool, settings };
+    let ingested = ingest::submit(source, registry, &rows)
         .await
-        .map_err(|e| anyhow::anyhow!("ingest failed: {e}"))?;
+        .map_err(|e| anyhow::anyhow!("the bench submission was refused: {e:?}"))?;
     let _ = generator.await;
-    parser
-        .await?
-        .map_err(|e| anyhow::anyhow!("parse failed: {e}"))?;
-    let ingested = staged
-        .commit(&job)
-        .await
-        .map_err(|e| anyhow::anyhow!("commit failed: {e}"))?;
     Ok((ingested, started.elapsed()))
 }
 
@@ -188,7 +179,9 @@ async fn run_phase(config: Config, phase: &str, items: u64, customers: u64) -> a
     let mut settings = bench_writer_settings(&config);
     settings.parallel_copies = phase.parallel_copies;
     let rss_before = current_rss_mib().unwrap_or(0.0);
-    let (ingested, took) = submit(&pool, &settings, phase.format, items, customers).await?;
+    let registry = ops::registry(&config);
+    let (ingested, took) =
+        submit(&pool, &settings, phase.format, items, customers, &registry).await?;
     let peak = peak_rss_mib().unwrap_or(0.0);
     println!(
         "PHASE {} {} {:.3} {rss_before:.1} {peak:.1}",

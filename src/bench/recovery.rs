@@ -17,10 +17,11 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use overseer_testkit::node::NodeProcess;
 use serde_json::{Value, json};
 
 use super::{
-    node::{Node, wait_some, wait_until},
+    node::{self, wait_some, wait_until},
     with_database,
 };
 use overseer::config::Config;
@@ -164,8 +165,8 @@ struct Bench {
 }
 
 impl Bench {
-    async fn spawn(&self, node_id: &str) -> anyhow::Result<Node> {
-        Node::spawn(
+    async fn spawn(&self, node_id: &str) -> anyhow::Result<NodeProcess> {
+        node::spawn(
             &self.url,
             node_id,
             &[

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use serde_json::{Value, json};
 
-use super::{node::Node, theme_job};
+use super::{node, theme_job};
 use overseer::config::Config;
 use overseer_sim::{self as sim, SimConfig, SimStats};
 
@@ -249,7 +249,7 @@ async fn run_adaptive(config: &Config, shape: Shape, secs: u64) -> anyhow::Resul
         ),
     ];
     let node_id = format!("bench-shape-{}", shape.name());
-    let mut node = Node::spawn(&config.database_url, &node_id, &env).await?;
+    let mut node = node::spawn(&config.database_url, &node_id, &env).await?;
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()?;
@@ -330,7 +330,7 @@ async fn run_adaptive(config: &Config, shape: Shape, secs: u64) -> anyhow::Resul
         }
         if shape == Shape::Restart && restarted_at.is_none() && at >= KILL_AT {
             node.kill_9();
-            node = Node::spawn(&config.database_url, &node_id, &env).await?;
+            node = node::spawn(&config.database_url, &node_id, &env).await?;
             restarted_at = Some(started.elapsed());
         }
         if let Ok(job) = get_json(&http, &format!("{}/api/jobs/{id}", node.base)).await

@@ -6,7 +6,7 @@ use actix_web::{HttpResponse, ResponseError, http::StatusCode};
 use serde_json::{Value, json};
 
 use crate::{
-    ingest::{BodyProblem, HeaderError},
+    ingest::{BodyProblem, HeaderError, SubmitError},
     store::{DbError, DbErrorKind, ingest::IngestError, jobs::ChangeError},
 };
 
@@ -193,6 +193,16 @@ impl From<HeaderError> for ApiError {
                         .collect(),
                 )
             }
+        }
+    }
+}
+
+impl<E: Into<ApiError>> From<SubmitError<E>> for ApiError {
+    fn from(error: SubmitError<E>) -> Self {
+        match error {
+            SubmitError::Body(problem) => problem.into(),
+            SubmitError::Header(problem) => problem.into(),
+            SubmitError::Store(problem) => problem.into(),
         }
     }
 }

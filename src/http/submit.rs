@@ -1,8 +1,9 @@
 //! `POST /api/jobs`: a submission, JSON or CSV, parsed as it streams and written in batches.
 //!
-//! The path of a body: the socket → [`body::feed`] (size limit, deadline) → a parser on a
-//! blocking thread (`ingest::csv_rows` or `ingest::json_rows`) → `store::ingest::write`, which
-//! takes a connection only for a full batch, and when the body has ended, for the one short
+//! The handler checks what HTTP tells before the body (type, announced length, a CSV's header in
+//! the query, a free submission slot), then hands the body to the ingest pipeline
+//! (`ingest::submit`) with PostgreSQL as its row store (`store::ingest`), which takes a
+//! connection only for a full batch, and when the body has ended, for the one short
 //! transaction that makes the rows a job. So a slow or silent client holds a task and a few
 //! chunks of memory, never a database connection, and is refused with 408 at its deadline.
 //!
@@ -23,25 +24,14 @@ use tokio::time::Instant;
 
 use super::{ApiError, AppState, views::JobView};
 use crate::{
-    ingest::{
-        self, BodyProblem, NewJob, RawHeader,
-        body::{self, ChunkReader},
-        csv_rows, json_rows,
-        sink::RowSink,
-    },
-    store::{ingest as writer, jobs},
+    ingest::{self, Format, RawHeader, Source, body},
+    store::{ingest::PgRowStore, jobs},
 };
 
 /// What a client is told to wait before trying again when every submission slot is taken.
 const BUSY_RETRY_AFTER_SECS: u64 = 5;
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum BodyKind {
-    Json,
-    Csv,
-}
-
-fn body_kind(req: &HttpRequest) -> Result<BodyKind, ApiError> {
+fn body_format(req: &HttpRequest) -> Result<Format, ApiError> {
     let content_type = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -54,8 +44,8 @@ fn body_kind(req: &HttpRequest) -> Result<BodyKind, ApiError> {
         .trim()
         .to_ascii_lowercase();
     match essence.as_str() {
-        "application/json" => Ok(BodyKind::Json),
-        "text/csv" => Ok(BodyKind::Csv),
+        "application/json" => Ok(Format::Json),
+        "text/csv" => Ok(Format::Csv),
         _ => Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
@@ -122,21 +112,21 @@ pub async fn submit(
 ) -> Result<HttpResponse, ApiError> {
     let started = Instant::now();
     refuse_upgrade(&req)?;
-    let kind = body_kind(&req)?;
-    let limit = match kind {
-        BodyKind::Json => state.config.max_json_body_bytes,
-        BodyKind::Csv => state.config.max_csv_body_bytes,
+    let format = body_format(&req)?;
+    let limit = match format {
+        Format::Json => state.config.max_json_body_bytes,
+        Format::Csv => state.config.max_csv_body_bytes,
     };
     if announced_length(&req).is_some_and(|n| n > limit) {
         return Err(body::too_large(limit).into());
     }
     // A CSV's header is in the query: refused before a byte of the body is read.
-    let csv_job = match kind {
-        BodyKind::Csv => Some(ingest::validate_header(
+    let csv_job = match format {
+        Format::Csv => Some(ingest::validate_header(
             csv_header(req.query_string())?,
             &state.registry,
         )?),
-        BodyKind::Json => None,
+        Format::Json => None,
     };
     let Ok(_slot) = state.submissions.clone().try_acquire_owned() else {
         return Err(ApiError::new(
@@ -150,56 +140,19 @@ pub async fn submit(
         .with_retry_after(BUSY_RETRY_AFTER_SECS));
     };
     let timeout_ms = state.config.body_timeout_ms;
-    let deadline = started + Duration::from_millis(timeout_ms);
-    let (chunks_tx, chunks_rx) = body::chunk_channel();
-    let (rows_tx, rows_rx) = ingest::row_channel();
-    let parser = tokio::task::spawn_blocking(move || {
-        let input = ChunkReader::new(chunks_rx);
-        let sink = RowSink::new(rows_tx);
-        match kind {
-            BodyKind::Csv => csv_rows::parse(input, sink).map(|()| None),
-            BodyKind::Json => json_rows::parse(input, sink).map(Some),
-        }
-    });
-    let pool = state.store.pool.clone();
-    let (fed, written) = futures_util::join!(
-        body::feed(payload, limit, deadline, timeout_ms, chunks_tx),
-        writer::write(&pool, &state.ingest, rows_rx),
-    );
-    let parsed = parser.await.unwrap_or_else(|e| {
-        tracing::error!(error = %e, "the submission's parser failed");
-        Err(BodyProblem::Unreadable(
-            "the body could not be parsed".into(),
-        ))
-    });
-    // The body's own problem (deadline, size, a broken upload) explains everything after it.
-    let staged = match (fed, written) {
-        (Err(problem), Ok(staged)) => {
-            staged.abort().await;
-            return Err(problem.into());
-        }
-        (Err(problem), Err(_)) => return Err(problem.into()),
-        (Ok(()), written) => written?,
+    let source = Source {
+        format,
+        header: csv_job,
+        body: payload,
+        limit,
+        deadline: started + Duration::from_millis(timeout_ms),
+        timeout_ms,
     };
-    let job = match (csv_job, parsed) {
-        (Some(job), _) => Ok(job),
-        (None, Ok(Some(header))) => {
-            ingest::validate_header(header, &state.registry).map_err(Into::into)
-        }
-        (None, Ok(None)) => Err(ApiError::bad_request(
-            "invalid_json",
-            "no submission was read",
-        )),
-        (None, Err(problem)) => Err(problem.into()),
+    let rows = PgRowStore {
+        pool: &state.store.pool,
+        settings: &state.ingest,
     };
-    let job: NewJob = match job {
-        Ok(job) => job,
-        Err(error) => {
-            staged.abort().await;
-            return Err(error);
-        }
-    };
-    let ingested = staged.commit(&job).await?;
+    let ingested = ingest::submit(source, &state.registry, &rows).await?;
     let job = jobs::get(&state.store.pool, ingested.job_id)
         .await?
         .map(JobView::from)

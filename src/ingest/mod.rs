@@ -3,7 +3,7 @@
 //! blocking thread ([`csv_rows`], [`json_rows`]: both streaming, neither ever holds the whole
 //! body or a tree of it) validates each row ([`row`]), and [`sink`] numbers them, finds
 //! duplicates ([`dedup`]) and sends them in small batches over a bounded channel to the store's
-//! writer (`store::ingest`). Every stage holds a few batches at most, whatever the body's size,
+//! writer (`store::ingest`); [`submit()`] runs them all for one submission. Every stage holds a few batches at most, whatever the body's size,
 //! and a slow stage slows the ones before it down to its pace, back to the client's upload.
 //!
 //! All-or-nothing: after the first bad row the writer writes nothing more and keeps reading only
@@ -15,6 +15,7 @@ pub mod dedup;
 pub mod json_rows;
 pub mod row;
 pub mod sink;
+pub mod submit;
 
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -22,6 +23,7 @@ use tokio::sync::mpsc;
 
 use overseer_actors::{OperationError, OperationRegistry};
 pub use row::{RawRow, RowError, ValidItem};
+pub use submit::{Format, Ingested, Source, SubmitError, submit};
 
 /// Bad rows reported in one 422 (API.md: the first 100 rows).
 pub const MAX_REPORTED_ROWS: usize = 100;

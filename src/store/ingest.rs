@@ -30,8 +30,10 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio_postgres::{binary_copy::BinaryCopyInWriter, types::Type};
 
 use super::DbError;
+pub use crate::ingest::submit::Ingested;
 use crate::ingest::{
     BodyProblem, MAX_REPORTED_ROWS, NewJob, RowBatch, RowError, RowEvent, ValidItem,
+    submit::{RowStore, StagedRows},
 };
 
 /// Rows per COPY: large enough that a COPY's fixed cost (a connection, a transaction, the
@@ -95,11 +97,18 @@ pub struct WriterSettings {
     pub stale_after: Duration,
 }
 
-/// What ingest stored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Ingested {
-    pub job_id: JobId,
-    pub items: u64,
+impl WriterSettings {
+    /// How a process with `config` writes submissions.
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        Self {
+            node_id: config.node_id(),
+            max_items: config.max_items_per_job,
+            rows_per_copy: ROWS_PER_COPY,
+            parallel_copies: PARALLEL_COPIES,
+            connections: Arc::new(Semaphore::new(config.ingest_connections)),
+            stale_after: stale_after(Duration::from_millis(config.body_timeout_ms)),
+        }
+    }
 }
 
 /// Collects row problems up to the reporting limit.
@@ -195,6 +204,33 @@ pub async fn write(
             staged.abort().await;
             Err(error)
         }
+    }
+}
+
+/// The PostgreSQL side of the ingest pipeline (`ingest::submit`).
+pub struct PgRowStore<'a> {
+    pub pool: &'a Pool,
+    pub settings: &'a WriterSettings,
+}
+
+impl RowStore for PgRowStore<'_> {
+    type Staged = Staged;
+    type Error = IngestError;
+
+    async fn write(&self, rows: mpsc::Receiver<RowBatch>) -> Result<Staged, IngestError> {
+        write(self.pool, self.settings, rows).await
+    }
+}
+
+impl StagedRows for Staged {
+    type Error = IngestError;
+
+    async fn commit(self, job: &NewJob) -> Result<Ingested, IngestError> {
+        Staged::commit(self, job).await
+    }
+
+    async fn abort(self) {
+        Staged::abort(self).await
     }
 }
 

@@ -1,6 +1,6 @@
-//! Every route of `src/http` through the real server, one behaviour per test: submitting (and
-//! each way a submission is refused, with nothing stored), listing and reading jobs and items,
-//! the state changes, health, and unknown routes. Errors are checked against API.md's shape by
+//! Every route of `src/http` through the real server, one behaviour per test: submitting,
+//! listing and reading jobs and items, the state changes, health, and unknown routes (each way
+//! a submission is refused is a row of `ingest_input`'s table). Errors are checked against API.md's shape by
 //! `support::assert_api_error`.
 
 use std::time::Duration;
@@ -8,12 +8,9 @@ use std::time::Duration;
 use overseer::app::App;
 use serde_json::{Value, json};
 
-use overseer_testkit::csv::csv_items;
-
 use crate::support::{
-    TestDb, assert_api_error, assert_counters_equal_rows, assert_nothing_stored, get_job, http,
-    json_items, post_chunked, start, submit_csv, submit_json, test_config, wait_for,
-    wait_for_status, wait_until_stable,
+    TestDb, assert_api_error, assert_counters_equal_rows, get_job, http, json_items, start,
+    submit_csv, submit_json, test_config, wait_for, wait_for_status, wait_until_stable,
 };
 
 /// Longest any job in these tests may take to reach a state.
@@ -78,14 +75,6 @@ async fn post_json(base: &str, body: &Value) -> reqwest::Response {
         .send()
         .await
         .expect("POST job")
-}
-
-async fn post_raw(base: &str, content_type: Option<&str>, body: Vec<u8>) -> reqwest::Response {
-    let mut request = http().post(format!("{base}/api/jobs")).body(body);
-    if let Some(content_type) = content_type {
-        request = request.header("content-type", content_type);
-    }
-    request.send().await.expect("POST job")
 }
 
 /// A noop job of `n` items over `customers` customers with the given params.
@@ -224,209 +213,6 @@ async fn csv_submit_returns_201_with_location() {
     assert_eq!(status, 201, "{job}");
     assert_eq!(job["total_items"], 2);
     assert_eq!(job["name"], "from csv");
-}
-
-#[actix_rt::test]
-async fn submit_without_content_type_is_415() {
-    let (_db, app, base) = started("http_submit_no_ct").await;
-    let body =
-        serde_json::to_vec(&json!({"operation": "noop", "items": json_items(1, 1)})).expect("body");
-    let response = post_raw(&base, None, body).await;
-    assert_api_error(response, 415, "unsupported_media_type").await;
-    assert_nothing_stored(&app, &base).await;
-}
-
-#[actix_rt::test]
-async fn submit_with_another_content_type_is_415() {
-    let (_db, app, base) = started("http_submit_other_ct").await;
-    let body =
-        serde_json::to_vec(&json!({"operation": "noop", "items": json_items(1, 1)})).expect("body");
-    let response = post_raw(&base, Some("text/plain"), body).await;
-    assert_api_error(response, 415, "unsupported_media_type").await;
-    assert_nothing_stored(&app, &base).await;
-}
-
-#[actix_rt::test]
-async fn json_body_over_its_limit_is_413() {
-    let db = TestDb::new("http_json_413");
-    let mut config = test_config(&db);
-    config.max_json_body_bytes = 1000;
-    let app = start(config).await;
-    let base = app.base_url().expect("base url");
-    let body = json!({"operation": "noop", "items": json_items(100, 1)});
-    assert!(serde_json::to_vec(&body).expect("body").len() > 1000);
-    let response = post_json(&base, &body).await;
-    assert_api_error(response, 413, "payload_too_large").await;
-    assert_nothing_stored(&app, &base).await;
-}
-
-#[actix_rt::test]
-async fn csv_body_over_its_limit_is_413() {
-    let db = TestDb::new("http_csv_413");
-    let mut config = test_config(&db);
-    config.max_csv_body_bytes = 1000;
-    let app = start(config).await;
-    let base = app.base_url().expect("base url");
-    let csv = csv_items(200, 2);
-    assert!(csv.len() > 1000);
-    let (status, body) = submit_csv(&base, &[("operation", "noop")], csv).await;
-    assert_eq!(status, 413, "{body}");
-    assert_eq!(body["error"]["code"], "payload_too_large", "{body}");
-    assert_nothing_stored(&app, &base).await;
-}
-
-#[actix_rt::test]
-async fn csv_body_over_its_limit_is_413_when_its_length_is_not_announced() {
-    let db = TestDb::new("http_csv_413_chunked");
-    let mut config = test_config(&db);
-    config.max_csv_body_bytes = 1000;
-    let app = start(config).await;
-    let base = app.base_url().expect("base url");
-    let csv = csv_items(200, 2);
-    let chunks: Vec<&[u8]> = csv.as_bytes().chunks(300).collect();
-    let (status, body) = post_chunked(&base, "/api/jobs?operation=noop", "text/csv", &chunks).await;
-    assert_eq!(status, 413, "{body}");
-    assert_eq!(body["error"]["code"], "payload_too_large", "{body}");
-    assert_nothing_stored(&app, &base).await;
-}
-
-#[actix_rt::test]
-async fn json_body_over_its_limit_is_413_when_its_length_is_not_announced() {
-    let db = TestDb::new("http_json_413_chunked");
-    let mut config = test_config(&db);
-    config.max_json_body_bytes = 1000;
-    let app = start(config).await;
-    let base = app.base_url().expect("base url");
-    let body = serde_json::to_vec(&json!({"operation": "noop", "items": json_items(100, 1)}))
-        .expect("body");
-    let chunks: Vec<&[u8]> = body.chunks(300).collect();
-    let (status, body) = post_chunked(&base, "/api/jobs", "application/json", &chunks).await;
-    assert_eq!(status, 413, "{body}");
-    assert_eq!(body["error"]["code"], "payload_too_large", "{body}");
-    assert_nothing_stored(&app, &base).await;
-}
-
-#[actix_rt::test]
-async fn malformed_json_is_400() {
-    let (_db, app, base) = started("http_bad_json").await;
-    let response = post_raw(
-        &base,
-        Some("application/json"),
-        br#"{"operation": "noop", "items": [{"customer_id": "#.to_vec(),
-    )
-    .await;
-    assert_api_error(response, 400, "invalid_json").await;
-    assert_nothing_stored(&app, &base).await;
-}
-
-#[actix_rt::test]
-async fn items_not_a_list_is_400() {
-    let (_db, app, base) = started("http_items_not_list").await;
-    let response = post_json(
-        &base,
-        &json!({"operation": "noop", "items": {"customer_id": "1234567890", "ad_group_id": "1"}}),
-    )
-    .await;
-    let error = assert_api_error(response, 400, "invalid_json").await;
-    assert!(
-        error["message"]
-            .as_str()
-            .expect("message")
-            .contains("items"),
-        "{error}"
-    );
-    assert_nothing_stored(&app, &base).await;
-}
-
-#[actix_rt::test]
-async fn csv_without_the_required_header_is_400() {
-    let (_db, app, base) = started("http_csv_no_header").await;
-    let (status, body) = submit_csv(
-        &base,
-        &[("operation", "noop")],
-        "customer,ad_group_id\n1234567890,1\n".into(),
-    )
-    .await;
-    assert_eq!(status, 400, "{body}");
-    assert_eq!(body["error"]["code"], "unreadable_body", "{body}");
-    assert!(body["error"]["details"].is_array(), "{body}");
-    assert_nothing_stored(&app, &base).await;
-}
-
-#[actix_rt::test]
-async fn csv_with_invalid_utf8_is_400() {
-    let (_db, app, base) = started("http_csv_utf8").await;
-    let response = http()
-        .post(format!("{base}/api/jobs"))
-        .query(&[("operation", "noop")])
-        .header("content-type", "text/csv")
-        .body(b"customer_id,ad_group_id\n1234567890,1\n1234567890,\xff\xfe\n".to_vec())
-        .send()
-        .await
-        .expect("POST csv");
-    let error = assert_api_error(response, 400, "unreadable_body").await;
-    assert!(
-        error["message"]
-            .as_str()
-            .expect("message")
-            .contains("UTF-8"),
-        "{error}"
-    );
-    assert_nothing_stored(&app, &base).await;
-}
-
-#[actix_rt::test]
-async fn unknown_operation_is_422() {
-    let (_db, app, base) = started("http_unknown_op").await;
-    let response = post_json(
-        &base,
-        &json!({"operation": "does.not_exist", "items": json_items(1, 1)}),
-    )
-    .await;
-    let error = assert_api_error(response, 422, "unknown_operation").await;
-    assert_eq!(error["details"][0]["field"], "operation", "{error}");
-    assert_nothing_stored(&app, &base).await;
-}
-
-#[actix_rt::test]
-async fn invalid_noop_params_are_422_naming_the_param() {
-    let (_db, app, base) = started("http_bad_params").await;
-    let response = post_json(
-        &base,
-        &json!({"operation": "noop", "params": {"latency_ms": -5}, "items": json_items(1, 1)}),
-    )
-    .await;
-    let error = assert_api_error(response, 422, "invalid_job").await;
-    let fields: Vec<&Value> = error["details"]
-        .as_array()
-        .expect("details")
-        .iter()
-        .map(|d| &d["field"])
-        .collect();
-    assert_eq!(fields, [&json!("params.latency_ms")], "{error}");
-    assert_nothing_stored(&app, &base).await;
-}
-
-#[actix_rt::test]
-async fn priority_of_the_wrong_type_is_422() {
-    let (_db, app, base) = started("http_bad_priority").await;
-    let response = post_json(
-        &base,
-        &json!({"operation": "noop", "priority": "high", "items": json_items(1, 1)}),
-    )
-    .await;
-    let error = assert_api_error(response, 422, "invalid_job").await;
-    assert_eq!(error["details"][0]["field"], "priority", "{error}");
-    assert_nothing_stored(&app, &base).await;
-}
-
-#[actix_rt::test]
-async fn empty_items_are_422() {
-    let (_db, app, base) = started("http_empty_items").await;
-    let response = post_json(&base, &json!({"operation": "noop", "items": []})).await;
-    let error = assert_api_error(response, 422, "invalid_items").await;
-    assert_eq!(error["details"][0]["field"], "items", "{error}");
-    assert_nothing_stored(&app, &base).await;
 }
 
 // ---- GET /api/jobs ----

@@ -4,7 +4,11 @@
 
 use serde_json::{Value, json};
 
-use crate::support::{TestDb, assert_api_error, http, start, submit_json, test_config};
+use overseer_testkit::csv::csv_items;
+
+use crate::support::{
+    TestDb, assert_error_body, http, json_items, post_chunked, start, submit_json, test_config,
+};
 
 /// What a bad request is, and what its answer must say.
 struct Case {
@@ -12,15 +16,31 @@ struct Case {
     request: Request,
     status: u16,
     code: &'static str,
-    /// Entries the answer's `details` must contain (each a subset of one entry).
+    /// An entry the answer's `details` must contain (a subset of one entry); `null` for none.
     detail: Value,
+    /// Words the answer's message must contain.
+    message: Option<&'static str>,
 }
+
+/// A valid one-item job, as bytes.
+fn small_job() -> Vec<u8> {
+    json!({"operation": "noop", "items": json_items(1, 1)})
+        .to_string()
+        .into_bytes()
+}
+
+/// The body limits the cases run under: every case but the over-the-limit ones is far below.
+const BODY_LIMIT: usize = 1000;
 
 enum Request {
     Json(Value),
     /// Raw query string (sent as written, so invalid percent-encodings reach the server).
     Csv(&'static str, Vec<u8>),
     Get(&'static str),
+    /// A body with this content type (or none).
+    Raw(Option<&'static str>, Vec<u8>),
+    /// `Transfer-Encoding: chunked` to this path and query, with this content type.
+    Chunked(&'static str, &'static str, Vec<u8>),
 }
 
 fn cases() -> Vec<Case> {
@@ -35,6 +55,7 @@ fn cases() -> Vec<Case> {
             status: 422,
             code: "invalid_items",
             detail: json!({"row": 2, "field": "ad_group_name"}),
+            message: None,
         },
         Case {
             what: "NUL in a JSON payload value",
@@ -43,6 +64,7 @@ fn cases() -> Vec<Case> {
             status: 422,
             code: "invalid_items",
             detail: json!({"row": 1, "field": "payload.note"}),
+            message: None,
         },
         Case {
             what: "NUL in a JSON customer id",
@@ -51,6 +73,7 @@ fn cases() -> Vec<Case> {
             status: 422,
             code: "invalid_items",
             detail: json!({"row": 3, "field": "customer_id"}),
+            message: None,
         },
         Case {
             what: "NUL in the job's params",
@@ -60,6 +83,7 @@ fn cases() -> Vec<Case> {
             status: 422,
             code: "invalid_job",
             detail: json!({"field": "params.x"}),
+            message: None,
         },
         Case {
             what: "NUL in the job's name",
@@ -69,6 +93,7 @@ fn cases() -> Vec<Case> {
             status: 422,
             code: "invalid_job",
             detail: json!({"field": "name"}),
+            message: None,
         },
         Case {
             what: "NUL in a CSV cell",
@@ -79,6 +104,7 @@ fn cases() -> Vec<Case> {
             status: 422,
             code: "invalid_items",
             detail: json!({"row": 2, "field": "note"}),
+            message: None,
         },
         Case {
             what: "NUL in a CSV header name",
@@ -89,6 +115,7 @@ fn cases() -> Vec<Case> {
             status: 422,
             code: "invalid_csv_header",
             detail: json!({"field": "header column 3"}),
+            message: None,
         },
         Case {
             what: "NUL in a query parameter",
@@ -99,6 +126,7 @@ fn cases() -> Vec<Case> {
             status: 400,
             code: "invalid_query",
             detail: json!({"parameter": "name"}),
+            message: None,
         },
         Case {
             what: "invalid UTF-8 in a query parameter",
@@ -109,6 +137,7 @@ fn cases() -> Vec<Case> {
             status: 400,
             code: "invalid_query",
             detail: json!({"parameter": "name"}),
+            message: None,
         },
         Case {
             what: "invalid UTF-8 in a query parameter of another route",
@@ -116,6 +145,7 @@ fn cases() -> Vec<Case> {
             status: 400,
             code: "invalid_query",
             detail: json!({"parameter": "status"}),
+            message: None,
         },
         Case {
             what: "a CSV header naming a column twice",
@@ -126,6 +156,7 @@ fn cases() -> Vec<Case> {
             status: 400,
             code: "duplicate_column",
             detail: json!({"field": "customer_id"}),
+            message: None,
         },
         Case {
             what: "an ad group id above 2^63-1 (JSON number)",
@@ -134,6 +165,7 @@ fn cases() -> Vec<Case> {
             status: 422,
             code: "invalid_items",
             detail: json!({"row": 2, "field": "ad_group_id"}),
+            message: None,
         },
         Case {
             what: "an ad group id above 2^63-1 (CSV)",
@@ -144,6 +176,7 @@ fn cases() -> Vec<Case> {
             status: 422,
             code: "invalid_items",
             detail: json!({"row": 1, "field": "ad_group_id"}),
+            message: None,
         },
         Case {
             what: "an ad group id of 0",
@@ -153,6 +186,7 @@ fn cases() -> Vec<Case> {
             status: 422,
             code: "invalid_items",
             detail: json!({"row": 1, "field": "ad_group_id"}),
+            message: None,
         },
         Case {
             what: "a negative ad group id",
@@ -162,6 +196,7 @@ fn cases() -> Vec<Case> {
             status: 422,
             code: "invalid_items",
             detail: json!({"row": 1, "field": "ad_group_id"}),
+            message: None,
         },
         Case {
             what: "a customer id of zeros",
@@ -171,6 +206,7 @@ fn cases() -> Vec<Case> {
             status: 422,
             code: "invalid_items",
             detail: json!({"row": 1, "field": "customer_id"}),
+            message: None,
         },
         Case {
             what: "the same ad group twice, once with leading zeros",
@@ -179,6 +215,144 @@ fn cases() -> Vec<Case> {
             status: 422,
             code: "invalid_items",
             detail: json!({"row": 2, "field": "ad_group_id", "problem": "duplicate of row 1 (same customer and ad group)"}),
+            message: None,
+        },
+        Case {
+            what: "no content type",
+            request: Request::Raw(None, small_job()),
+            status: 415,
+            code: "unsupported_media_type",
+            detail: Value::Null,
+            message: None,
+        },
+        Case {
+            what: "a content type that is neither JSON nor CSV",
+            request: Request::Raw(Some("text/plain"), small_job()),
+            status: 415,
+            code: "unsupported_media_type",
+            detail: Value::Null,
+            message: None,
+        },
+        Case {
+            what: "a JSON body over its limit",
+            request: Request::Json(json!({"operation": "noop", "items": json_items(100, 1)})),
+            status: 413,
+            code: "payload_too_large",
+            detail: Value::Null,
+            message: None,
+        },
+        Case {
+            what: "a CSV body over its limit",
+            request: Request::Csv("operation=noop", csv_items(200, 2).into_bytes()),
+            status: 413,
+            code: "payload_too_large",
+            detail: Value::Null,
+            message: None,
+        },
+        Case {
+            what: "a CSV body over its limit, its length not announced",
+            request: Request::Chunked(
+                "/api/jobs?operation=noop",
+                "text/csv",
+                csv_items(200, 2).into_bytes(),
+            ),
+            status: 413,
+            code: "payload_too_large",
+            detail: Value::Null,
+            message: None,
+        },
+        Case {
+            what: "a JSON body over its limit, its length not announced",
+            request: Request::Chunked(
+                "/api/jobs",
+                "application/json",
+                json!({"operation": "noop", "items": json_items(100, 1)})
+                    .to_string()
+                    .into_bytes(),
+            ),
+            status: 413,
+            code: "payload_too_large",
+            detail: Value::Null,
+            message: None,
+        },
+        Case {
+            what: "malformed JSON",
+            request: Request::Raw(
+                Some("application/json"),
+                br#"{"operation": "noop", "items": [{"customer_id": "#.to_vec(),
+            ),
+            status: 400,
+            code: "invalid_json",
+            detail: Value::Null,
+            message: None,
+        },
+        Case {
+            what: "items that are not a list",
+            request: Request::Json(
+                json!({"operation": "noop", "items": {"customer_id": "1234567890", "ad_group_id": "1"}}),
+            ),
+            status: 400,
+            code: "invalid_json",
+            detail: Value::Null,
+            message: Some("items"),
+        },
+        Case {
+            what: "a CSV without the required header",
+            request: Request::Csv(
+                "operation=noop",
+                b"customer,ad_group_id\n1234567890,1\n".to_vec(),
+            ),
+            status: 400,
+            code: "unreadable_body",
+            detail: Value::Null,
+            message: None,
+        },
+        Case {
+            what: "a CSV with invalid UTF-8",
+            request: Request::Csv(
+                "operation=noop",
+                b"customer_id,ad_group_id\n1234567890,1\n1234567890,\xff\xfe\n".to_vec(),
+            ),
+            status: 400,
+            code: "unreadable_body",
+            detail: Value::Null,
+            message: Some("UTF-8"),
+        },
+        Case {
+            what: "an unknown operation",
+            request: Request::Json(json!({"operation": "does.not_exist", "items": [ok.clone()]})),
+            status: 422,
+            code: "unknown_operation",
+            detail: json!({"field": "operation"}),
+            message: None,
+        },
+        Case {
+            what: "invalid params of the operation",
+            request: Request::Json(
+                json!({"operation": "noop", "params": {"latency_ms": -5}, "items": [ok.clone()]}),
+            ),
+            status: 422,
+            code: "invalid_job",
+            detail: json!({"field": "params.latency_ms"}),
+            message: None,
+        },
+        Case {
+            what: "a priority of the wrong type",
+            request: Request::Json(
+                json!({"operation": "noop", "priority": "high", "items": [ok.clone()]}),
+            ),
+            status: 422,
+            code: "invalid_job",
+            detail: json!({"field": "priority"}),
+            message: None,
+        },
+        Case {
+            what: "no items",
+            request: Request::Json(json!({"operation": "noop", "items": []})),
+            status: 422,
+            code: "invalid_items",
+            detail: json!({"field": "items"}),
+            message: None,
         },
     ]
 }
@@ -197,6 +371,33 @@ async fn stored(app: &overseer::app::App) -> (i64, i64, i64) {
     (row.get(0), row.get(1), row.get(2))
 }
 
+/// Sends `request`; the answer's status and body.
+async fn answer(base: &str, request: Request) -> (u16, String) {
+    let request = match request {
+        Request::Json(body) => http().post(format!("{base}/api/jobs")).json(&body),
+        Request::Csv(query, body) => http()
+            .post(format!("{base}/api/jobs?{query}"))
+            .header("content-type", "text/csv")
+            .body(body),
+        Request::Get(path) => http().get(format!("{base}{path}")),
+        Request::Raw(content_type, body) => {
+            let request = http().post(format!("{base}/api/jobs")).body(body);
+            match content_type {
+                Some(content_type) => request.header("content-type", content_type),
+                None => request,
+            }
+        }
+        Request::Chunked(path, content_type, body) => {
+            let chunks: Vec<&[u8]> = body.chunks(300).collect();
+            let (status, body) = post_chunked(base, path, content_type, &chunks).await;
+            return (status, body.to_string());
+        }
+    };
+    let response = request.send().await.expect("send the request");
+    let status = response.status().as_u16();
+    (status, response.text().await.expect("answer body"))
+}
+
 fn contains(entry: &Value, wanted: &Value) -> bool {
     wanted
         .as_object()
@@ -206,7 +407,10 @@ fn contains(entry: &Value, wanted: &Value) -> bool {
 #[actix_rt::test]
 async fn every_bad_input_is_refused_naming_it_and_stores_nothing() {
     let db = TestDb::new("ingest_strict");
-    let app = start(test_config(&db)).await;
+    let mut config = test_config(&db);
+    config.max_json_body_bytes = BODY_LIMIT;
+    config.max_csv_body_bytes = BODY_LIMIT;
+    let app = start(config).await;
     let base = app.base_url().expect("base url");
     // Something stored already, so "nothing changed" is not "nothing at all".
     submit_json(
@@ -217,19 +421,15 @@ async fn every_bad_input_is_refused_naming_it_and_stores_nothing() {
     .await;
     let before = stored(&app).await;
     for case in cases() {
-        let request = match case.request {
-            Request::Json(body) => http().post(format!("{base}/api/jobs")).json(&body),
-            Request::Csv(query, body) => http()
-                .post(format!("{base}/api/jobs?{query}"))
-                .header("content-type", "text/csv")
-                .body(body),
-            Request::Get(path) => http().get(format!("{base}{path}")),
-        };
-        let response = request.send().await.expect(case.what);
-        let error = assert_api_error(response, case.status, case.code).await;
+        let (status, text) = answer(&base, case.request).await;
+        let error = assert_error_body(status, &text, case.status, case.code);
+        if let Some(words) = case.message {
+            let message = error["message"].as_str().unwrap_or_default();
+            assert!(message.contains(words), "{}: {error}", case.what);
+        }
         let details = error["details"].as_array().expect("details");
         assert!(
-            details.iter().any(|d| contains(d, &case.detail)),
+            case.detail.is_null() || details.iter().any(|d| contains(d, &case.detail)),
             "{}: no detail like {} in {error}",
             case.what,
             case.detail

@@ -4,30 +4,31 @@
 //! do not need an in-process Overseer.
 
 use std::{
-    process::{Child, Command, ExitStatus, Stdio},
+    ops::{Deref, DerefMut},
+    process::ExitStatus,
     time::{Duration, Instant},
 };
 
+use overseer_testkit::node::{NodeProcess, NodeSpec};
 use serde_json::Value;
 
-use crate::support::{TestDb, http, wait_for};
+use crate::support::{TestDb, wait_for};
 
-/// A free port on loopback (bound and released; good enough for a test).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+/// One `overseer` process of a test: the kit's [`NodeProcess`] with the test's database, fast
+/// intervals, no rate limit, and a log file named after the database and node.
+pub struct Node(NodeProcess);
+
+impl Deref for Node {
+    type Target = NodeProcess;
+    fn deref(&self) -> &NodeProcess {
+        &self.0
+    }
 }
 
-/// One `overseer serve` process.
-pub struct Node {
-    child: Child,
-    pub base: String,
-    pub node_id: String,
-    pub log: std::path::PathBuf,
-    /// When the process was spawned.
-    pub started: Instant,
+impl DerefMut for Node {
+    fn deref_mut(&mut self) -> &mut NodeProcess {
+        &mut self.0
+    }
 }
 
 impl Node {
@@ -37,50 +38,35 @@ impl Node {
         Self::spawn_role(db, "serve", node_id, env).await
     }
 
-    /// Starts `overseer <role>` (`serve`, `api` or `worker`) and waits until it is up: its API
-    /// answers, or (a worker, which has no HTTP port) its node row appears.
+    /// Starts `overseer <role>` (`serve`, `api` or `worker`) and waits until it is up: it
+    /// listens, or (a worker, which has no HTTP port) its node row appears.
     pub async fn spawn_role(
         db: &TestDb,
         role: &str,
         node_id: &str,
         env: &[(&str, String)],
     ) -> Node {
-        let port = free_port();
-        let log = std::env::temp_dir().join(format!("{}-{node_id}.log", db.name));
-        let out = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .expect("log file");
-        let err = out.try_clone().expect("log file");
-        let addr = format!("127.0.0.1:{port}");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_overseer"));
-        command
-            .arg(role)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("RUST_LOG", "info")
-            .env("DATABASE_URL", &db.url)
-            .env("OVERSEER_HTTP_ADDR", &addr)
-            .env("OVERSEER_NODE_ID", node_id)
-            .env("OVERSEER_CLAIM_INTERVAL_MS", "100")
-            .env("OVERSEER_CONTROL_INTERVAL_MS", "100")
-            .env("OVERSEER_FLUSH_INTERVAL_MS", "50")
-            .env("OVERSEER_RATE_LIMIT_PRESET", "unlimited")
-            .stdout(Stdio::from(out))
-            .stderr(Stdio::from(err));
-        for (k, v) in env {
-            command.env(k, v);
-        }
-        let started = Instant::now();
-        let child = command.spawn().expect("start overseer");
-        let node = Node {
-            child,
-            base: format!("http://{addr}"),
-            node_id: node_id.to_string(),
-            log,
-            started,
-        };
+        let mut all: Vec<(&str, String)> = vec![
+            ("RUST_LOG", "info".into()),
+            ("OVERSEER_CLAIM_INTERVAL_MS", "100".into()),
+            ("OVERSEER_CONTROL_INTERVAL_MS", "100".into()),
+            ("OVERSEER_FLUSH_INTERVAL_MS", "50".into()),
+            ("OVERSEER_RATE_LIMIT_PRESET", "unlimited".into()),
+        ];
+        all.extend(env.iter().cloned());
+        let mut node = Node(
+            NodeProcess::spawn(NodeSpec {
+                binary: std::path::Path::new(env!("CARGO_BIN_EXE_overseer")),
+                role,
+                database_url: &db.url,
+                node_id,
+                env: &all,
+                clear_env: true,
+                unset: &[],
+                log: Some(std::env::temp_dir().join(format!("{}-{node_id}.log", db.name))),
+            })
+            .expect("start overseer"),
+        );
         if role == "worker" {
             // The worker creates the database: connect afresh until its node row is there.
             wait_for(
@@ -103,57 +89,37 @@ impl Node {
             .await;
             return node;
         }
-        let url = format!("{}/api/health", node.base);
-        wait_for("the server to listen", Duration::from_secs(60), || {
-            let url = url.clone();
-            async move { http().get(&url).send().await.ok().map(|_| ()) }
-        })
-        .await;
+        if let Err(e) = node.0.wait_listening(Duration::from_secs(60)).await {
+            panic!("overseer {role} did not start: {e}\n{}", node.logs());
+        }
         node
     }
 
     /// `kill -9`: no chance to flush, release or say goodbye.
-    pub fn kill_9(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    pub fn kill_9(self) {
+        self.0.kill_9()
     }
 
     /// Sends SIGTERM (or SIGINT).
     pub fn signal(&self, name: &str) {
-        let status = Command::new("kill")
-            .arg(format!("-{name}"))
-            .arg(self.child.id().to_string())
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -{name} failed");
+        self.0.signal(name).expect("send the signal");
     }
 
     /// Waits for the process to exit; its status and how long it took.
     pub async fn wait_exit(&mut self, within: Duration) -> (ExitStatus, Duration) {
         let since = Instant::now();
-        let child = &mut self.child;
-        let status = wait_for("the server to exit", within, || {
-            let status = child.try_wait().ok().flatten();
-            async move { status }
-        })
-        .await;
-        (status, since.elapsed())
+        match self.0.wait_exit(within).await {
+            Ok(Some(status)) => (status, since.elapsed()),
+            Ok(None) => panic!("the server was still running after {within:?}"),
+            Err(e) => panic!("waiting for the server to exit: {e}"),
+        }
     }
 
-    /// The process id (for reading `/proc/<pid>/status`).
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    pub fn logs(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    /// SIGTERM, then waits for the exit; returns everything it printed.
+    pub async fn stop(mut self) -> String {
+        self.signal("TERM");
+        self.wait_exit(Duration::from_secs(30)).await;
+        self.logs()
     }
 }
 

@@ -5,96 +5,18 @@
 //! The metrics and secrets tests run the real binary: the Prometheus recorder is process-wide,
 //! so counters in this test process also count the other tests' jobs.
 
-use std::{
-    collections::BTreeMap,
-    process::{Child, Command, Stdio},
-    time::Duration,
-};
+use std::{collections::BTreeMap, time::Duration};
 
 use overseer::config::Config;
 use serde_json::{Value, json};
 
+use crate::node_process::Node;
 use crate::support::{
     TestDb, assert_api_error, assert_nothing_stored, http, json_items, list_page, start,
     submit_json, test_config, wait_for, wait_for_status,
 };
 
 const TOKEN: &str = "t0ken-for-tests";
-
-/// A free port on loopback (bound and released; good enough for a test).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
-/// `overseer serve` as a child process, its output in a file.
-struct Server {
-    child: Child,
-    base: String,
-    log: std::path::PathBuf,
-}
-
-impl Server {
-    async fn spawn(db: &TestDb, env: &[(&str, &str)]) -> Server {
-        let port = free_port();
-        let log = std::env::temp_dir().join(format!("{}.log", db.name));
-        let out = std::fs::File::create(&log).expect("log file");
-        let err = out.try_clone().expect("log file");
-        let addr = format!("127.0.0.1:{port}");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_overseer"));
-        command
-            .arg("serve")
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("DATABASE_URL", &db.url)
-            .env("OVERSEER_HTTP_ADDR", &addr)
-            .env("OVERSEER_NODE_ID", format!("bin-{}", db.name))
-            .env("OVERSEER_CLAIM_INTERVAL_MS", "100")
-            .env("OVERSEER_CONTROL_INTERVAL_MS", "100")
-            .env("OVERSEER_FLUSH_INTERVAL_MS", "50")
-            .env("OVERSEER_RATE_LIMIT_PRESET", "unlimited")
-            .stdout(Stdio::from(out))
-            .stderr(Stdio::from(err));
-        for (k, v) in env {
-            command.env(k, v);
-        }
-        let child = command.spawn().expect("start overseer");
-        let base = format!("http://{addr}");
-        let server = Server { child, base, log };
-        let url = format!("{}/api/health", server.base);
-        wait_for("the server to listen", Duration::from_secs(60), || {
-            let url = url.clone();
-            async move { http().get(&url).send().await.ok().map(|_| ()) }
-        })
-        .await;
-        server
-    }
-
-    /// SIGTERM, then waits for the exit; returns everything it printed.
-    async fn stop(mut self) -> String {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
-        let child = &mut self.child;
-        wait_for("the server to exit", Duration::from_secs(30), || {
-            let exited = child.try_wait().ok().flatten().is_some();
-            async move { exited.then_some(()) }
-        })
-        .await;
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_file(&self.log);
-    }
-}
 
 /// The value of the sample of `name` whose labels include every `labels` pair.
 fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
@@ -116,7 +38,7 @@ fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
 #[actix_rt::test]
 async fn metrics_after_a_job_match_its_counters() {
     let db = TestDb::new("ops_metrics");
-    let server = Server::spawn(&db, &[]).await;
+    let server = Node::spawn(&db, &format!("bin-{}", db.name), &[]).await;
     let base = server.base.clone();
     let job = submit_json(
         &base,
@@ -265,12 +187,15 @@ async fn no_secret_reaches_the_logs() {
         ("OVERSEER_GOOGLE_ADS_REFRESH_TOKEN", "refresh-s3cret-9e8d"),
         ("OVERSEER_GOOGLE_ADS_DEVELOPER_TOKEN", "dev-s3cret-5a5a"),
     ];
-    let mut env: Vec<(&str, &str)> = secrets.to_vec();
-    env.push(("RUST_LOG", "debug"));
-    env.push(("OVERSEER_GOOGLE_ADS_CLIENT_ID", "client-id"));
-    env.push(("OVERSEER_GOOGLE_ADS_ENDPOINT", "http://127.0.0.1:1"));
-    env.push(("OVERSEER_GOOGLE_ADS_TOKEN_URL", "http://127.0.0.1:1/token"));
-    let server = Server::spawn(&db, &env).await;
+    let mut env: Vec<(&str, String)> = secrets.iter().map(|&(k, v)| (k, v.to_string())).collect();
+    env.push(("RUST_LOG", "debug".into()));
+    env.push(("OVERSEER_GOOGLE_ADS_CLIENT_ID", "client-id".into()));
+    env.push(("OVERSEER_GOOGLE_ADS_ENDPOINT", "http://127.0.0.1:1".into()));
+    env.push((
+        "OVERSEER_GOOGLE_ADS_TOKEN_URL",
+        "http://127.0.0.1:1/token".into(),
+    ));
+    let server = Node::spawn(&db, &format!("bin-{}", db.name), &env).await;
     let base = server.base.clone();
     let token = secrets[0].1;
 

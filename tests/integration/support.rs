@@ -171,8 +171,13 @@ pub async fn assert_counters_equal_rows(app: &App, job: &Value) {
 pub async fn assert_api_error(response: reqwest::Response, status: u16, code: &str) -> Value {
     let actual = response.status().as_u16();
     let text = response.text().await.expect("error body");
+    assert_error_body(actual, &text, status, code)
+}
+
+/// [`assert_api_error`] on an answer already read: its status and body.
+pub fn assert_error_body(actual: u16, text: &str, status: u16, code: &str) -> Value {
     assert_eq!(actual, status, "status of {text}");
-    let body: Value = serde_json::from_str(&text)
+    let body: Value = serde_json::from_str(text)
         .unwrap_or_else(|e| panic!("error body is not JSON ({e}): {text}"));
     let object = body.as_object().expect("error body is an object");
     assert_eq!(object.len(), 1, "only `error` at the top: {body}");
