@@ -12,5 +12,6 @@ pub mod ingest;
 pub mod item_key;
 pub mod ops;
 pub mod redis;
+pub mod signal;
 pub mod store;
 pub mod telemetry;

@@ -12,6 +12,7 @@ use overseer::{
     app::{App, Roles},
     cli::submit::{self, Submission},
     config::{Config, ConfigError},
+    signal::wait_for_signal,
     store, telemetry,
 };
 
@@ -240,7 +241,7 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Demo(args) => bench::demo::run(config, args).await,
-        Command::Sim(args) => overseer_sim::run(*args).await,
+        Command::Sim(args) => overseer_sim::run(*args, wait_for_signal()).await,
         Command::Submit {
             file,
             operation,
@@ -371,28 +372,4 @@ async fn run_roles(config: Config, roles: Roles) -> anyhow::Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
-}
-
-/// Waits for SIGTERM or SIGINT (Ctrl-C).
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) {
-            (Ok(mut term), Ok(mut int)) => {
-                tokio::select! {
-                    _ = term.recv() => {},
-                    _ = int.recv() => {},
-                }
-            }
-            _ => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = tokio::signal::ctrl_c().await;
 }

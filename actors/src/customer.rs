@@ -27,12 +27,13 @@ use std::{
 };
 
 use actix::prelude::*;
-use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
+use backon::ExponentialBackoff;
 use tokio_util::sync::CancellationToken;
 
 use async_trait::async_trait;
 
 use crate::{
+    backoff::retry_delays,
     config::EngineConfig,
     db_writer::WriterHandle,
     guard::{Guarded, catch_future, guarded},
@@ -327,12 +328,7 @@ impl CustomerWork {
     }
 
     fn backoff(&self) -> ExponentialBackoff {
-        ExponentialBuilder::default()
-            .with_min_delay(self.config.retry_min)
-            .with_max_delay(self.config.retry_max)
-            .with_jitter()
-            .without_max_times()
-            .build()
+        retry_delays(self.config.retry_min, self.config.retry_max)
     }
 
     async fn sleep(&self, delay: Duration) -> Result<(), Halt> {

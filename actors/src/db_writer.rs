@@ -24,10 +24,11 @@ use std::{
 };
 
 use actix::prelude::*;
-use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
+use backon::ExponentialBackoff;
 use tokio::{sync::oneshot, time::Instant};
 
 use crate::{
+    backoff::retry_delays,
     config::WriterConfig,
     guard::{Guarded, guarded},
     model::{JobId, JobProgress, OutcomeRecord},
@@ -244,14 +245,7 @@ impl DbWriter {
                 let config = &self.config;
                 let delay = self
                     .backoff
-                    .get_or_insert_with(|| {
-                        ExponentialBuilder::default()
-                            .with_min_delay(config.retry_min)
-                            .with_max_delay(config.retry_max)
-                            .with_jitter()
-                            .without_max_times()
-                            .build()
-                    })
+                    .get_or_insert_with(|| retry_delays(config.retry_min, config.retry_max))
                     .next()
                     .unwrap_or(config.retry_max);
                 tracing::warn!(%error, retry_in_ms = delay.as_millis() as u64, buffered = self.buffer.len(),

@@ -17,6 +17,7 @@
 //! [`guard`] so a panic becomes a stop; the Supervisor restarts jobs and the JobActor restarts
 //! customers under one [`restart`] policy, from the store's state.
 
+pub mod backoff;
 pub mod config;
 pub mod customer;
 pub mod db_writer;

@@ -99,8 +99,8 @@ pub fn start(config: SimConfig, addr: &str) -> io::Result<RunningSim> {
     })
 }
 
-/// `overseer sim`: starts the simulator and serves until Ctrl-C or SIGTERM.
-pub async fn run(args: SimArgs) -> anyhow::Result<()> {
+/// `overseer sim`: starts the simulator and serves until `stop` (the caller's signal) ends.
+pub async fn run(args: SimArgs, stop: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
     let config = args.config();
     let running = start(config.clone(), &args.addr())?;
     let url = running.base_url();
@@ -110,24 +110,8 @@ pub async fn run(args: SimArgs) -> anyhow::Result<()> {
          stats {url}/sim/stats",
         config.customers, config.ad_groups_per_customer
     );
-    wait_for_signal().await;
+    stop.await;
     tracing::info!("simulator shutting down");
     running.handle.stop(true).await;
     Ok(())
-}
-
-async fn wait_for_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = ctrl_c => {},
-                _ = term.recv() => {},
-            }
-            return;
-        }
-    }
-    let _ = ctrl_c.await;
 }

@@ -85,7 +85,7 @@ pub async fn run(mut config: Config, args: DemoArgs) -> anyhow::Result<()> {
     print_summary(&done, &api, id, &simulator.base_url());
     if !args.exit {
         println!("serving the dashboard until Ctrl-C");
-        let _ = tokio::signal::ctrl_c().await;
+        overseer::signal::wait_for_signal().await;
     }
     app.stop().await;
     simulator.handle.stop(true).await;

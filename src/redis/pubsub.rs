@@ -19,6 +19,7 @@ use std::{
 };
 
 use futures_util::StreamExt;
+use overseer_actors::backoff::retry_delays;
 use overseer_actors::progress::{LatestSlots, ProgressBus, ProgressEvent, ProgressSink};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
@@ -28,7 +29,7 @@ use super::ConnectionManager;
 
 /// Reconnect backoff of the subscriber: from this…
 const RECONNECT_MIN: Duration = Duration::from_millis(100);
-/// …doubling up to this.
+/// …doubling up to this (jittered).
 const RECONNECT_MAX: Duration = Duration::from_secs(5);
 
 /// What goes over the channel.
@@ -134,7 +135,7 @@ async fn subscribe_loop(
     bus: ProgressBus,
     shutdown: CancellationToken,
 ) {
-    let mut delay = RECONNECT_MIN;
+    let mut delays = retry_delays(RECONNECT_MIN, RECONNECT_MAX);
     loop {
         let session = async {
             let mut pubsub = client.get_async_pubsub().await?;
@@ -147,7 +148,7 @@ async fn subscribe_loop(
         };
         match subscribed {
             Ok(mut pubsub) => {
-                delay = RECONNECT_MIN;
+                delays = retry_delays(RECONNECT_MIN, RECONNECT_MAX);
                 let mut messages = pubsub.on_message();
                 loop {
                     let message = tokio::select! {
@@ -168,14 +169,17 @@ async fn subscribe_loop(
                 tracing::warn!("the Redis progress subscription dropped; reconnecting");
             }
             Err(error) => {
-                tracing::warn!(%error, retry_in_ms = delay.as_millis() as u64,
-                    "cannot subscribe to progress in Redis");
+                tracing::warn!(%error, "cannot subscribe to progress in Redis");
             }
         }
+        let delay = delays.next().unwrap_or(RECONNECT_MAX);
+        tracing::debug!(
+            retry_in_ms = delay.as_millis() as u64,
+            "subscribing to progress again"
+        );
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(delay) => {}
         }
-        delay = (delay * 2).min(RECONNECT_MAX);
     }
 }
