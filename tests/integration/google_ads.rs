@@ -81,6 +81,35 @@ async fn submit_theme_job(base: &str, items: &[Value], params: Value) -> i64 {
     job["id"].as_i64().expect("job id")
 }
 
+/// A theme job over every ad group of `simulator`, run to `status` by an in-process Overseer on
+/// a database of its own.
+struct ThemeRun {
+    _db: TestDb,
+    app: App,
+    base: String,
+    id: i64,
+    job: Value,
+}
+
+async fn run_theme_job(
+    test: &str,
+    simulator: &RunningSim,
+    params: Value,
+    status: &str,
+) -> ThemeRun {
+    let db = TestDb::new(test);
+    let (app, base) = start_against(&db, simulator).await;
+    let id = submit_theme_job(&base, &items_by_id(simulator), params).await;
+    let job = wait_for_status(&base, id, status, JOB_TIMEOUT).await;
+    ThemeRun {
+        _db: db,
+        app,
+        base,
+        id,
+        job,
+    }
+}
+
 /// Every item of a job in one state: `(ad group id or name, error)`.
 async fn items_in(base: &str, id: i64, status: &str) -> Vec<(String, String)> {
     let page: Value = http()
@@ -223,16 +252,19 @@ async fn creates_rejected_in_a_partial_failure_fail_exactly_those_items() {
         .sim
         .set_config(config)
         .expect("reject three groups");
-    let db = TestDb::new("gads_partial");
-    let (_app, base) = start_against(&db, &simulator).await;
-
-    let id = submit_theme_job(
-        &base,
-        &items_by_id(&simulator),
+    let ThemeRun {
+        _db,
+        app: _app,
+        base,
+        id,
+        job,
+    } = run_theme_job(
+        "gads_partial",
+        &simulator,
         json!({"theme": "christmas"}),
+        "completed",
     )
     .await;
-    let job = wait_for_status(&base, id, "completed", JOB_TIMEOUT).await;
 
     assert_eq!(job["succeeded"], 7, "{job}");
     assert_eq!(job["failed"], 3, "{job}");
@@ -254,18 +286,21 @@ async fn a_job_over_a_low_quota_completes_and_honours_every_retry_delay() {
         customer_rps: 2.0,
         ..small_sim(4, 16)
     });
-    let db = TestDb::new("gads_throttled");
     // The engine is told nothing about the quota (unlimited limiter): only the simulator's
     // answers slow it down.
-    let (app, base) = start_against(&db, &simulator).await;
-
-    let id = submit_theme_job(
-        &base,
-        &items_by_id(&simulator),
+    let ThemeRun {
+        _db,
+        app,
+        base: _base,
+        id: _id,
+        job,
+    } = run_theme_job(
+        "gads_throttled",
+        &simulator,
         json!({"theme": "black_friday", "ops_per_request": 2}),
+        "completed",
     )
     .await;
-    let job = wait_for_status(&base, id, "completed", JOB_TIMEOUT).await;
 
     let stats = simulator.sim.stats();
     assert!(stats.throttled.total > 0, "the quota never bit: {stats:?}");
@@ -287,16 +322,19 @@ async fn an_access_token_that_expires_mid_job_is_refreshed() {
         latency_ms: 60,
         ..small_sim(3, 24)
     });
-    let db = TestDb::new("gads_token");
-    let (_app, base) = start_against(&db, &simulator).await;
-
-    let id = submit_theme_job(
-        &base,
-        &items_by_id(&simulator),
+    let ThemeRun {
+        _db,
+        app: _app,
+        base: _base,
+        id: _id,
+        job,
+    } = run_theme_job(
+        "gads_token",
+        &simulator,
         json!({"theme": "black_friday", "ops_per_request": 3}),
+        "completed",
     )
     .await;
-    let job = wait_for_status(&base, id, "completed", JOB_TIMEOUT).await;
 
     assert_eq!(job["succeeded"], 72, "{job}");
     let stats = simulator.sim.stats();
@@ -318,16 +356,19 @@ async fn a_forbidden_customer_fails_only_its_own_items() {
         .sim
         .set_config(config)
         .expect("forbid one customer");
-    let db = TestDb::new("gads_forbidden");
-    let (_app, base) = start_against(&db, &simulator).await;
-
-    let id = submit_theme_job(
-        &base,
-        &items_by_id(&simulator),
+    let ThemeRun {
+        _db,
+        app: _app,
+        base,
+        id,
+        job,
+    } = run_theme_job(
+        "gads_forbidden",
+        &simulator,
         json!({"theme": "black_friday"}),
+        "completed",
     )
     .await;
-    let job = wait_for_status(&base, id, "completed", JOB_TIMEOUT).await;
 
     assert_eq!(job["succeeded"], 16, "{job}");
     assert_eq!(job["failed"], 8, "{job}");
@@ -353,16 +394,19 @@ async fn a_persistent_401_fails_the_job_with_a_clear_reason() {
         always_unauthenticated: true,
         ..small_sim(2, 5)
     });
-    let db = TestDb::new("gads_401");
-    let (_app, base) = start_against(&db, &simulator).await;
-
-    let id = submit_theme_job(
-        &base,
-        &items_by_id(&simulator),
+    let ThemeRun {
+        _db,
+        app: _app,
+        base: _base,
+        id: _id,
+        job,
+    } = run_theme_job(
+        "gads_401",
+        &simulator,
         json!({"theme": "black_friday"}),
+        "failed",
     )
     .await;
-    let job = wait_for_status(&base, id, "failed", JOB_TIMEOUT).await;
 
     let error = job["error"].as_str().unwrap_or_default().to_lowercase();
     assert!(
@@ -511,15 +555,19 @@ async fn a_developer_quota_prohibition_fails_the_job_with_the_reason() {
         developer_quota_prohibited: true,
         ..small_sim(2, 4)
     });
-    let db = TestDb::new("gads_dev_prohibited");
-    let (_app, base) = start_against(&db, &simulator).await;
-    let id = submit_theme_job(
-        &base,
-        &items_by_id(&simulator),
+    let ThemeRun {
+        _db,
+        app: _app,
+        base: _base,
+        id: _id,
+        job,
+    } = run_theme_job(
+        "gads_dev_prohibited",
+        &simulator,
         json!({"theme": "black_friday"}),
+        "failed",
     )
     .await;
-    let job = wait_for_status(&base, id, "failed", JOB_TIMEOUT).await;
     let error = job["error"].as_str().unwrap_or_default();
     assert!(
         error.contains("developer token") && error.contains("Access is prohibited"),

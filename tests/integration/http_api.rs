@@ -77,6 +77,27 @@ async fn post_json(base: &str, body: &Value) -> reqwest::Response {
         .expect("POST job")
 }
 
+/// `n` one-item noop jobs; their ids in submission order.
+async fn one_item_jobs(base: &str, n: usize) -> Vec<i64> {
+    let mut ids = Vec::with_capacity(n);
+    for _ in 0..n {
+        ids.push(id_of(&submit_noop(base, 1, 1, json!({})).await));
+    }
+    ids
+}
+
+/// The ids a job list answers with, and the whole answer.
+async fn listed(url: String) -> (Vec<i64>, Value) {
+    let list = get_json(url).await;
+    let ids = list["jobs"]
+        .as_array()
+        .expect("jobs")
+        .iter()
+        .map(id_of)
+        .collect();
+    (ids, list)
+}
+
 /// A noop job of `n` items over `customers` customers with the given params.
 async fn submit_noop(base: &str, n: u64, customers: u64, params: Value) -> Value {
     submit_json(
@@ -220,17 +241,8 @@ async fn csv_submit_returns_201_with_location() {
 #[actix_rt::test]
 async fn list_shows_newest_first_with_total() {
     let (_db, _app, base) = started("http_list_order").await;
-    let mut submitted = Vec::new();
-    for _ in 0..3 {
-        submitted.push(id_of(&submit_noop(&base, 1, 1, json!({})).await));
-    }
-    let list = get_json(format!("{base}/api/jobs")).await;
-    let listed: Vec<i64> = list["jobs"]
-        .as_array()
-        .expect("jobs")
-        .iter()
-        .map(id_of)
-        .collect();
+    let mut submitted = one_item_jobs(&base, 3).await;
+    let (listed, list) = listed(format!("{base}/api/jobs")).await;
     submitted.reverse();
     assert_eq!(listed, submitted);
     assert_eq!(list["total"], 3);
@@ -251,13 +263,7 @@ async fn list_filters_by_status() {
         ("cancelled", vec![slow]),
         ("running", vec![]),
     ] {
-        let list = get_json(format!("{base}/api/jobs?status={status}")).await;
-        let listed: Vec<i64> = list["jobs"]
-            .as_array()
-            .expect("jobs")
-            .iter()
-            .map(id_of)
-            .collect();
+        let (listed, list) = listed(format!("{base}/api/jobs?status={status}")).await;
         assert_eq!(listed, expected, "status={status}");
         assert_eq!(list["total"], expected.len(), "status={status}");
     }
@@ -266,17 +272,8 @@ async fn list_filters_by_status() {
 #[actix_rt::test]
 async fn list_pages_with_limit_and_offset() {
     let (_db, _app, base) = started("http_list_page").await;
-    let mut submitted = Vec::new();
-    for _ in 0..5 {
-        submitted.push(id_of(&submit_noop(&base, 1, 1, json!({})).await));
-    }
-    let list = get_json(format!("{base}/api/jobs?limit=2&offset=1")).await;
-    let listed: Vec<i64> = list["jobs"]
-        .as_array()
-        .expect("jobs")
-        .iter()
-        .map(id_of)
-        .collect();
+    let submitted = one_item_jobs(&base, 5).await;
+    let (listed, list) = listed(format!("{base}/api/jobs?limit=2&offset=1")).await;
     assert_eq!(listed, [submitted[3], submitted[2]]);
     assert_eq!(list["total"], 5);
     assert_eq!(list["limit"], 2);
@@ -472,27 +469,6 @@ async fn cancelling_a_running_job_skips_every_remaining_item() {
 }
 
 #[actix_rt::test]
-async fn resuming_a_completed_job_is_409() {
-    let (_db, _app, base) = started("http_resume_409").await;
-    let id = id_of(&submit_noop(&base, 2, 1, json!({})).await);
-    wait_for_status(&base, id, "completed", DEADLINE).await;
-    let response = post(format!("{base}/api/jobs/{id}/resume")).await;
-    assert_api_error(response, 409, "illegal_transition").await;
-    assert_eq!(get_job(&base, id).await["status"], "completed");
-}
-
-#[actix_rt::test]
-async fn cancelling_a_cancelled_job_is_409() {
-    let (_db, _app, base) = started("http_cancel_409").await;
-    let id = id_of(&submit_slow(&base).await);
-    let response = post(format!("{base}/api/jobs/{id}/cancel")).await;
-    assert_eq!(response.status(), 200);
-    let response = post(format!("{base}/api/jobs/{id}/cancel")).await;
-    assert_api_error(response, 409, "illegal_transition").await;
-    assert_eq!(get_job(&base, id).await["status"], "cancelled");
-}
-
-#[actix_rt::test]
 async fn retrying_a_job_with_failed_items_runs_them_again() {
     let (_db, app, base) = started("http_retry").await;
     let id = id_of(&submit_noop(&base, 40, 2, json!({"fail_ratio": 0.5})).await);
@@ -530,13 +506,38 @@ async fn retrying_a_job_with_failed_items_runs_them_again() {
 }
 
 #[actix_rt::test]
-async fn retrying_a_job_without_failed_items_is_409() {
-    let (_db, _app, base) = started("http_retry_409").await;
-    let id = id_of(&submit_noop(&base, 3, 1, json!({})).await);
-    wait_for_status(&base, id, "completed", DEADLINE).await;
-    let response = post(format!("{base}/api/jobs/{id}/retry")).await;
-    assert_api_error(response, 409, "illegal_transition").await;
-    assert_eq!(get_job(&base, id).await["status"], "completed");
+async fn state_changes_a_job_cannot_make_are_409_and_change_nothing() {
+    let (_db, _app, base) = started("http_change_409").await;
+    let completed = id_of(&submit_noop(&base, 3, 1, json!({})).await);
+    wait_for_status(&base, completed, "completed", DEADLINE).await;
+    let cancelled = id_of(&submit_slow(&base).await);
+    let response = post(format!("{base}/api/jobs/{cancelled}/cancel")).await;
+    assert_eq!(response.status(), 200);
+    for (id, status, action) in [
+        (completed, "completed", "pause"),
+        (completed, "completed", "resume"),
+        (completed, "completed", "cancel"),
+        // Nothing failed, so there is nothing to retry.
+        (completed, "completed", "retry"),
+        (cancelled, "cancelled", "pause"),
+        (cancelled, "cancelled", "resume"),
+        (cancelled, "cancelled", "cancel"),
+    ] {
+        let response = post(format!("{base}/api/jobs/{id}/{action}")).await;
+        let error = assert_api_error(response, 409, "illegal_transition").await;
+        assert!(
+            error["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains(status),
+            "{action} of a {status} job: {error}"
+        );
+        assert_eq!(
+            get_job(&base, id).await["status"],
+            status,
+            "{action} of a {status} job"
+        );
+    }
 }
 
 #[actix_rt::test]
