@@ -131,17 +131,13 @@ async fn run_job(
     let body: Vec<u8> = csv_chunks(ITEMS, CUSTOMERS)
         .flat_map(|c| c.to_vec())
         .collect();
-    let job: Value = client
-        .post(format!("{base}/api/jobs"))
-        .query(&[("operation", "noop"), ("name", "bench api")])
-        .header("content-type", "text/csv")
-        .body(body)
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    let id = job["id"].as_i64().context("no job id")?;
+    let id = super::submit_csv_job(
+        client,
+        base,
+        &[("operation", "noop"), ("name", "bench api")],
+        body,
+    )
+    .await?;
     let job_url = format!("{base}/api/jobs/{id}");
     let list_url = format!("{base}/api/jobs");
     let started = Instant::now();

@@ -77,22 +77,17 @@ pub async fn run(mut config: Config, args: GoogleAdsBenchArgs) -> anyhow::Result
 
     let csv = theme_job::items_csv(&simulator.sim, args.items);
     let started = Instant::now();
-    let job: Value = http
-        .post(format!("{api}/api/jobs"))
-        .query(&[
+    let id = super::submit_csv_job(
+        &http,
+        &api,
+        &[
             ("operation", "google_ads.theme_rsa"),
             ("name", "bench google-ads"),
             ("params", r#"{"theme": "black_friday"}"#),
-        ])
-        .header("content-type", "text/csv")
-        .body(csv)
-        .send()
-        .await?
-        .json()
-        .await?;
-    let id = job["id"]
-        .as_i64()
-        .with_context(|| format!("the server refused the bench job: {job}"))?;
+        ],
+        csv,
+    )
+    .await?;
     let mut next_report = Instant::now() + PROGRESS_EVERY;
     let job = loop {
         let job: Value = http

@@ -18,6 +18,8 @@ pub mod theme_job;
 
 use std::time::Duration;
 
+use anyhow::Context;
+
 pub use overseer_testkit::{csv::csv_chunks, database::with_database};
 
 /// Peak resident memory of this process so far, in MiB (Linux), if known.
@@ -48,6 +50,33 @@ pub async fn use_fresh_database(
     drop(client);
     let _ = driver.await;
     Ok(())
+}
+
+/// Submits a CSV job over HTTP, its header in `query`; the job's id, or why it was refused.
+pub async fn submit_csv_job(
+    http: &reqwest::Client,
+    base: &str,
+    query: &[(&str, &str)],
+    csv: impl Into<reqwest::Body>,
+) -> anyhow::Result<i64> {
+    let response = http
+        .post(format!("{base}/api/jobs"))
+        .query(query)
+        .header("content-type", "text/csv")
+        .body(csv)
+        .timeout(Duration::from_secs(300))
+        .send()
+        .await
+        .context("submitting the bench job")?;
+    let status = response.status();
+    let job: serde_json::Value = response.json().await?;
+    anyhow::ensure!(
+        status.is_success(),
+        "the server refused the bench job ({status}): {job}"
+    );
+    job["id"]
+        .as_i64()
+        .with_context(|| format!("no job id in {job}"))
 }
 
 pub fn per_sec(count: u64, elapsed: Duration) -> f64 {

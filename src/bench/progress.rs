@@ -158,19 +158,13 @@ async fn run_job(
         .flat_map(|c| c.to_vec())
         .collect();
     // Paused at once, so the clients connect before the job starts; resumed below.
-    let job: serde_json::Value = reqwest::Client::new()
-        .post(format!("{api}/api/jobs"))
-        .query(&[("operation", "noop"), ("name", label.as_str())])
-        .header("content-type", "text/csv")
-        .body(csv)
-        .timeout(Duration::from_secs(300))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let id = job["id"]
-        .as_i64()
-        .with_context(|| format!("the server refused the job: {job}"))?;
+    let id = super::submit_csv_job(
+        &reqwest::Client::new(),
+        api,
+        &[("operation", "noop"), ("name", label.as_str())],
+        csv,
+    )
+    .await?;
     let pool = &app.store.pool;
     jobs::pause(pool, id).await?;
     // Let the JobActor see the pause and stop (control interval), so the run starts cleanly.

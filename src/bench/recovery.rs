@@ -186,18 +186,26 @@ impl Bench {
         Ok(client)
     }
 
-    async fn restarts(&self, base: &str, actor: &str) -> anyhow::Result<Option<u64>> {
-        let body: Value = self
+    /// The node's actors, as `GET /api/actors` lists them.
+    async fn actors(&self, base: &str) -> anyhow::Result<Vec<Value>> {
+        let mut body: Value = self
             .http
             .get(format!("{base}/api/actors"))
             .send()
             .await?
             .json()
             .await?;
-        Ok(body["actors"]
-            .as_array()
-            .into_iter()
-            .flatten()
+        Ok(match body["actors"].take() {
+            Value::Array(actors) => actors,
+            _ => Vec::new(),
+        })
+    }
+
+    async fn restarts(&self, base: &str, actor: &str) -> anyhow::Result<Option<u64>> {
+        Ok(self
+            .actors(base)
+            .await?
+            .iter()
             .find(|a| a["id"] == actor)
             .and_then(|a| a["restarts"].as_u64()))
     }
@@ -205,17 +213,10 @@ impl Bench {
     /// A customer actor holding work now.
     async fn busy_customer(&self, base: &str) -> anyhow::Result<String> {
         wait_some(Duration::from_secs(30), || async {
-            let body: Value = self
-                .http
-                .get(format!("{base}/api/actors"))
-                .send()
+            Ok(self
+                .actors(base)
                 .await?
-                .json()
-                .await?;
-            Ok(body["actors"]
-                .as_array()
-                .into_iter()
-                .flatten()
+                .iter()
                 .find(|a| a["kind"] == "customer" && a["in_flight"].as_u64() > Some(0))
                 .and_then(|a| a["id"].as_str().map(str::to_string)))
         })

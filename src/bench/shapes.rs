@@ -24,7 +24,6 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use serde_json::{Value, json};
 
 use super::{node, theme_job};
@@ -256,22 +255,17 @@ async fn run_adaptive(config: &Config, shape: Shape, secs: u64) -> anyhow::Resul
     let groups = sim_config.total_ad_groups() as u32;
     let csv = theme_job::items_csv(&simulator.sim, groups);
     let params = json!({"theme": "black_friday", "ops_per_request": ops_per_request}).to_string();
-    let job: Value = http
-        .post(format!("{}/api/jobs", node.base))
-        .query(&[
+    let id = super::submit_csv_job(
+        &http,
+        &node.base,
+        &[
             ("operation", "google_ads.theme_rsa"),
             ("name", shape.name()),
             ("params", params.as_str()),
-        ])
-        .header("content-type", "text/csv")
-        .body(csv)
-        .send()
-        .await?
-        .json()
-        .await?;
-    let id = job["id"]
-        .as_i64()
-        .with_context(|| format!("the server refused the bench job: {job}"))?;
+        ],
+        csv,
+    )
+    .await?;
 
     let start_stats = simulator.sim.stats();
     let started = Instant::now();

@@ -84,6 +84,7 @@ async fn submit_theme_job(base: &str, items: &[Value], params: Value) -> i64 {
 /// A theme job over every ad group of `simulator`, run to `status` by an in-process Overseer on
 /// a database of its own.
 struct ThemeRun {
+    /// Kept so the database outlives the run.
     _db: TestDb,
     app: App,
     base: String,
@@ -252,19 +253,14 @@ async fn creates_rejected_in_a_partial_failure_fail_exactly_those_items() {
         .sim
         .set_config(config)
         .expect("reject three groups");
-    let ThemeRun {
-        _db,
-        app: _app,
-        base,
-        id,
-        job,
-    } = run_theme_job(
+    let run = run_theme_job(
         "gads_partial",
         &simulator,
         json!({"theme": "christmas"}),
         "completed",
     )
     .await;
+    let (base, id, job) = (&run.base, run.id, &run.job);
 
     assert_eq!(job["succeeded"], 7, "{job}");
     assert_eq!(job["failed"], 3, "{job}");
@@ -288,19 +284,14 @@ async fn a_job_over_a_low_quota_completes_and_honours_every_retry_delay() {
     });
     // The engine is told nothing about the quota (unlimited limiter): only the simulator's
     // answers slow it down.
-    let ThemeRun {
-        _db,
-        app,
-        base: _base,
-        id: _id,
-        job,
-    } = run_theme_job(
+    let run = run_theme_job(
         "gads_throttled",
         &simulator,
         json!({"theme": "black_friday", "ops_per_request": 2}),
         "completed",
     )
     .await;
+    let (app, job) = (&run.app, &run.job);
 
     let stats = simulator.sim.stats();
     assert!(stats.throttled.total > 0, "the quota never bit: {stats:?}");
@@ -322,19 +313,14 @@ async fn an_access_token_that_expires_mid_job_is_refreshed() {
         latency_ms: 60,
         ..small_sim(3, 24)
     });
-    let ThemeRun {
-        _db,
-        app: _app,
-        base: _base,
-        id: _id,
-        job,
-    } = run_theme_job(
+    let run = run_theme_job(
         "gads_token",
         &simulator,
         json!({"theme": "black_friday", "ops_per_request": 3}),
         "completed",
     )
     .await;
+    let job = &run.job;
 
     assert_eq!(job["succeeded"], 72, "{job}");
     let stats = simulator.sim.stats();
@@ -356,19 +342,14 @@ async fn a_forbidden_customer_fails_only_its_own_items() {
         .sim
         .set_config(config)
         .expect("forbid one customer");
-    let ThemeRun {
-        _db,
-        app: _app,
-        base,
-        id,
-        job,
-    } = run_theme_job(
+    let run = run_theme_job(
         "gads_forbidden",
         &simulator,
         json!({"theme": "black_friday"}),
         "completed",
     )
     .await;
+    let (base, id, job) = (&run.base, run.id, &run.job);
 
     assert_eq!(job["succeeded"], 16, "{job}");
     assert_eq!(job["failed"], 8, "{job}");
@@ -394,19 +375,14 @@ async fn a_persistent_401_fails_the_job_with_a_clear_reason() {
         always_unauthenticated: true,
         ..small_sim(2, 5)
     });
-    let ThemeRun {
-        _db,
-        app: _app,
-        base: _base,
-        id: _id,
-        job,
-    } = run_theme_job(
+    let run = run_theme_job(
         "gads_401",
         &simulator,
         json!({"theme": "black_friday"}),
         "failed",
     )
     .await;
+    let job = &run.job;
 
     let error = job["error"].as_str().unwrap_or_default().to_lowercase();
     assert!(
@@ -555,19 +531,14 @@ async fn a_developer_quota_prohibition_fails_the_job_with_the_reason() {
         developer_quota_prohibited: true,
         ..small_sim(2, 4)
     });
-    let ThemeRun {
-        _db,
-        app: _app,
-        base: _base,
-        id: _id,
-        job,
-    } = run_theme_job(
+    let run = run_theme_job(
         "gads_dev_prohibited",
         &simulator,
         json!({"theme": "black_friday"}),
         "failed",
     )
     .await;
+    let job = &run.job;
     let error = job["error"].as_str().unwrap_or_default();
     assert!(
         error.contains("developer token") && error.contains("Access is prohibited"),

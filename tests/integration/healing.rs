@@ -19,8 +19,8 @@ use serde_json::{Value, json};
 use tokio::{net::TcpListener, task::AbortHandle};
 
 use crate::support::{
-    TestDb, assert_api_error, assert_counters_equal_rows, http, json_items, start, submit_json,
-    test_config, wait_for, wait_for_status, wait_until_stable,
+    TestDb, assert_api_error, assert_counters_equal_rows, get_json, http, json_items, start,
+    submit_json, test_config, wait_for, wait_for_status, wait_until_stable,
 };
 
 /// Short enough to keep the test quick, long enough that two intervals hold on a loaded
@@ -28,14 +28,7 @@ use crate::support::{
 const HEARTBEAT_MS: u64 = 500;
 
 async fn actors(base: &str) -> Vec<Value> {
-    let body: Value = http()
-        .get(format!("{base}/api/actors"))
-        .send()
-        .await
-        .expect("GET actors")
-        .json()
-        .await
-        .expect("actors JSON");
+    let body = get_json(&format!("{base}/api/actors")).await;
     body["actors"].as_array().cloned().unwrap_or_default()
 }
 
@@ -217,14 +210,7 @@ async fn customer_panicking_on_every_start_is_escalated_and_the_rest_completes()
     assert_counters_equal_rows(&app, &done).await;
     assert_eq!(done["succeeded"], 200, "{done}");
     assert_eq!(done["failed"], 100, "{done}");
-    let page: Value = http()
-        .get(format!("{base}/api/jobs/{id}/items?status=failed&limit=1"))
-        .send()
-        .await
-        .expect("items")
-        .json()
-        .await
-        .expect("items JSON");
+    let page = get_json(&format!("{base}/api/jobs/{id}/items?status=failed&limit=1")).await;
     let error = page["items"][0]["error"].as_str().unwrap_or_default();
     let failures = config.engine.restart.max_restarts + 1;
     assert!(

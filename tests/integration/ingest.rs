@@ -3,29 +3,15 @@
 
 use serde_json::{Value, json};
 
-use crate::support::{TestDb, http, start, submit_csv, submit_json, test_config};
+use crate::support::{TestDb, get_json, http, start, submit_csv, submit_json, test_config};
 
 async fn items_of(base: &str, id: i64) -> Vec<Value> {
-    let page: Value = http()
-        .get(format!("{base}/api/jobs/{id}/items?limit=1000"))
-        .send()
-        .await
-        .expect("GET items")
-        .json()
-        .await
-        .expect("items JSON");
+    let page = get_json(&format!("{base}/api/jobs/{id}/items?limit=1000")).await;
     page["items"].as_array().cloned().unwrap_or_default()
 }
 
 async fn job_count(base: &str) -> i64 {
-    let list: Value = http()
-        .get(format!("{base}/api/jobs"))
-        .send()
-        .await
-        .expect("GET jobs")
-        .json()
-        .await
-        .expect("list JSON");
+    let list = get_json(&format!("{base}/api/jobs")).await;
     list["total"].as_i64().expect("total")
 }
 

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use crate::node_process::Node;
 use crate::support::{
-    TestDb, assert_api_error, assert_nothing_stored, http, json_items, list_page, start,
+    TestDb, assert_api_error, assert_nothing_stored, get_json, http, json_items, list_page, start,
     submit_json, test_config, wait_for, wait_for_status,
 };
 
@@ -505,14 +505,7 @@ async fn without_redis_the_list_is_correct_and_always_a_miss() {
         let (cache, body) = list_page(&base).await;
         assert_eq!((cache.as_str(), &body["total"]), ("MISS", &json!(1)));
     }
-    let ready: Value = http()
-        .get(format!("{base}/api/health/ready"))
-        .send()
-        .await
-        .expect("ready")
-        .json()
-        .await
-        .expect("json");
+    let ready = get_json(&format!("{base}/api/health/ready")).await;
     assert_eq!(ready["status"], "degraded", "{ready}");
     assert_eq!(ready["postgres"]["ok"], true, "{ready}");
     assert_eq!(ready["redis"]["ok"], false, "{ready}");
@@ -524,14 +517,7 @@ async fn readiness_reports_redis_latency() {
     let db = TestDb::new("ops_ready_redis");
     let app = start(redis_config(&db, "redis://127.0.0.1:6379")).await;
     let base = app.base_url().expect("base");
-    let ready: Value = http()
-        .get(format!("{base}/api/health/ready"))
-        .send()
-        .await
-        .expect("ready")
-        .json()
-        .await
-        .expect("json");
+    let ready = get_json(&format!("{base}/api/health/ready")).await;
     assert_eq!(ready["status"], "ok", "{ready}");
     assert_eq!(ready["redis"]["ok"], true, "{ready}");
     assert!(ready["redis"]["latency_ms"].as_f64().is_some(), "{ready}");
@@ -546,14 +532,7 @@ async fn config_is_served_with_secrets_redacted() {
     config.metrics_token = Some("very-secret-metrics".into());
     let app = start(config).await;
     let base = app.base_url().expect("base");
-    let shown: Value = http()
-        .get(format!("{base}/api/config"))
-        .send()
-        .await
-        .expect("config")
-        .json()
-        .await
-        .expect("json");
+    let shown = get_json(&format!("{base}/api/config")).await;
     assert_eq!(shown["google_ads_refresh_token"], "[redacted]");
     assert_eq!(shown["metrics_token"], "[redacted]");
     assert_eq!(shown["list_cache_ttl_ms"], 2000);
@@ -620,14 +599,7 @@ async fn openapi_document_describes_every_route() {
     let db = TestDb::new("ops_openapi");
     let app = start(test_config(&db)).await;
     let base = app.base_url().expect("base");
-    let doc: Value = http()
-        .get(format!("{base}/api/openapi.json"))
-        .send()
-        .await
-        .expect("doc")
-        .json()
-        .await
-        .expect("json");
+    let doc = get_json(&format!("{base}/api/openapi.json")).await;
     assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")));
     for path in [
         "/api/jobs",
