@@ -6,7 +6,7 @@ use std::process::Command;
 
 use overseer_testkit::csv::csv_items;
 
-use crate::support::{TestDb, start, test_config};
+use crate::support::{TestDb, started};
 
 fn overseer() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_overseer"));
@@ -36,9 +36,7 @@ fn migrate_applies_the_schema_once() {
 
 #[actix_rt::test]
 async fn submit_follow_prints_progress_until_the_job_completes() {
-    let db = TestDb::new("cli_submit");
-    let app = start(test_config(&db)).await;
-    let base = app.base_url().expect("base url");
+    let (_db, _app, base) = started("cli_submit").await;
     let dir = std::env::temp_dir().join(format!("overseer-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let file = dir.join("items.csv");
@@ -66,9 +64,7 @@ async fn submit_follow_prints_progress_until_the_job_completes() {
 
 #[actix_rt::test]
 async fn submit_reports_the_servers_refusal() {
-    let db = TestDb::new("cli_refused");
-    let app = start(test_config(&db)).await;
-    let base = app.base_url().expect("base url");
+    let (_db, _app, base) = started("cli_refused").await;
     let dir = std::env::temp_dir().join(format!("overseer-cli-bad-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let file = dir.join("bad.csv");
@@ -94,9 +90,7 @@ type Run<'a> = (&'a str, Vec<&'a str>, Vec<(&'a str, &'a str)>);
 
 #[actix_rt::test]
 async fn the_server_comes_from_server_or_overseer_server_then_the_older_name() {
-    let db = TestDb::new("cli_server");
-    let app = start(test_config(&db)).await;
-    let base = app.base_url().expect("base url");
+    let (_db, _app, base) = started("cli_server").await;
     let nowhere = "http://127.0.0.1:9";
     let runs: [Run; 4] = [
         (

@@ -16,9 +16,7 @@ use serde_json::{Value, json};
 use tokio::net::TcpStream;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, tungstenite::Message};
 
-use crate::support::{
-    TestDb, get_job, json_items, start, submit_json, test_config, wait_for, wait_for_status,
-};
+use crate::support::{get_job, json_items, started, submit_json, wait_for, wait_for_status};
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
@@ -217,9 +215,7 @@ impl Browser {
 
 #[actix_rt::test]
 async fn dashboard_shows_live_progress_and_its_pause_button_pauses_the_job() {
-    let db = TestDb::new("dashboard");
-    let app = start(test_config(&db)).await;
-    let base = app.base_url().expect("base url");
+    let (_db, _app, base) = started("dashboard").await;
     for n in 0..3 {
         let done = submit_json(
             &base,

@@ -6,14 +6,12 @@ use std::time::Duration;
 use overseer_testkit::csv::csv_items;
 
 use crate::support::{
-    TestDb, assert_counters_equal_rows, start, submit_csv, test_config, wait_for_status,
+    TestDb, assert_counters_equal_rows, start, started, submit_csv, test_config, wait_for_status,
 };
 
 #[actix_rt::test]
 async fn large_noop_job_completes_with_counters_equal_to_rows() {
-    let db = TestDb::new("large_job");
-    let app = start(test_config(&db)).await;
-    let base = app.base_url().expect("base url");
+    let (_db, app, base) = started("large_job").await;
     let (status, job) = submit_csv(
         &base,
         &[

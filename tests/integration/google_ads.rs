@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use crate::node_process::Node;
 use crate::support::{
     TestDb, assert_api_error, assert_counters_equal_rows, http, job_count, point_at_simulator,
-    start, test_config, wait_for, wait_for_status,
+    start, started, test_config, wait_for, wait_for_status,
 };
 
 const JOB_TIMEOUT: Duration = Duration::from_secs(90);
@@ -395,9 +395,7 @@ async fn a_persistent_401_fails_the_job_with_a_clear_reason() {
 
 #[actix_rt::test]
 async fn a_theme_job_without_credentials_is_refused_and_nothing_is_stored() {
-    let db = TestDb::new("gads_no_credentials");
-    let app = start(test_config(&db)).await;
-    let base = app.base_url().expect("base url");
+    let (_db, _app, base) = started("gads_no_credentials").await;
     let response = http()
         .post(format!("{base}/api/jobs"))
         .json(

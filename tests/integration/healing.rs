@@ -19,8 +19,8 @@ use serde_json::{Value, json};
 use tokio::{net::TcpListener, task::AbortHandle};
 
 use crate::support::{
-    TestDb, assert_api_error, assert_counters_equal_rows, get_json, http, json_items, start,
-    submit_json, test_config, wait_for, wait_for_status, wait_until_stable,
+    TestDb, assert_api_error, assert_counters_equal_rows, get, get_json, http, json_items, start,
+    started, submit_json, test_config, wait_for, wait_for_status, wait_until_stable,
 };
 
 /// Short enough to keep the test quick, long enough that two intervals hold on a loaded
@@ -125,9 +125,7 @@ async fn chaos_kills_and_hangs_of_actors_are_healed_and_the_job_completes() {
 
 #[actix_rt::test]
 async fn chaos_routes_are_off_unless_enabled() {
-    let db = TestDb::new("heal_chaos_off");
-    let app = start(test_config(&db)).await;
-    let base = app.base_url().expect("base");
+    let (_db, app, base) = started("heal_chaos_off").await;
     assert_api_error(chaos(&base, "job:1", "kill").await, 404, "not_found").await;
     assert_eq!(actors(&base).await, Vec::<Value>::new());
     app.stop().await;
@@ -354,11 +352,7 @@ async fn redis_going_down_mid_job_changes_nothing() {
     let done = wait_for_status(&base, id, "completed", Duration::from_secs(60)).await;
     assert_counters_equal_rows(&app, &done).await;
     assert_eq!(done["succeeded"], 2_000, "{done}");
-    let list = http()
-        .get(format!("{base}/api/jobs"))
-        .send()
-        .await
-        .expect("list without Redis");
+    let list = get(&format!("{base}/api/jobs")).await;
     assert_eq!(list.status(), 200);
     app.stop().await;
 }

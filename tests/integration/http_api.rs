@@ -5,12 +5,11 @@
 
 use std::time::Duration;
 
-use overseer::app::App;
 use serde_json::{Value, json};
 
 use crate::support::{
     TestDb, assert_api_error, assert_counters_equal_rows, get_job, http, json_items, start,
-    submit_csv, submit_json, test_config, wait_for, wait_for_status, wait_until_stable,
+    started, submit_csv, submit_json, test_config, wait_for, wait_for_status, wait_until_stable,
 };
 
 /// Longest any job in these tests may take to reach a state.
@@ -42,13 +41,6 @@ const JOB_FIELDS: [&str; 22] = [
 ];
 /// Params that keep a job running for seconds: 20 calls of 200 ms per customer.
 const SLOW: &str = r#"{"latency_ms": 200, "batch_size": 10}"#;
-
-async fn started(test: &str) -> (TestDb, App, String) {
-    let db = TestDb::new(test);
-    let app = start(test_config(&db)).await;
-    let base = app.base_url().expect("base url");
-    (db, app, base)
-}
 
 fn id_of(job: &Value) -> i64 {
     job["id"].as_i64().expect("job id")

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::support::{TestDb, get_json, http, start, submit_csv, submit_json, test_config};
+use crate::support::{get_json, http, started, submit_csv, submit_json};
 
 async fn items_of(base: &str, id: i64) -> Vec<Value> {
     let page = get_json(&format!("{base}/api/jobs/{id}/items?limit=1000")).await;
@@ -17,9 +17,7 @@ async fn job_count(base: &str) -> i64 {
 
 #[actix_rt::test]
 async fn json_submission_stores_every_item_as_given() {
-    let db = TestDb::new("ingest_json");
-    let app = start(test_config(&db)).await;
-    let base = app.base_url().expect("base url");
+    let (_db, _app, base) = started("ingest_json").await;
     let job = submit_json(
         &base,
         &json!({
@@ -46,9 +44,7 @@ async fn json_submission_stores_every_item_as_given() {
 
 #[actix_rt::test]
 async fn csv_submission_stores_rows_and_extra_columns() {
-    let db = TestDb::new("ingest_csv");
-    let app = start(test_config(&db)).await;
-    let base = app.base_url().expect("base url");
+    let (_db, _app, base) = started("ingest_csv").await;
     let csv = "customer_id,ad_group_id,ad_group_name,final_url\n\
                123-456-7890,5,,https://a\n\
                1234567890,,Shoes,\n"
@@ -64,9 +60,7 @@ async fn csv_submission_stores_rows_and_extra_columns() {
 
 #[actix_rt::test]
 async fn a_bad_row_stores_nothing_and_every_bad_row_is_named() {
-    let db = TestDb::new("ingest_bad");
-    let app = start(test_config(&db)).await;
-    let base = app.base_url().expect("base url");
+    let (_db, _app, base) = started("ingest_bad").await;
     let mut csv = String::from("customer_id,ad_group_id\n");
     for i in 0..2_000 {
         match i {
@@ -91,9 +85,7 @@ async fn a_bad_row_stores_nothing_and_every_bad_row_is_named() {
 
 #[actix_rt::test]
 async fn duplicate_items_are_refused_naming_the_repeated_row() {
-    let db = TestDb::new("ingest_dup");
-    let app = start(test_config(&db)).await;
-    let base = app.base_url().expect("base url");
+    let (_db, _app, base) = started("ingest_dup").await;
     let response = http()
         .post(format!("{base}/api/jobs"))
         .json(&json!({

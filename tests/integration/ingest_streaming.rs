@@ -14,8 +14,8 @@ use tokio::{
 use crate::{
     node_process::Node,
     support::{
-        TestDb, assert_api_error, get_job, get_json, http, start, submit_csv, submit_json,
-        test_config, wait_for,
+        TestDb, assert_api_error, get, get_job, get_json, http, start, started, submit_csv,
+        submit_json, test_config, wait_for,
     },
 };
 
@@ -85,9 +85,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 #[actix_rt::test]
 async fn sixteen_slow_uploads_neither_delay_reads_nor_stop_the_engine() {
-    let db = TestDb::new("ingest_slow");
-    let app = start(test_config(&db)).await;
-    let base = app.base_url().expect("base url");
+    let (_db, app, base) = started("ingest_slow").await;
     // A job that runs for the whole test: 40 customers, 20 items a second each.
     let items: Vec<Value> = (0..200_000u64)
         .map(|i| json!({"customer_id": (1_000_000_000 + i % 40).to_string(), "ad_group_id": (i + 1).to_string()}))
@@ -123,11 +121,7 @@ async fn sixteen_slow_uploads_neither_delay_reads_nor_stop_the_engine() {
             );
         }
         let asked = Instant::now();
-        let response = http()
-            .get(format!("{base}/api/jobs/{id}"))
-            .send()
-            .await
-            .expect("GET job");
+        let response = get(&format!("{base}/api/jobs/{id}")).await;
         assert_eq!(
             response.status(),
             200,
@@ -222,9 +216,7 @@ async fn an_upload_asking_for_a_websocket_upgrade_holds_nothing() {
 
 #[actix_rt::test]
 async fn an_upload_abandoned_after_its_first_batches_leaves_nothing() {
-    let db = TestDb::new("ingest_abandoned");
-    let app = start(test_config(&db)).await;
-    let base = app.base_url().expect("base url");
+    let (_db, app, base) = started("ingest_abandoned").await;
     let mut upload = open_upload(&base, "").await;
     // Past two COPY batches, so rows were written before the client went away.
     let mut body = String::new();
@@ -249,9 +241,7 @@ async fn an_upload_abandoned_after_its_first_batches_leaves_nothing() {
 
 #[actix_rt::test]
 async fn csv_with_crlf_bom_and_quoted_newlines_is_stored_as_written() {
-    let db = TestDb::new("ingest_dialect");
-    let app = start(test_config(&db)).await;
-    let base = app.base_url().expect("base url");
+    let (_db, _app, base) = started("ingest_dialect").await;
     let csv = "\u{feff}customer_id,ad_group_id,note\r\n\
                1234567890,1,\"first\r\nsecond\"\r\n\
                1234567890,2,\"say \"\"hi\"\"\"\r\n\

@@ -23,8 +23,8 @@ use tokio::{
 use tokio_util::sync::CancellationToken;
 
 use crate::support::{
-    TestDb, assert_api_error, get_job, http, sim_config, start, submit_json, test_config, wait_for,
-    wait_for_status,
+    TestDb, assert_api_error, get, get_job, http, sim_config, start, submit_json, test_config,
+    wait_for, wait_for_status,
 };
 
 const DEADLINE: Duration = Duration::from_secs(120);
@@ -73,11 +73,7 @@ fn processed(job: &Value) -> i64 {
 }
 
 async fn limiter(base: &str) -> (u16, Value) {
-    let response = http()
-        .get(format!("{base}/api/rate-limiter"))
-        .send()
-        .await
-        .expect("GET");
+    let response = get(&format!("{base}/api/rate-limiter")).await;
     let status = response.status().as_u16();
     (status, response.json().await.expect("JSON"))
 }

@@ -15,7 +15,8 @@ use tokio_tungstenite::{
 };
 
 use crate::support::{
-    TestDb, http, json_items, list_page, start, submit_json, test_config, wait_for, wait_for_status,
+    TestDb, get, http, json_items, list_page, start, started, submit_json, test_config, wait_for,
+    wait_for_status,
 };
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -93,9 +94,7 @@ fn id_of(job: &Value) -> i64 {
 
 #[actix_rt::test]
 async fn job_feed_sends_snapshot_committed_progress_then_final_status_and_closes() {
-    let db = TestDb::new("live_feed");
-    let app = start(test_config(&db)).await;
-    let base = app.base_url().expect("base url");
+    let (_db, app, base) = started("live_feed").await;
     let job = submit_json(&base, &slow_job("feed", 20)).await;
     let id = id_of(&job);
     let mut socket = connect(&base, &format!("/api/jobs/{id}/ws")).await;
@@ -152,9 +151,7 @@ async fn job_feed_sends_snapshot_committed_progress_then_final_status_and_closes
 
 #[actix_rt::test]
 async fn slow_client_gets_the_final_state_promptly_and_the_job_keeps_its_pace() {
-    let db = TestDb::new("live_slow");
-    let app = start(test_config(&db)).await;
-    let base = app.base_url().expect("base url");
+    let (_db, _app, base) = started("live_slow").await;
     let duration = |job: &Value| {
         let at = |k: &str| {
             chrono::DateTime::parse_from_rfc3339(job[k].as_str().expect(k)).expect("time")
@@ -201,9 +198,7 @@ async fn slow_client_gets_the_final_state_promptly_and_the_job_keeps_its_pace() 
 
 #[actix_rt::test]
 async fn all_jobs_feed_sends_snapshots_progress_and_limiter_stats() {
-    let db = TestDb::new("live_all");
-    let app = start(test_config(&db)).await;
-    let base = app.base_url().expect("base url");
+    let (_db, _app, base) = started("live_all").await;
     let job = submit_json(&base, &slow_job("all", 20)).await;
     let id = id_of(&job);
     let mut socket = connect(&base, "/api/ws").await;
@@ -239,9 +234,7 @@ async fn all_jobs_feed_sends_snapshots_progress_and_limiter_stats() {
 
 #[actix_rt::test]
 async fn feeds_close_as_going_away_when_the_server_stops() {
-    let db = TestDb::new("live_stop");
-    let app = start(test_config(&db)).await;
-    let base = app.base_url().expect("base url");
+    let (_db, app, base) = started("live_stop").await;
     let mut socket = connect(&base, "/api/ws").await;
     let stopping = async {
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -261,14 +254,8 @@ async fn feeds_close_as_going_away_when_the_server_stops() {
 
 #[actix_rt::test]
 async fn feed_of_an_unknown_job_is_a_404() {
-    let db = TestDb::new("live_404");
-    let app = start(test_config(&db)).await;
-    let base = app.base_url().expect("base url");
-    let response = http()
-        .get(format!("{base}/api/jobs/999/ws"))
-        .send()
-        .await
-        .expect("GET");
+    let (_db, _app, base) = started("live_404").await;
+    let response = get(&format!("{base}/api/jobs/999/ws")).await;
     crate::support::assert_api_error(response, 404, "not_found").await;
 }
 

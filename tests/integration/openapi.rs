@@ -7,7 +7,7 @@ use std::{collections::HashMap, path::PathBuf, process::Command};
 
 use serde_json::Value;
 
-use crate::support::{TestDb, http, start, test_config};
+use crate::support::{http, started};
 
 fn venv() -> PathBuf {
     let target = std::env::var("CARGO_TARGET_DIR")
@@ -51,9 +51,7 @@ fn validator_python() -> PathBuf {
 
 #[actix_rt::test]
 async fn the_openapi_document_passes_a_standard_validator() {
-    let db = TestDb::new("openapi_valid");
-    let app = start(test_config(&db)).await;
-    let base = app.base_url().expect("base");
+    let (db, app, base) = started("openapi_valid").await;
     let text = http()
         .get(format!("{base}/api/openapi.json"))
         .send()

@@ -12,8 +12,8 @@ use serde_json::{Value, json};
 
 use crate::node_process::Node;
 use crate::support::{
-    TestDb, assert_api_error, assert_nothing_stored, get_json, http, json_items, list_page, start,
-    submit_json, test_config, wait_for, wait_for_status,
+    TestDb, assert_api_error, assert_nothing_stored, get, get_json, http, json_items, list_page,
+    start, started, submit_json, test_config, wait_for, wait_for_status,
 };
 
 const TOKEN: &str = "t0ken-for-tests";
@@ -216,11 +216,7 @@ async fn no_secret_reaches_the_logs() {
     }
     // Refused without the token, refused for bad content, and a job that runs (and fails at
     // the token endpoint) with the credentials.
-    let refused = http()
-        .get(format!("{base}/api/jobs"))
-        .send()
-        .await
-        .expect("list");
+    let refused = get(&format!("{base}/api/jobs")).await;
     assert_eq!(refused.status(), 401);
     let refused = http()
         .post(format!("{base}/api/jobs"))
@@ -596,9 +592,7 @@ async fn list_queries_use_their_indexes() {
 
 #[actix_rt::test]
 async fn openapi_document_describes_every_route() {
-    let db = TestDb::new("ops_openapi");
-    let app = start(test_config(&db)).await;
-    let base = app.base_url().expect("base");
+    let (_db, app, base) = started("ops_openapi").await;
     let doc = get_json(&format!("{base}/api/openapi.json")).await;
     assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")));
     for path in [
@@ -629,22 +623,12 @@ async fn openapi_document_describes_every_route() {
 /// route, wrong JSON types; each answered in the error shape, nothing stored.
 #[actix_rt::test]
 async fn more_bad_input_is_refused_and_stores_nothing() {
-    let db = TestDb::new("ops_bad_input");
-    let app = start(test_config(&db)).await;
-    let base = app.base_url().expect("base");
+    let (_db, app, base) = started("ops_bad_input").await;
     for query in ["limit=-5", "limit=100000", "offset=-1&limit=5"] {
-        let response = http()
-            .get(format!("{base}/api/jobs?{query}"))
-            .send()
-            .await
-            .expect("list");
+        let response = get(&format!("{base}/api/jobs?{query}")).await;
         assert_api_error(response, 422, "invalid_query").await;
     }
-    let response = http()
-        .get(format!("{base}/api/jobs?limit=ten"))
-        .send()
-        .await
-        .expect("list");
+    let response = get(&format!("{base}/api/jobs?limit=ten")).await;
     assert_api_error(response, 400, "invalid_query").await;
     for path in [
         "abc/items",
@@ -690,11 +674,7 @@ async fn more_bad_input_is_refused_and_stores_nothing() {
         assert!(error["error"]["code"].is_string(), "{text}");
     }
     for query in ["limit=-1", "after_id=-4"] {
-        let response = http()
-            .get(format!("{base}/api/jobs/1/items?{query}"))
-            .send()
-            .await
-            .expect("items");
+        let response = get(&format!("{base}/api/jobs/1/items?{query}")).await;
         assert_api_error(response, 422, "invalid_query").await;
     }
     assert_nothing_stored(&app, &base).await;

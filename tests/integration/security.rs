@@ -11,8 +11,8 @@ use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest};
 
 use crate::node_process::Node;
 use crate::support::{
-    TestDb, assert_api_error, get_job, get_json, http, start, submit_json, test_config, wait_for,
-    wait_for_status,
+    TestDb, assert_api_error, get, get_job, get_json, http, start, started, submit_json,
+    test_config, wait_for, wait_for_status,
 };
 
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -102,9 +102,7 @@ async fn with_a_token_the_host_and_origin_checks_are_off() {
 
 #[actix_rt::test]
 async fn a_cross_origin_pause_is_refused_and_the_job_keeps_running() {
-    let db = TestDb::new("sec_origin");
-    let app = start(test_config(&db)).await;
-    let base = app.base_url().expect("base");
+    let (_db, app, base) = started("sec_origin").await;
     let job = submit_json(
         &base,
         &json!({"operation": "noop", "params": {"latency_ms": 20, "batch_size": 1},
@@ -154,9 +152,7 @@ async fn a_cross_origin_pause_is_refused_and_the_job_keeps_running() {
 
 #[actix_rt::test]
 async fn a_websocket_from_a_foreign_origin_is_refused() {
-    let db = TestDb::new("sec_ws_origin");
-    let app = start(test_config(&db)).await;
-    let base = app.base_url().expect("base");
+    let (_db, app, base) = started("sec_ws_origin").await;
     let ws = base.replacen("http://", "ws://", 1);
     let with_origin = |origin: &str| {
         let mut request = format!("{ws}/api/ws")
@@ -236,9 +232,7 @@ async fn a_query_token_opens_only_the_websocket_routes_and_head_works_like_get()
 
 #[actix_rt::test]
 async fn errors_actix_answers_itself_have_the_api_shape() {
-    let db = TestDb::new("sec_shapes");
-    let app = start(test_config(&db)).await;
-    let base = app.base_url().expect("base");
+    let (_db, app, base) = started("sec_shapes").await;
     let id = submit_json(
         &base,
         &json!({"operation": "noop", "items": crate::support::json_items(1, 1)}),
@@ -248,11 +242,7 @@ async fn errors_actix_answers_itself_have_the_api_shape() {
         .expect("id");
     // A websocket route without the upgrade headers.
     for path in ["/api/ws".to_string(), format!("/api/jobs/{id}/ws")] {
-        let response = http()
-            .get(format!("{base}{path}"))
-            .send()
-            .await
-            .expect("GET");
+        let response = get(&format!("{base}{path}")).await;
         assert_api_error(response, 400, "websocket_required").await;
     }
     // A body over the 256 KiB of a route that reads it whole; nothing changes.
@@ -285,11 +275,7 @@ async fn errors_actix_answers_itself_have_the_api_shape() {
         "/dashboard/missing.js",
         "/api/nothing-here",
     ] {
-        let response = http()
-            .get(format!("{base}{path}"))
-            .send()
-            .await
-            .expect("GET");
+        let response = get(&format!("{base}{path}")).await;
         assert_api_error(response, 404, "not_found").await;
     }
     let response = http()
@@ -314,15 +300,9 @@ async fn errors_actix_answers_itself_have_the_api_shape() {
 
 #[actix_rt::test]
 async fn the_dashboard_forbids_framing_and_foreign_content() {
-    let db = TestDb::new("sec_dashboard");
-    let app = start(test_config(&db)).await;
-    let base = app.base_url().expect("base");
+    let (_db, app, base) = started("sec_dashboard").await;
     for path in ["/", "/dashboard/app.js", "/dashboard/style.css"] {
-        let response = http()
-            .get(format!("{base}{path}"))
-            .send()
-            .await
-            .expect("GET");
+        let response = get(&format!("{base}{path}")).await;
         assert_eq!(response.status(), 200, "{path}");
         let header = |name: &str| {
             response

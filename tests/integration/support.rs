@@ -85,6 +85,24 @@ where
     }
 }
 
+/// An in-process Overseer on a database of its own, with the tests' config: the database
+/// (keep it alive), the app and its base URL.
+pub async fn started(test: &str) -> (TestDb, App, String) {
+    let db = TestDb::new(test);
+    let app = start(test_config(&db)).await;
+    let base = app.base_url().expect("base url");
+    (db, app, base)
+}
+
+/// GETs `url` (panicking, naming it, when the request cannot be sent).
+pub async fn get(url: &str) -> reqwest::Response {
+    http()
+        .get(url)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+}
+
 /// GETs `url` and parses its JSON body (panicking, naming the URL, when either fails).
 pub async fn get_json(url: &str) -> Value {
     http()
