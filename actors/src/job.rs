@@ -31,13 +31,12 @@ use crate::{
     customer::{
         Abort, CustomerActor, CustomerEnd, CustomerStopped, CustomerWork, fail_pending_items,
     },
-    engine::EngineDeps,
+    deps::EngineDeps,
     guard::{Guarded, guarded},
     heartbeat::{ActorKey, Beat, Chaos},
-    model::{ClaimedJob, ItemId, ItemStatus, JobStatus, OutcomeRecord},
+    model::{ClaimedJob, ItemId, ItemStatus, JobId, JobStatus, OutcomeRecord},
     operation::Operation,
     restart::{RestartHistory, Verdict},
-    supervisor::JobEnded,
 };
 
 /// How often a job with customers waiting asks for more slots (the target moves twice a second).
@@ -57,6 +56,20 @@ pub struct CustomerUnresponsive {
 #[rtype(result = "()")]
 pub struct StopJob {
     pub reason: String,
+}
+
+/// The JobActor's last word to whoever started it (the Supervisor), sent from `stopped`: which
+/// incarnation ended, under which lease, and whether it crashed. It lives beside its sender so
+/// the JobActor needs nothing from the Supervisor but a [`Recipient`] of it.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct JobEnded {
+    pub job_id: JobId,
+    pub epoch: i64,
+    /// Which start of the job this was; ends of replaced incarnations are ignored.
+    pub incarnation: u64,
+    /// Why it crashed; `None` when it stopped on purpose.
+    pub crash: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -20,6 +20,7 @@
 pub mod config;
 pub mod customer;
 pub mod db_writer;
+pub mod deps;
 pub mod engine;
 pub mod events;
 pub mod guard;
@@ -27,6 +28,7 @@ pub mod heartbeat;
 pub mod job;
 pub mod memory_store;
 pub mod metrics;
+pub mod millis;
 pub mod model;
 pub mod operation;
 pub mod pace;
@@ -41,16 +43,16 @@ pub use engine::{Engine, LimiterAdapters};
 pub use events::{Fanout, JobChange, JobEvents};
 pub use heartbeat::{ActorInfo, ActorKey, Chaos, HeartbeatBoard};
 pub use model::{
-    ClaimedJob, ItemId, ItemStatus, JobId, JobProgress, JobStatus, NodeInfo, OutcomeRecord,
+    ClaimedJob, ItemId, ItemStatus, JobId, JobProgress, JobStatus, NodeInfo, OutcomeRecord, Scope,
     WorkItem,
 };
 pub use operation::{
     BatchError, CallGate, GateClosed, ItemOutcome, Operation, OperationError, OperationRegistry,
-    PreparedCustomer, Scope,
+    Permit, PreparedCustomer,
 };
 pub use pace::Pace;
 pub use rate_limiter::{
-    LearnedLimits, LearnedScope, Permit, Preset, SharedQuota, SharedState, SharedUnavailable,
+    LearnedLimits, LearnedScope, Preset, SharedQuota, SharedState, SharedUnavailable,
     settings::{LimiterSettings, ScopeKnobs},
 };
 pub use restart::RestartPolicy;

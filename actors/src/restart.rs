@@ -18,14 +18,14 @@ pub struct RestartPolicy {
     /// Restarts allowed within `window`; one more failure escalates (default 5).
     pub max_restarts: u32,
     /// The sliding window the restarts are counted in (default 60 s).
-    #[serde(rename = "restart_window_ms", with = "crate::config::millis")]
+    #[serde(rename = "restart_window_ms", with = "crate::millis")]
     pub window: Duration,
     /// Delay before the first restart in a window; doubles with each further restart…
-    #[serde(rename = "restart_backoff_min_ms", with = "crate::config::millis")]
+    #[serde(rename = "restart_backoff_min_ms", with = "crate::millis")]
     pub backoff_min: Duration,
     /// …up to this. Each delay is jittered down by up to half, so children that crashed
     /// together do not restart in lock step.
-    #[serde(rename = "restart_backoff_max_ms", with = "crate::config::millis")]
+    #[serde(rename = "restart_backoff_max_ms", with = "crate::millis")]
     pub backoff_max: Duration,
 }
 

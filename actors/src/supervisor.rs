@@ -23,10 +23,10 @@ use actix::prelude::*;
 use tokio::sync::oneshot;
 
 use crate::{
-    engine::EngineDeps,
+    deps::EngineDeps,
     guard::{Guarded, guarded},
     heartbeat::{ActorKey, Trouble},
-    job::{ControlNow, CustomerUnresponsive, JobActor, StopJob},
+    job::{ControlNow, CustomerUnresponsive, JobActor, JobEnded, StopJob},
     model::{ClaimedJob, JobId, NodeInfo},
     restart::{RestartHistory, Verdict},
 };
@@ -50,18 +50,6 @@ impl crate::events::JobEvents for SupervisorListener {
     async fn announce(&self, change: &crate::events::JobChange) {
         self.0.do_send(JobChanged(change.job_id));
     }
-}
-
-/// Sent by a JobActor when it stops.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct JobEnded {
-    pub job_id: JobId,
-    pub epoch: i64,
-    /// Which start of the job this was; ends of replaced incarnations are ignored.
-    pub incarnation: u64,
-    /// Why it crashed; `None` when it stopped on purpose.
-    pub crash: Option<String>,
 }
 
 /// Ids of the jobs this node runs now.
