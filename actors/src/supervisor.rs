@@ -28,7 +28,7 @@ use crate::{
     heartbeat::{ActorKey, Trouble},
     job::{ControlNow, CustomerUnresponsive, JobActor, JobEnded, StopJob},
     model::{ClaimedJob, JobId, NodeInfo},
-    restart::{RestartHistory, Verdict},
+    restart::{Children, Verdict},
 };
 
 /// Look for claimable jobs now.
@@ -65,17 +65,14 @@ pub struct Shutdown {
     pub done: oneshot::Sender<()>,
 }
 
-/// A job this node runs.
+/// A job this node runs. How its actor has fared (incarnation, restarts, backoff) is kept in
+/// the Supervisor's [`Children`], under the same job id.
 struct RunningJob {
     job: ClaimedJob,
     actor: Addr<JobActor>,
     /// The newest lease epoch this node holds on the job. Newer than its JobActor's own when the
     /// job was claimed again while the actor still ran (its lease had lapsed or been cleared).
     epoch: i64,
-    incarnation: u64,
-    history: RestartHistory,
-    /// Waiting out a backoff before the next incarnation starts.
-    restarting: bool,
     /// The sweep found its mailbox closed: once more and it is dead (a JobActor that just
     /// stopped cleanly closes its mailbox a moment before its `JobEnded` arrives).
     seen_closed: bool,
@@ -85,22 +82,24 @@ pub struct Supervisor {
     deps: EngineDeps,
     node: NodeInfo,
     running: HashMap<JobId, RunningJob>,
+    /// The restart bookkeeping of every job in `running`, kept in step with it.
+    children: Children<JobId>,
     claiming: bool,
     claim_again: bool,
-    next_incarnation: u64,
     shutting_down: bool,
     shutdown_waiters: Vec<oneshot::Sender<()>>,
 }
 
 impl Supervisor {
     pub fn new(deps: EngineDeps, node: NodeInfo) -> Self {
+        let children = Children::new(deps.config.restart.clone());
         Self {
             deps,
             node,
             running: HashMap::new(),
+            children,
             claiming: false,
             claim_again: false,
-            next_incarnation: 0,
             shutting_down: false,
             shutdown_waiters: Vec::new(),
         }
@@ -152,8 +151,7 @@ impl Supervisor {
         }
         tracing::info!(job_id = job.id, epoch = job.lease_epoch, operation = %job.operation, "job claimed");
         let epoch = job.lease_epoch;
-        self.next_incarnation += 1;
-        let incarnation = self.next_incarnation;
+        let incarnation = self.children.start(job.id);
         let actor = self.spawn_job_actor(ctx, job.clone(), incarnation, 0);
         self.running.insert(
             job.id,
@@ -161,12 +159,15 @@ impl Supervisor {
                 job,
                 actor,
                 epoch,
-                incarnation,
-                history: RestartHistory::default(),
-                restarting: false,
                 seen_closed: false,
             },
         );
+    }
+
+    /// The job left this node: forget it and its restart bookkeeping together.
+    fn forget(&mut self, job_id: JobId) -> Option<RunningJob> {
+        self.children.remove(&job_id);
+        self.running.remove(&job_id)
     }
 
     fn spawn_job_actor(
@@ -186,20 +187,17 @@ impl Supervisor {
     /// A JobActor crashed, went silent or got stuck: restart it after its backoff, or, past
     /// the restart intensity, fail the job with the reason.
     fn job_failed(&mut self, ctx: &mut Context<Self>, job_id: JobId, reason: String) {
-        let policy = self.deps.config.restart.clone();
-        self.next_incarnation += 1;
-        let incarnation = self.next_incarnation;
-        let Some(running) = self.running.get_mut(&job_id) else {
+        let Some(running) = self.running.get(&job_id) else {
             return;
         };
+        let epoch = running.epoch;
         // Whatever the old incarnation still says is now stale.
-        running.incarnation = incarnation;
-        match running.history.failed(&policy) {
+        let (incarnation, verdict) = self.children.failed(job_id);
+        match verdict {
             Verdict::Restart { after, restarts } => {
                 crate::metrics::actor_restarted("job");
                 tracing::warn!(job_id, restarts, delay_ms = after.as_millis() as u64, %reason,
                     "restarting the job actor");
-                running.restarting = true;
                 ctx.run_later(after, move |act, ctx| {
                     guarded(act, ctx, |act, ctx| {
                         act.restart_job(ctx, job_id, incarnation)
@@ -209,11 +207,10 @@ impl Supervisor {
             Verdict::Escalate { failures } => {
                 let why = format!(
                     "job actor failed {failures} times within {} s; last: {reason}",
-                    policy.window.as_secs()
+                    self.children.policy().window.as_secs()
                 );
                 tracing::error!(job_id, reason = %why, "escalating: failing the job");
-                let epoch = running.epoch;
-                self.running.remove(&job_id);
+                self.forget(job_id);
                 let store = self.deps.announcing();
                 let node_id = self.deps.config.node_id.clone();
                 let fail = async move {
@@ -234,20 +231,20 @@ impl Supervisor {
         let Some(running) = self.running.get(&job_id) else {
             return;
         };
-        if running.incarnation != incarnation || self.shutting_down {
+        if !self.children.is_current(&job_id, incarnation) || self.shutting_down {
             if self.shutting_down {
-                self.running.remove(&job_id);
+                self.forget(job_id);
                 self.after_job_gone(ctx);
             }
             return;
         }
         let mut job = running.job.clone();
         job.lease_epoch = running.epoch;
-        let restarts = running.history.total;
+        let restarts = self.children.restarts(&job_id);
         let actor = self.spawn_job_actor(ctx, job, incarnation, restarts);
+        self.children.restarted(&job_id);
         if let Some(running) = self.running.get_mut(&job_id) {
             running.actor = actor;
-            running.restarting = false;
             running.seen_closed = false;
         }
     }
@@ -267,7 +264,7 @@ impl Supervisor {
             match key {
                 ActorKey::Job(job_id) => {
                     if let Some(running) = self.running.get(&job_id)
-                        && !running.restarting
+                        && !self.children.is_backing_off(&job_id)
                     {
                         running.actor.do_send(StopJob {
                             reason: trouble.to_string(),
@@ -287,7 +284,7 @@ impl Supervisor {
         }
         let mut dead = Vec::new();
         for (id, running) in self.running.iter_mut() {
-            let closed = !running.restarting && !running.actor.connected();
+            let closed = !self.children.is_backing_off(id) && !running.actor.connected();
             if closed && running.seen_closed {
                 dead.push(*id);
             }
@@ -380,11 +377,7 @@ impl Handler<JobEnded> for Supervisor {
     type Result = ();
 
     fn handle(&mut self, msg: JobEnded, ctx: &mut Context<Self>) {
-        let current = self
-            .running
-            .get(&msg.job_id)
-            .is_some_and(|r| r.incarnation == msg.incarnation);
-        if !current {
+        if !self.children.is_current(&msg.job_id, msg.incarnation) {
             return;
         }
         if let Some(crash) = msg.crash
@@ -394,8 +387,7 @@ impl Handler<JobEnded> for Supervisor {
             return;
         }
         let epoch = self
-            .running
-            .remove(&msg.job_id)
+            .forget(msg.job_id)
             .map_or(msg.epoch, |running| running.epoch.max(msg.epoch));
         let store = self.deps.announcing();
         let node_id = self.deps.config.node_id.clone();

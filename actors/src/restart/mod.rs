@@ -1,14 +1,20 @@
 //! Restart intensity and backoff, as data: a child is restarted at most `max_restarts` times
 //! within `window` (OTP's intensity), each restart after an exponentially growing, jittered
 //! delay (Akka's backoff; OTP has none), and escalated past that. The Supervisor (for
-//! JobActors) and the JobActor (for its CustomerActors) keep one [`RestartHistory`] per child
-//! and apply the same [`RestartPolicy`], so neither knows anything about what the child does.
+//! JobActors, by job id) and the JobActor (for its CustomerActors, by customer id) each keep
+//! their children in one [`Children`], which holds every child's incarnation and
+//! [`RestartHistory`] and applies the same [`RestartPolicy`], so neither knows anything about
+//! what the child does.
+
+mod children;
 
 use std::{collections::VecDeque, time::Duration};
 
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
+
+pub use self::children::Children;
 
 /// How often a child may be restarted, and how long to wait before each restart. The serde
 /// names are the settings' flat names (it is embedded in `EngineConfig`), durations in ms.
