@@ -8,14 +8,17 @@
 //!
 //! The path of one item: [`supervisor`] claims the job, [`job`] spawns a [`customer`] actor per
 //! customer with pending items, the customer actor asks the [`rate_limiter`] for a permit before
-//! every call of the [`operation`], and hands each terminal outcome to the [`db_writer`], which
-//! commits outcomes in batches through the [`store`]; after each commit the [`progress`] hub
-//! fans the job's committed counters out to websocket feeds, with the [`pace`] every view shows. Status changes (claimed,
-//! completed, failed, given back) are announced through the [`events`] port.
+//! every call of the [`operation`] (through the operation's `CallGate` port), and hands each
+//! terminal outcome to the [`db_writer`], which commits outcomes in batches through the
+//! [`store`]; after each commit the [`progress`] hub fans the job's committed counters out to
+//! websocket feeds, with the [`pace`] every view shows. Status changes (claimed, completed,
+//! failed, given back) are announced through the [`events`] port. What the Supervisor and the
+//! JobActors are handed when they start is one bundle, [`deps`]; the [`engine`] builds it.
 //!
 //! Healing: every Job and Customer actor beats on the [`heartbeat`] board; handlers run under
 //! [`guard`] so a panic becomes a stop; the Supervisor restarts jobs and the JobActor restarts
-//! customers under one [`restart`] policy, from the store's state.
+//! customers with one [`restart`] bookkeeping (`Children`) under one policy, from the store's
+//! state.
 
 pub mod config;
 pub mod customer;

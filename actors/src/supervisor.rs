@@ -59,6 +59,13 @@ pub struct RunningJobs;
 
 /// Stop claiming, wind every job down (no new calls, in-flight calls finish, outcomes are
 /// committed) and give every lease back. Answers when no job runs any more.
+///
+/// It is the top of the node's one shutdown path, which goes down by the stops each layer
+/// already has: the Supervisor stops claiming and restarting and sends every JobActor the
+/// [`StopJob`] it also sends an unresponsive one; the JobActor's stop cancels the job's token,
+/// which every CustomerActor and every permit wait of the job holds a child of (as pause and
+/// cancel do); the answer comes once each job's outcomes are committed and its lease is given
+/// back, and `Engine::shutdown` then drains the DbWriter.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Shutdown {
@@ -86,8 +93,8 @@ pub struct Supervisor {
     children: Children<JobId>,
     claiming: bool,
     claim_again: bool,
-    shutting_down: bool,
-    shutdown_waiters: Vec<oneshot::Sender<()>>,
+    /// `None` while the node runs; after a [`Shutdown`], whoever waits for the last job to leave.
+    shutdown: Option<Vec<oneshot::Sender<()>>>,
 }
 
 impl Supervisor {
@@ -100,13 +107,12 @@ impl Supervisor {
             children,
             claiming: false,
             claim_again: false,
-            shutting_down: false,
-            shutdown_waiters: Vec::new(),
+            shutdown: None,
         }
     }
 
     fn claim(&mut self, ctx: &mut Context<Self>) {
-        if self.shutting_down {
+        if self.shutting_down() {
             return;
         }
         if self.claiming {
@@ -231,8 +237,8 @@ impl Supervisor {
         let Some(running) = self.running.get(&job_id) else {
             return;
         };
-        if !self.children.is_current(&job_id, incarnation) || self.shutting_down {
-            if self.shutting_down {
+        if !self.children.is_current(&job_id, incarnation) || self.shutting_down() {
+            if self.shutting_down() {
                 self.forget(job_id);
                 self.after_job_gone(ctx);
             }
@@ -308,15 +314,20 @@ impl Supervisor {
 
     /// A job left this node: claim more, or finish a shutdown.
     fn after_job_gone(&mut self, ctx: &mut Context<Self>) {
-        if self.shutting_down {
-            if self.running.is_empty() {
-                for waiter in self.shutdown_waiters.drain(..) {
-                    let _ = waiter.send(());
+        match &mut self.shutdown {
+            Some(waiters) => {
+                if self.running.is_empty() {
+                    for waiter in waiters.drain(..) {
+                        let _ = waiter.send(());
+                    }
                 }
             }
-        } else {
-            self.claim(ctx);
+            None => self.claim(ctx),
         }
+    }
+
+    fn shutting_down(&self) -> bool {
+        self.shutdown.is_some()
     }
 }
 
@@ -381,7 +392,7 @@ impl Handler<JobEnded> for Supervisor {
             return;
         }
         if let Some(crash) = msg.crash
-            && !self.shutting_down
+            && !self.shutting_down()
         {
             self.job_failed(ctx, msg.job_id, crash);
             return;
@@ -415,18 +426,18 @@ impl Handler<Shutdown> for Supervisor {
     type Result = ();
 
     fn handle(&mut self, msg: Shutdown, _: &mut Context<Self>) {
-        if !self.shutting_down {
+        if !self.shutting_down() {
             tracing::info!(
                 jobs = self.running.len(),
                 "shutting down: winding every job down"
             );
         }
-        self.shutting_down = true;
+        let waiters = self.shutdown.get_or_insert_with(Vec::new);
         if self.running.is_empty() {
             let _ = msg.done.send(());
             return;
         }
-        self.shutdown_waiters.push(msg.done);
+        waiters.push(msg.done);
         for running in self.running.values() {
             running.actor.do_send(StopJob {
                 reason: "the node is shutting down".into(),
