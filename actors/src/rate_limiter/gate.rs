@@ -1,6 +1,6 @@
 //! The engine's [`CallGate`]: a [`LimiterGate`] asks the RateLimiter for permits on behalf of
 //! one customer of one job, and the permits it hands back report to the RateLimiter how each
-//! call went ([`granted`]). The port itself — `CallGate`, `Permit`, `CallResult` — belongs to
+//! call went (`granted`). The port itself — `CallGate`, `Permit`, `CallResult` — belongs to
 //! the operations (`operation/gate.rs`); this is its implementation.
 
 use std::sync::Arc;
