@@ -20,7 +20,8 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 pub use self::gate::{CallGate, CallResult, GateClosed, Observer, Permit};
-/// Kept at its old path: operations name the scope a throttle came from.
+/// The quota a throttle names: plain data in `model` (the limiter needs it too), re-exported here
+/// at its old path.
 pub use crate::model::Scope;
 use crate::model::WorkItem;
 
