@@ -7,13 +7,11 @@
 //! ([`millis`]). What the application works out itself (the node id, the rate limiter's settings
 //! from a preset and overrides) is skipped. Tests set the fields directly.
 
-pub mod millis;
-
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::restart::RestartPolicy;
+use crate::{millis, restart::RestartPolicy};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]

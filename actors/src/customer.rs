@@ -39,8 +39,10 @@ use crate::{
     guard::{Guarded, catch_future, guarded},
     heartbeat::{ActorKey, Beat, Chaos, HeartbeatBoard},
     model::{ItemId, ItemStatus, JobId, OutcomeRecord, WorkItem},
-    operation::{BatchError, CallGate, GateClosed, ItemOutcome, Operation, PreparedCustomer},
-    rate_limiter::{LimiterGate, Permit, RateLimiter},
+    operation::{
+        BatchError, CallGate, GateClosed, ItemOutcome, Operation, Permit, PreparedCustomer,
+    },
+    rate_limiter::{LimiterGate, RateLimiter},
     store::Store,
 };
 

@@ -3,10 +3,7 @@
 //! [`Engine`] is how the application reaches them (nudge the Supervisor, read stats, list the
 //! actors, inject chaos, shut down gracefully).
 
-use std::sync::{
-    Arc,
-    atomic::{AtomicUsize, Ordering},
-};
+use std::sync::Arc;
 
 use actix::prelude::*;
 
@@ -15,7 +12,8 @@ use tokio::sync::oneshot;
 use crate::{
     config::EngineConfig,
     db_writer::{DbWriter, WriterHandle},
-    events::{Announcing, Fanout, JobEvents},
+    deps::{EngineDeps, WorkerPool},
+    events::{Fanout, JobEvents},
     heartbeat::{ActorInfo, ActorKey, Chaos, HeartbeatBoard},
     model::{JobId, NodeInfo},
     operation::OperationRegistry,
@@ -26,55 +24,6 @@ use crate::{
     store::Store,
     supervisor::{ClaimNow, JobChanged, Shutdown, Supervisor},
 };
-
-/// What every Job and Customer actor shares.
-#[derive(Clone)]
-pub struct EngineDeps {
-    pub store: Arc<dyn Store>,
-    pub writer: WriterHandle,
-    pub limiter: Addr<RateLimiter>,
-    pub registry: Arc<OperationRegistry>,
-    pub config: Arc<EngineConfig>,
-    /// The node's customer slots: JobActors take them, the RateLimiter sizes them.
-    pub slots: CustomerSlots,
-    pub workers: WorkerPool,
-    /// Every Job and Customer actor's last heartbeat.
-    pub board: HeartbeatBoard,
-    /// Who hears of the job changes the engine makes.
-    pub events: Arc<dyn JobEvents>,
-}
-
-impl EngineDeps {
-    /// The store's status-changing calls, each announced.
-    pub fn announcing(&self) -> Announcing {
-        Announcing {
-            store: self.store.clone(),
-            events: self.events.clone(),
-        }
-    }
-}
-
-/// Arbiters that Job and Customer actors are spread over, round-robin, so one busy or stuck
-/// actor never stalls the others.
-#[derive(Clone)]
-pub struct WorkerPool {
-    arbiters: Arc<Vec<ArbiterHandle>>,
-    next: Arc<AtomicUsize>,
-}
-
-impl WorkerPool {
-    fn new(arbiters: Vec<ArbiterHandle>) -> Self {
-        Self {
-            arbiters: Arc::new(arbiters),
-            next: Arc::new(AtomicUsize::new(0)),
-        }
-    }
-
-    pub fn next(&self) -> &ArbiterHandle {
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.arbiters.len();
-        &self.arbiters[i]
-    }
-}
 
 /// The RateLimiter's outside parts, each optional.
 #[derive(Default)]

@@ -6,7 +6,7 @@
 //! call result, a scope *kind* (`global` or `customer`) or an actor kind — never a job id or a
 //! customer id, which would make one time series per job or account.
 
-use crate::{model::ItemStatus, operation::Scope};
+use crate::model::{ItemStatus, Scope};
 
 /// Counter: terminal item outcomes handed to the DbWriter; labels `operation`, `outcome`
 /// (`succeeded` / `failed` / `skipped`). Once a job is finished its increments equal its counters.

@@ -1,6 +1,7 @@
 //! The data the engine moves around: jobs as claimed from the store, items as handed to an
-//! operation, and outcomes as handed to the DbWriter. Plain values, no behaviour beyond parsing
-//! and printing the status names that the database and the API share.
+//! operation, outcomes as handed to the DbWriter, and the quota [`Scope`]s calls draw from.
+//! Plain values, no behaviour beyond parsing and printing the names that the database, the
+//! settings and the API share. Every other module may use these; they use none of them.
 
 use std::{fmt, str::FromStr, sync::Arc};
 
@@ -117,7 +118,7 @@ impl FromStr for ItemStatus {
     }
 }
 
-/// A job this node now owns, as returned by [`crate::Store::claim_jobs`].
+/// A job this node now owns, as returned by the store's `claim_jobs`.
 #[derive(Clone, Debug)]
 pub struct ClaimedJob {
     pub id: JobId,
@@ -185,4 +186,32 @@ pub struct NodeInfo {
     pub hostname: String,
     pub pid: u32,
     pub version: String,
+}
+
+/// A quota that calls draw from: the global one (for Google Ads: the developer token) or one
+/// customer account's.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Scope {
+    Global,
+    Customer(Arc<str>),
+}
+
+impl Scope {
+    /// The scope a [`fmt::Display`] string names (`global`, `customer:<id>`).
+    pub fn parse(text: &str) -> Option<Scope> {
+        match text.split_once(':') {
+            None if text == "global" => Some(Scope::Global),
+            Some(("customer", id)) if !id.is_empty() => Some(Scope::Customer(id.into())),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Scope::Global => f.write_str("global"),
+            Scope::Customer(id) => write!(f, "customer:{id}"),
+        }
+    }
 }

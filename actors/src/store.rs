@@ -1,10 +1,11 @@
 //! The `Store` port: everything the engine needs from durable storage, and nothing more.
 //!
-//! The PostgreSQL adapter lives in the application crate; [`crate::memory_store::MemoryStore`]
-//! implements the same contract for the engine's tests. The contract that both must keep:
-//! only `pending` items ever change status (a second outcome for an item is ignored), job
-//! counters move by exactly the rows that changed in the same transaction, and every write to a
-//! job's items is refused when the caller's lease epoch is no longer the job's (fencing).
+//! The PostgreSQL adapter lives in the application crate; `memory_store::MemoryStore`
+//! implements the same contract for the engine's tests (named, not linked: the port knows no
+//! adapter). The contract that both must keep: only `pending` items ever change status (a
+//! second outcome for an item is ignored), job counters move by exactly the rows that changed in
+//! the same transaction, and every write to a job's items is refused when the caller's lease
+//! epoch is no longer the job's (fencing).
 
 use std::time::Duration;
 

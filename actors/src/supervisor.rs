@@ -23,12 +23,12 @@ use actix::prelude::*;
 use tokio::sync::oneshot;
 
 use crate::{
-    engine::EngineDeps,
+    deps::EngineDeps,
     guard::{Guarded, guarded},
     heartbeat::{ActorKey, Trouble},
-    job::{ControlNow, CustomerUnresponsive, JobActor, StopJob},
+    job::{ControlNow, CustomerUnresponsive, JobActor, JobEnded, StopJob},
     model::{ClaimedJob, JobId, NodeInfo},
-    restart::{RestartHistory, Verdict},
+    restart::{Children, Verdict},
 };
 
 /// Look for claimable jobs now.
@@ -52,18 +52,6 @@ impl crate::events::JobEvents for SupervisorListener {
     }
 }
 
-/// Sent by a JobActor when it stops.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct JobEnded {
-    pub job_id: JobId,
-    pub epoch: i64,
-    /// Which start of the job this was; ends of replaced incarnations are ignored.
-    pub incarnation: u64,
-    /// Why it crashed; `None` when it stopped on purpose.
-    pub crash: Option<String>,
-}
-
 /// Ids of the jobs this node runs now.
 #[derive(Message)]
 #[rtype(result = "Vec<JobId>")]
@@ -71,23 +59,27 @@ pub struct RunningJobs;
 
 /// Stop claiming, wind every job down (no new calls, in-flight calls finish, outcomes are
 /// committed) and give every lease back. Answers when no job runs any more.
+///
+/// It is the top of the node's one shutdown path, which goes down by the stops each layer
+/// already has: the Supervisor stops claiming and restarting and sends every JobActor the
+/// [`StopJob`] it also sends an unresponsive one; the JobActor's stop cancels the job's token,
+/// which every CustomerActor and every permit wait of the job holds a child of (as pause and
+/// cancel do); the answer comes once each job's outcomes are committed and its lease is given
+/// back, and `Engine::shutdown` then drains the DbWriter.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Shutdown {
     pub done: oneshot::Sender<()>,
 }
 
-/// A job this node runs.
+/// A job this node runs. How its actor has fared (incarnation, restarts, backoff) is kept in
+/// the Supervisor's [`Children`], under the same job id.
 struct RunningJob {
     job: ClaimedJob,
     actor: Addr<JobActor>,
     /// The newest lease epoch this node holds on the job. Newer than its JobActor's own when the
     /// job was claimed again while the actor still ran (its lease had lapsed or been cleared).
     epoch: i64,
-    incarnation: u64,
-    history: RestartHistory,
-    /// Waiting out a backoff before the next incarnation starts.
-    restarting: bool,
     /// The sweep found its mailbox closed: once more and it is dead (a JobActor that just
     /// stopped cleanly closes its mailbox a moment before its `JobEnded` arrives).
     seen_closed: bool,
@@ -97,29 +89,30 @@ pub struct Supervisor {
     deps: EngineDeps,
     node: NodeInfo,
     running: HashMap<JobId, RunningJob>,
+    /// The restart bookkeeping of every job in `running`, kept in step with it.
+    children: Children<JobId>,
     claiming: bool,
     claim_again: bool,
-    next_incarnation: u64,
-    shutting_down: bool,
-    shutdown_waiters: Vec<oneshot::Sender<()>>,
+    /// `None` while the node runs; after a [`Shutdown`], whoever waits for the last job to leave.
+    shutdown: Option<Vec<oneshot::Sender<()>>>,
 }
 
 impl Supervisor {
     pub fn new(deps: EngineDeps, node: NodeInfo) -> Self {
+        let children = Children::new(deps.config.restart.clone());
         Self {
             deps,
             node,
             running: HashMap::new(),
+            children,
             claiming: false,
             claim_again: false,
-            next_incarnation: 0,
-            shutting_down: false,
-            shutdown_waiters: Vec::new(),
+            shutdown: None,
         }
     }
 
     fn claim(&mut self, ctx: &mut Context<Self>) {
-        if self.shutting_down {
+        if self.shutting_down() {
             return;
         }
         if self.claiming {
@@ -164,8 +157,7 @@ impl Supervisor {
         }
         tracing::info!(job_id = job.id, epoch = job.lease_epoch, operation = %job.operation, "job claimed");
         let epoch = job.lease_epoch;
-        self.next_incarnation += 1;
-        let incarnation = self.next_incarnation;
+        let incarnation = self.children.start(job.id);
         let actor = self.spawn_job_actor(ctx, job.clone(), incarnation, 0);
         self.running.insert(
             job.id,
@@ -173,12 +165,15 @@ impl Supervisor {
                 job,
                 actor,
                 epoch,
-                incarnation,
-                history: RestartHistory::default(),
-                restarting: false,
                 seen_closed: false,
             },
         );
+    }
+
+    /// The job left this node: forget it and its restart bookkeeping together.
+    fn forget(&mut self, job_id: JobId) -> Option<RunningJob> {
+        self.children.remove(&job_id);
+        self.running.remove(&job_id)
     }
 
     fn spawn_job_actor(
@@ -198,20 +193,17 @@ impl Supervisor {
     /// A JobActor crashed, went silent or got stuck: restart it after its backoff, or, past
     /// the restart intensity, fail the job with the reason.
     fn job_failed(&mut self, ctx: &mut Context<Self>, job_id: JobId, reason: String) {
-        let policy = self.deps.config.restart.clone();
-        self.next_incarnation += 1;
-        let incarnation = self.next_incarnation;
-        let Some(running) = self.running.get_mut(&job_id) else {
+        let Some(running) = self.running.get(&job_id) else {
             return;
         };
+        let epoch = running.epoch;
         // Whatever the old incarnation still says is now stale.
-        running.incarnation = incarnation;
-        match running.history.failed(&policy) {
+        let (incarnation, verdict) = self.children.failed(job_id);
+        match verdict {
             Verdict::Restart { after, restarts } => {
                 crate::metrics::actor_restarted("job");
                 tracing::warn!(job_id, restarts, delay_ms = after.as_millis() as u64, %reason,
                     "restarting the job actor");
-                running.restarting = true;
                 ctx.run_later(after, move |act, ctx| {
                     guarded(act, ctx, |act, ctx| {
                         act.restart_job(ctx, job_id, incarnation)
@@ -221,11 +213,10 @@ impl Supervisor {
             Verdict::Escalate { failures } => {
                 let why = format!(
                     "job actor failed {failures} times within {} s; last: {reason}",
-                    policy.window.as_secs()
+                    self.children.policy().window.as_secs()
                 );
                 tracing::error!(job_id, reason = %why, "escalating: failing the job");
-                let epoch = running.epoch;
-                self.running.remove(&job_id);
+                self.forget(job_id);
                 let store = self.deps.announcing();
                 let node_id = self.deps.config.node_id.clone();
                 let fail = async move {
@@ -246,20 +237,20 @@ impl Supervisor {
         let Some(running) = self.running.get(&job_id) else {
             return;
         };
-        if running.incarnation != incarnation || self.shutting_down {
-            if self.shutting_down {
-                self.running.remove(&job_id);
+        if !self.children.is_current(&job_id, incarnation) || self.shutting_down() {
+            if self.shutting_down() {
+                self.forget(job_id);
                 self.after_job_gone(ctx);
             }
             return;
         }
         let mut job = running.job.clone();
         job.lease_epoch = running.epoch;
-        let restarts = running.history.total;
+        let restarts = self.children.restarts(&job_id);
         let actor = self.spawn_job_actor(ctx, job, incarnation, restarts);
+        self.children.restarted(&job_id);
         if let Some(running) = self.running.get_mut(&job_id) {
             running.actor = actor;
-            running.restarting = false;
             running.seen_closed = false;
         }
     }
@@ -279,7 +270,7 @@ impl Supervisor {
             match key {
                 ActorKey::Job(job_id) => {
                     if let Some(running) = self.running.get(&job_id)
-                        && !running.restarting
+                        && !self.children.is_backing_off(&job_id)
                     {
                         running.actor.do_send(StopJob {
                             reason: trouble.to_string(),
@@ -299,7 +290,7 @@ impl Supervisor {
         }
         let mut dead = Vec::new();
         for (id, running) in self.running.iter_mut() {
-            let closed = !running.restarting && !running.actor.connected();
+            let closed = !self.children.is_backing_off(id) && !running.actor.connected();
             if closed && running.seen_closed {
                 dead.push(*id);
             }
@@ -323,15 +314,20 @@ impl Supervisor {
 
     /// A job left this node: claim more, or finish a shutdown.
     fn after_job_gone(&mut self, ctx: &mut Context<Self>) {
-        if self.shutting_down {
-            if self.running.is_empty() {
-                for waiter in self.shutdown_waiters.drain(..) {
-                    let _ = waiter.send(());
+        match &mut self.shutdown {
+            Some(waiters) => {
+                if self.running.is_empty() {
+                    for waiter in waiters.drain(..) {
+                        let _ = waiter.send(());
+                    }
                 }
             }
-        } else {
-            self.claim(ctx);
+            None => self.claim(ctx),
         }
+    }
+
+    fn shutting_down(&self) -> bool {
+        self.shutdown.is_some()
     }
 }
 
@@ -392,22 +388,17 @@ impl Handler<JobEnded> for Supervisor {
     type Result = ();
 
     fn handle(&mut self, msg: JobEnded, ctx: &mut Context<Self>) {
-        let current = self
-            .running
-            .get(&msg.job_id)
-            .is_some_and(|r| r.incarnation == msg.incarnation);
-        if !current {
+        if !self.children.is_current(&msg.job_id, msg.incarnation) {
             return;
         }
         if let Some(crash) = msg.crash
-            && !self.shutting_down
+            && !self.shutting_down()
         {
             self.job_failed(ctx, msg.job_id, crash);
             return;
         }
         let epoch = self
-            .running
-            .remove(&msg.job_id)
+            .forget(msg.job_id)
             .map_or(msg.epoch, |running| running.epoch.max(msg.epoch));
         let store = self.deps.announcing();
         let node_id = self.deps.config.node_id.clone();
@@ -435,18 +426,18 @@ impl Handler<Shutdown> for Supervisor {
     type Result = ();
 
     fn handle(&mut self, msg: Shutdown, _: &mut Context<Self>) {
-        if !self.shutting_down {
+        if !self.shutting_down() {
             tracing::info!(
                 jobs = self.running.len(),
                 "shutting down: winding every job down"
             );
         }
-        self.shutting_down = true;
+        let waiters = self.shutdown.get_or_insert_with(Vec::new);
         if self.running.is_empty() {
             let _ = msg.done.send(());
             return;
         }
-        self.shutdown_waiters.push(msg.done);
+        waiters.push(msg.done);
         for running in self.running.values() {
             running.actor.do_send(StopJob {
                 reason: "the node is shutting down".into(),

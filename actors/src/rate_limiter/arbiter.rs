@@ -9,8 +9,10 @@ use std::{collections::HashMap, sync::Arc};
 
 use tokio::sync::oneshot;
 
-use super::Permit;
-use crate::{model::JobId, operation::Scope};
+use crate::{
+    model::{JobId, Scope},
+    operation::Permit,
+};
 
 pub struct Waiter {
     pub scopes: Vec<Scope>,

@@ -332,12 +332,12 @@ impl CustomerSlots {
 /// reading; a customer scope is at its quota while freshly throttled, paused or probing just
 /// under its mark, bound by its own calls' latency while it has a call out, and idle else.
 pub(super) fn scope_bound_by(
-    scope: &crate::operation::Scope,
+    scope: &crate::model::Scope,
     state: &super::scope::ScopeState,
     now: tokio::time::Instant,
     control: &ConcurrencyControl,
 ) -> BoundBy {
-    use crate::operation::Scope;
+    use crate::model::Scope;
     match scope {
         Scope::Global => control.bound_by(),
         Scope::Customer(_) => {
@@ -361,7 +361,7 @@ impl super::RateLimiter {
         now: tokio::time::Instant,
         ctx: &mut actix::Context<Self>,
     ) {
-        use crate::operation::Scope;
+        use crate::model::Scope;
         let Some(slots) = self.slots.clone() else {
             return;
         };

@@ -22,7 +22,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::control::{Learned, RECOVERY_SHARE};
-use crate::operation::Scope;
+use crate::model::Scope;
 
 /// How often moved scopes are written.
 pub const SAVE_INTERVAL: Duration = Duration::from_secs(2);

@@ -1,8 +1,6 @@
 //! The RateLimiter's messages: what callers send it (`Acquire`, and `Report` through their
-//! [`Permit`](super::Permit)), what the API asks it (stats, settings, the shared quota's
-//! status), and the shapes of the answers.
-
-use std::time::Duration;
+//! [`Permit`]), what the API asks it (stats, settings, the shared quota's status), and the
+//! shapes of the answers.
 
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
@@ -10,11 +8,13 @@ use serde::Serialize;
 use tokio::{sync::oneshot, time::Instant};
 
 use super::{
-    Permit,
     concurrency::{BoundBy, JobSlots},
     settings::LimiterSettings,
 };
-use crate::{model::JobId, operation::Scope};
+use crate::{
+    model::{JobId, Scope},
+    operation::{CallResult, Permit},
+};
 
 /// Asks for a permit in every scope of `scopes`; the permit arrives on `reply`.
 #[derive(Message)]
@@ -28,32 +28,7 @@ pub struct Acquire {
     pub reply: oneshot::Sender<Permit>,
 }
 
-/// How a permitted call went; sent by [`Permit`] when it is reported or dropped.
-#[derive(Clone, Debug, PartialEq)]
-pub enum CallResult {
-    Ok,
-    Throttled {
-        scope: Scope,
-        retry_after: Option<Duration>,
-    },
-    /// Failed in a way worth retrying (5xx, timeout, connection error).
-    Transient,
-    /// Failed for another reason, or the permit was dropped without a report.
-    Other,
-}
-
-impl CallResult {
-    /// The `result` label of [`crate::metrics::API_CALLS`].
-    pub(super) fn label(&self) -> &'static str {
-        match self {
-            CallResult::Ok => "ok",
-            CallResult::Throttled { .. } => "throttled",
-            CallResult::Transient => "transient",
-            CallResult::Other => "failed",
-        }
-    }
-}
-
+/// How a permitted call went, from the permit the limiter granted (`gate::granted`).
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Report {

@@ -23,9 +23,9 @@
 pub mod arbiter;
 pub mod concurrency;
 pub mod control;
+pub mod gate;
 pub mod learning;
 pub mod messages;
-pub mod permit;
 pub mod scope;
 pub mod settings;
 pub mod shared;
@@ -47,19 +47,21 @@ use self::{
 };
 pub use self::{
     concurrency::{BoundBy, SlotsSnapshot},
+    gate::LimiterGate,
     learning::{LearnedLimits, LearnedScope},
     messages::{
-        Acquire, CallResult, ConcurrencyStats, GetConcurrency, GetSettings, GetSharedStatus,
-        GetStats, Report, ScopeStats, SharedStatus, UpdateSettings,
+        Acquire, ConcurrencyStats, GetConcurrency, GetSettings, GetSharedStatus, GetStats, Report,
+        ScopeStats, SharedStatus, UpdateSettings,
     },
-    permit::{LimiterGate, Observer, Permit},
     settings::Preset,
     shared::{SharedQuota, SharedState, SharedUnavailable},
 };
+/// The permit and its report belong to the `CallGate` port; re-exported where callers of the
+/// limiter have always found them.
+pub use crate::operation::{CallResult, Observer, Permit};
 use crate::{
     guard::{Guarded, guarded},
-    model::JobId,
-    operation::Scope,
+    model::{JobId, Scope},
 };
 
 /// How long an idle customer scope is kept before it is dropped.
@@ -383,12 +385,7 @@ impl RateLimiter {
         }
         self.turns.served(&waiter);
         self.set_detail(waiter.job_id, None, ctx);
-        let permit = Permit {
-            scopes: waiter.scopes.clone(),
-            granted_at: now,
-            limiter: Some(ctx.address().recipient()),
-            observer: None,
-        };
+        let permit = gate::granted(ctx.address().recipient(), waiter.scopes.clone(), now);
         // A caller that gave up meanwhile drops the permit, which releases it as unused.
         let _ = waiter.reply.send(permit);
     }

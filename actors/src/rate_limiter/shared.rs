@@ -23,7 +23,7 @@ use async_trait::async_trait;
 use tokio::time::Instant;
 
 use super::{RateLimiter, SharedStatus, scope::Blocked};
-use crate::operation::Scope;
+use crate::model::Scope;
 
 /// Rates this close (relative) are the same rate: the shared quota stores them as text.
 const SAME_RATE: f64 = 1e-6;

@@ -7,44 +7,23 @@
 //! to [`Operation::batch_size`] items at a time.
 //!
 //! Every call an operation makes to the outside API first takes a [`Permit`] from the
-//! [`CallGate`] it is given, and reports through that permit how the call went; that is how the
-//! RateLimiter arbitrates every call and learns of throttling. Outcomes are typed so the engine
-//! knows what to retry: a throttled item is never a failure and never counts as an attempt.
+//! [`CallGate`] it is given, and reports through that permit how the call went ([`gate`]); that
+//! is how the RateLimiter arbitrates every call and learns of throttling. Outcomes are typed so
+//! the engine knows what to retry: a throttled item is never a failure and never counts as an
+//! attempt.
+
+pub mod gate;
 
 use std::{collections::BTreeMap, fmt, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use serde_json::Value;
 
-use crate::{model::WorkItem, rate_limiter::Permit};
-
-/// A quota that calls draw from: the global one (for Google Ads: the developer token) or one
-/// customer account's.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Scope {
-    Global,
-    Customer(Arc<str>),
-}
-
-impl Scope {
-    /// The scope a [`fmt::Display`] string names (`global`, `customer:<id>`).
-    pub fn parse(text: &str) -> Option<Scope> {
-        match text.split_once(':') {
-            None if text == "global" => Some(Scope::Global),
-            Some(("customer", id)) if !id.is_empty() => Some(Scope::Customer(id.into())),
-            _ => None,
-        }
-    }
-}
-
-impl fmt::Display for Scope {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Scope::Global => f.write_str("global"),
-            Scope::Customer(id) => write!(f, "customer:{id}"),
-        }
-    }
-}
+pub use self::gate::{CallGate, CallResult, GateClosed, Observer, Permit};
+/// The quota a throttle names: plain data in `model` (the limiter needs it too), re-exported here
+/// at its old path.
+pub use crate::model::Scope;
+use crate::model::WorkItem;
 
 /// What happened to one item in a batch.
 #[derive(Clone, Debug, PartialEq)]
@@ -85,25 +64,6 @@ pub enum BatchError {
     /// the job fails with this reason, and its remaining items stay pending for a retry.
     #[error("the job cannot go on: {0}")]
     JobFatal(String),
-}
-
-/// The gate was closed: the job is pausing or stopping, or the RateLimiter is gone.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("call gate closed")]
-pub struct GateClosed;
-
-/// Where an operation gets permission for each outside call.
-#[async_trait]
-pub trait CallGate: Send + Sync {
-    /// Waits for a permit in every scope of the caller's customer.
-    async fn acquire(&self) -> Result<Permit, GateClosed>;
-
-    /// Like [`CallGate::acquire`] for a call carrying `operations` operations (what a daily
-    /// operations quota counts); gates without windows treat it as one call.
-    async fn acquire_operations(&self, operations: u64) -> Result<Permit, GateClosed> {
-        let _ = operations;
-        self.acquire().await
-    }
 }
 
 #[async_trait]

@@ -4,8 +4,9 @@
 //! CustomerActor for each, spread over the worker arbiters, as many at once as the node's
 //! customer slots allow: the RateLimiter's concurrency law sizes them from the quota and the
 //! latency (`rate_limiter/concurrency.rs`), `max_concurrent_customers` caps one job, and the job
-//! asks for more every [`FILL_INTERVAL`] while it has customers waiting. Every `control_interval` it reads the job's status (so pause and cancel, made by
-//! the API in the database, stop new calls within that interval) and renews its lease; every
+//! asks for more every [`FILL_INTERVAL`] while it has customers waiting. Every
+//! `control_interval` it reads the job's status (so pause and cancel, made by the API in the
+//! database, stop new calls within that interval) and renews its lease; every
 //! `heartbeat_interval` it beats on the node's heartbeat board.
 //!
 //! A customer that stops before its items are done — it crashed (a caught panic), was killed
@@ -16,6 +17,12 @@
 //! crashes are failed as poison; past the restart intensity the customer is escalated: its
 //! remaining items fail with the reason. The job completes only after the DbWriter has
 //! committed every outcome and the store shows no pending item.
+//!
+//! Where the actor is in that life — starting, running, finishing, stopping, draining, ended —
+//! is one value with explicit moves (`phase.rs`); the customers' restart bookkeeping is a
+//! [`Children`] keyed by customer id, the same kind the Supervisor keeps for jobs.
+
+mod phase;
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -31,14 +38,15 @@ use crate::{
     customer::{
         Abort, CustomerActor, CustomerEnd, CustomerStopped, CustomerWork, fail_pending_items,
     },
-    engine::EngineDeps,
+    deps::EngineDeps,
     guard::{Guarded, guarded},
     heartbeat::{ActorKey, Beat, Chaos},
-    model::{ClaimedJob, ItemId, ItemStatus, JobStatus, OutcomeRecord},
+    model::{ClaimedJob, ItemId, ItemStatus, JobId, JobStatus, OutcomeRecord},
     operation::Operation,
-    restart::{RestartHistory, Verdict},
-    supervisor::JobEnded,
+    restart::{Children, Verdict},
 };
+
+use self::phase::Phase;
 
 /// How often a job with customers waiting asks for more slots (the target moves twice a second).
 const FILL_INTERVAL: Duration = Duration::from_millis(250);
@@ -59,14 +67,18 @@ pub struct StopJob {
     pub reason: String,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Phase {
-    Starting,
-    Running,
-    /// All customers done; waiting for the last commits before completing.
-    Finishing,
-    /// Paused, cancelled, lease lost, failed or shutting down: waiting for customers to stop.
-    Stopping,
+/// The JobActor's last word to whoever started it (the Supervisor), sent from `stopped`: which
+/// incarnation ended, under which lease, and whether it crashed. It lives beside its sender so
+/// the JobActor needs nothing from the Supervisor but a [`Recipient`] of it.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct JobEnded {
+    pub job_id: JobId,
+    pub epoch: i64,
+    /// Which start of the job this was; ends of replaced incarnations are ignored.
+    pub incarnation: u64,
+    /// Why it crashed; `None` when it stopped on purpose.
+    pub crash: Option<String>,
 }
 
 /// A running customer.
@@ -88,28 +100,23 @@ pub struct JobActor {
     operation: Option<Arc<dyn Operation>>,
     queue: VecDeque<Arc<str>>,
     active: HashMap<Arc<str>, Slot>,
-    histories: HashMap<Arc<str>, RestartHistory>,
+    /// The customers' restart bookkeeping. Those waiting out their restart backoff keep their
+    /// concurrency slot, so a crash never hands the slot to another customer and leaves the
+    /// crashed one queued behind every other.
+    children: Children<Arc<str>>,
     /// Crashes each item was in flight at (poison detection).
     crashes: HashMap<ItemId, u32>,
     /// Customers being requeued or escalated (waiting on a barrier or a backoff); the job is
     /// not done while any is.
     settling: usize,
-    /// Customers waiting out their restart backoff: they keep their concurrency slot, so a
-    /// crash never hands the slot to another customer and leaves the crashed one queued behind
-    /// every other.
-    restarting: usize,
     cancel: CancellationToken,
     phase: Phase,
     lease_renewed_at: Instant,
     board_incarnation: u64,
-    /// Chaos: no more beats, no more work.
+    /// Chaos: no more beats, no more steps of its own (no control check, no new customer),
+    /// whatever its phase; what is already under way still finishes. A fault laid over the
+    /// phase, not a phase: the Supervisor finds it silent and stops it.
     hung: bool,
-    /// Waiting for its last outcomes to commit before it stops.
-    draining: bool,
-    /// Why it panicked, when it did.
-    crash: Option<String>,
-    /// It stopped on purpose (finished, gave the job back); otherwise its end is a crash.
-    clean_stop: bool,
 }
 
 impl JobActor {
@@ -120,6 +127,7 @@ impl JobActor {
         incarnation: u64,
         restarts: u32,
     ) -> Self {
+        let children = Children::new(deps.config.restart.clone());
         Self {
             job,
             deps,
@@ -129,18 +137,14 @@ impl JobActor {
             operation: None,
             queue: VecDeque::new(),
             active: HashMap::new(),
-            histories: HashMap::new(),
+            children,
             crashes: HashMap::new(),
             settling: 0,
-            restarting: 0,
             cancel: CancellationToken::new(),
             phase: Phase::Starting,
             lease_renewed_at: Instant::now(),
             board_incarnation: 0,
             hung: false,
-            draining: false,
-            crash: None,
-            clean_stop: false,
         }
     }
 
@@ -149,12 +153,12 @@ impl JobActor {
     }
 
     fn stop_cleanly(&mut self, ctx: &mut Context<Self>) {
-        self.clean_stop = true;
+        self.phase.end_cleanly();
         ctx.stop();
     }
 
     fn work_for(&self, customer_id: Arc<str>, operation: Arc<dyn Operation>) -> CustomerWork {
-        let restarts = self.histories.get(&customer_id).map_or(0, |h| h.total);
+        let restarts = self.children.restarts(&customer_id);
         CustomerWork {
             job_id: self.job.id,
             customer_id,
@@ -186,13 +190,15 @@ impl JobActor {
         ctx.spawn(load.into_actor(self).map(|customers, act, ctx| {
             guarded(act, ctx, |act, ctx| match customers {
                 Ok(customers) => {
+                    if !act.phase.customers_loaded() {
+                        return; // told to stop while the customers were read
+                    }
                     let active = &act.active;
                     act.queue = customers
                         .into_iter()
                         .map(Arc::<str>::from)
                         .filter(|c| !active.contains_key(c))
                         .collect();
-                    act.phase = Phase::Running;
                     act.fill(ctx);
                 }
                 Err(error) => {
@@ -205,7 +211,7 @@ impl JobActor {
 
     /// Starts customer actors while there is room, and finishes the job when nothing is left.
     fn fill(&mut self, ctx: &mut Context<Self>) {
-        if self.phase != Phase::Running || self.hung {
+        if !self.phase.is_running() || self.hung {
             return;
         }
         let Some(operation) = self.operation.clone() else {
@@ -213,7 +219,7 @@ impl JobActor {
         };
         let room = self.deps.slots.room(
             self.job.id,
-            self.active.len() + self.restarting,
+            self.active.len() + self.children.backing_off(),
             self.queue.len(),
             self.deps.config.max_concurrent_customers.max(1),
         );
@@ -243,7 +249,7 @@ impl JobActor {
 
     /// Every customer is done: wait for the last commits, make sure nothing is pending, complete.
     fn finish(&mut self, ctx: &mut Context<Self>) {
-        self.phase = Phase::Finishing;
+        self.phase.finishing();
         let store = self.deps.store.clone();
         let writer = self.deps.writer.clone();
         let job_id = self.job.id;
@@ -259,14 +265,14 @@ impl JobActor {
         };
         ctx.spawn(check.into_actor(self).map(|left, act, ctx| {
             guarded(act, ctx, |act, ctx| {
-                if act.phase != Phase::Finishing {
+                if !act.phase.is_finishing() {
                     return;
                 }
                 match left {
                     Ok(left) if left.is_empty() => act.complete(ctx),
                     Ok(left) => {
                         // Items a customer left behind (it was interrupted): count it as a failure.
-                        act.phase = Phase::Running;
+                        act.phase.unfinished();
                         for customer in left {
                             let customer: Arc<str> = customer.into();
                             act.customer_failed(ctx, customer, "stopped with items pending", None);
@@ -304,13 +310,12 @@ impl JobActor {
         reason: &str,
         crash: Option<Vec<(ItemId, i32)>>,
     ) {
+        // Unset only when the operation could not be built, and then no customer ever ran.
+        let Some(operation) = self.operation.clone() else {
+            return;
+        };
         let quarantined = self.poison(&customer, reason, crash.unwrap_or_default());
-        let policy = self.deps.config.restart.clone();
-        let verdict = self
-            .histories
-            .entry(customer.clone())
-            .or_default()
-            .failed(&policy);
+        let (_, verdict) = self.children.failed(customer.clone());
         let escalation = match verdict {
             Verdict::Restart { restarts, after } => {
                 crate::metrics::actor_restarted("customer");
@@ -321,22 +326,16 @@ impl JobActor {
             Verdict::Escalate { failures } => {
                 let why = format!(
                     "customer worker failed {failures} times within {} s; last: {reason}",
-                    policy.window.as_secs()
+                    self.children.policy().window.as_secs()
                 );
                 tracing::error!(job_id = self.job.id, customer_id = %customer, reason = %why,
                     "escalating: failing the customer's remaining items");
                 Some(why)
             }
         };
-        let Some(operation) = self.operation.clone() else {
-            return;
-        };
         let work = self.work_for(customer.clone(), operation);
         let restart = escalation.is_none();
         self.settling += 1;
-        if restart {
-            self.restarting += 1;
-        }
         let settle = async move {
             work.record(quarantined)
                 .await
@@ -372,12 +371,12 @@ impl JobActor {
                 guarded(act, ctx, |act, ctx| {
                     act.settling -= 1;
                     if restart {
-                        act.restarting -= 1;
+                        act.children.restarted(&customer);
                     }
                     if requeue {
                         act.queue.push_front(customer);
                     }
-                    if act.phase == Phase::Stopping {
+                    if act.phase.is_winding_down() {
                         act.stop_when_idle(ctx);
                     } else {
                         act.fill(ctx);
@@ -440,19 +439,20 @@ impl JobActor {
 
     /// Stops every customer; the job's lease is given back when this actor stops.
     fn stop_all(&mut self, ctx: &mut Context<Self>) {
-        if self.phase == Phase::Stopping {
+        if !self.phase.stop() {
             return;
         }
-        self.phase = Phase::Stopping;
         self.cancel.cancel();
         self.stop_when_idle(ctx);
     }
 
     fn stop_when_idle(&mut self, ctx: &mut Context<Self>) {
-        if !self.active.is_empty() || self.settling > 0 || self.draining {
+        if !self.active.is_empty() || self.settling > 0 {
             return;
         }
-        self.draining = true;
+        if !self.phase.drain() {
+            return; // already draining
+        }
         let writer = self.deps.writer.clone();
         let job_id = self.job.id;
         // Commit what the customers produced before the lease is given back, so the next owner
@@ -467,7 +467,7 @@ impl JobActor {
     }
 
     fn control_tick(&mut self, ctx: &mut Context<Self>) {
-        if self.phase == Phase::Stopping || self.hung {
+        if self.phase.is_winding_down() || self.hung {
             return;
         }
         let store = self.deps.store.clone();
@@ -538,7 +538,7 @@ impl Guarded for JobActor {
     const KIND: &'static str = "job";
 
     fn panicked(&mut self, message: String) {
-        self.crash = Some(message);
+        self.phase.crash(message);
     }
 }
 
@@ -589,14 +589,11 @@ impl Actor for JobActor {
         self.deps
             .board
             .unregister(&self.key(), self.board_incarnation);
-        let crash = self.crash.take().or_else(|| {
-            (!self.clean_stop).then(|| "the job actor stopped unexpectedly".to_string())
-        });
         self.supervisor.do_send(JobEnded {
             job_id: self.job.id,
             epoch: self.job.lease_epoch,
             incarnation: self.incarnation,
-            crash,
+            crash: self.phase.crash_report(),
         });
     }
 }
@@ -610,7 +607,7 @@ impl Handler<CustomerStopped> for JobActor {
                 .active
                 .remove(&msg.customer_id)
                 .and_then(|slot| slot.killed);
-            if act.phase == Phase::Stopping {
+            if act.phase.is_winding_down() {
                 act.stop_when_idle(ctx);
                 return;
             }

@@ -1,5 +1,7 @@
 //! A `Duration` as whole milliseconds in serde (`#[serde(with = "millis")]`): the unit every
-//! duration setting is documented in (`OVERSEER_LEASE_MS=30000`, `lease_ms = 30000`).
+//! duration setting is documented in (`OVERSEER_LEASE_MS=30000`, `lease_ms = 30000`). It sits
+//! below the settings rather than inside `config`: the settings embed pieces other modules own
+//! (the restart policy), and those spell their durations with it too.
 
 use std::time::Duration;
 

@@ -1,14 +1,20 @@
 //! Restart intensity and backoff, as data: a child is restarted at most `max_restarts` times
 //! within `window` (OTP's intensity), each restart after an exponentially growing, jittered
 //! delay (Akka's backoff; OTP has none), and escalated past that. The Supervisor (for
-//! JobActors) and the JobActor (for its CustomerActors) keep one [`RestartHistory`] per child
-//! and apply the same [`RestartPolicy`], so neither knows anything about what the child does.
+//! JobActors, by job id) and the JobActor (for its CustomerActors, by customer id) each keep
+//! their children in one [`Children`], which holds every child's incarnation and
+//! [`RestartHistory`] and applies the same [`RestartPolicy`], so neither knows anything about
+//! what the child does.
+
+mod children;
 
 use std::{collections::VecDeque, time::Duration};
 
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
+
+pub use self::children::Children;
 
 /// How often a child may be restarted, and how long to wait before each restart. The serde
 /// names are the settings' flat names (it is embedded in `EngineConfig`), durations in ms.
@@ -18,14 +24,14 @@ pub struct RestartPolicy {
     /// Restarts allowed within `window`; one more failure escalates (default 5).
     pub max_restarts: u32,
     /// The sliding window the restarts are counted in (default 60 s).
-    #[serde(rename = "restart_window_ms", with = "crate::config::millis")]
+    #[serde(rename = "restart_window_ms", with = "crate::millis")]
     pub window: Duration,
     /// Delay before the first restart in a window; doubles with each further restart…
-    #[serde(rename = "restart_backoff_min_ms", with = "crate::config::millis")]
+    #[serde(rename = "restart_backoff_min_ms", with = "crate::millis")]
     pub backoff_min: Duration,
     /// …up to this. Each delay is jittered down by up to half, so children that crashed
     /// together do not restart in lock step.
-    #[serde(rename = "restart_backoff_max_ms", with = "crate::config::millis")]
+    #[serde(rename = "restart_backoff_max_ms", with = "crate::millis")]
     pub backoff_max: Duration,
 }
 
