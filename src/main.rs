@@ -12,7 +12,7 @@ use overseer::{
     app::{App, Roles},
     cli::submit::{self, Submission},
     config::{Config, ConfigError},
-    signal::wait_for_signal,
+    signal::{StopSignals, wait_for_signal},
     store, telemetry,
 };
 
@@ -351,8 +351,10 @@ async fn main() -> anyhow::Result<()> {
 
 async fn run_roles(config: Config, roles: Roles) -> anyhow::Result<()> {
     tracing::info!(config = %config.redacted(), "starting");
+    // Listening before the start, so a stop during start-up, or two stops at once, is heard.
+    let mut signals = StopSignals::listen();
     let app = App::start(config, roles).await?;
-    wait_for_signal().await;
+    signals.next().await;
     tracing::info!(
         deadline_ms = app.config.engine.shutdown_deadline.as_millis() as u64,
         "shutting down gracefully: no new calls, in-flight calls finish, outcomes are committed, \
@@ -361,8 +363,8 @@ async fn run_roles(config: Config, roles: Roles) -> anyhow::Result<()> {
     // A second signal exits at once. Nothing durable is lost: items whose outcome is not
     // committed stay pending, and their leases expire for another node (or this one, restarted
     // under the same node id, which frees them at once).
-    actix_rt::spawn(async {
-        wait_for_signal().await;
+    actix_rt::spawn(async move {
+        signals.next().await;
         tracing::warn!("second signal: exiting now");
         std::process::exit(130);
     });
