@@ -12,7 +12,7 @@ use serde::Deserialize;
 use super::{
     data::Status,
     error::{GoogleAdsError, code, field},
-    mutate::{MutateContext, Mutation, composite_id, malformed, not_found, required, resource_id},
+    mutate::{MutateContext, Mutation, composite_id, malformed, not_found, resource_id},
     stats::Kind,
 };
 
@@ -38,7 +38,7 @@ impl Mutation for AdGroupAdLabels {
         let ad_path = || vec![field("create"), field("ad_group_ad")];
         let label_path = || vec![field("create"), field("label")];
         let (Some(ad_name), Some(label_name)) = (create.ad_group_ad, create.label) else {
-            return Err(vec![required(vec![field("create")])]);
+            return Err(vec![GoogleAdsError::required(vec![field("create")])]);
         };
         let Some((group_id, ad_id)) =
             resource_id(&ad_name, &cid, "adGroupAds").and_then(composite_id)

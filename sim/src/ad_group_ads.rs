@@ -13,7 +13,7 @@ use serde_json::json;
 use super::{
     data::{Ad, AdOrigin, Status},
     error::{GoogleAdsError, code, field},
-    mutate::{MutateContext, Mutation, malformed, not_found, required, resource_id},
+    mutate::{MutateContext, Mutation, malformed, not_found, resource_id},
     proto_json::{AD_GROUP_AD_STATUS, EnumValue},
     rsa::{self, AdInput},
     stats::Kind,
@@ -46,7 +46,7 @@ impl Mutation for AdGroupAds {
         let cid = ctx.customer.id.clone();
         let group_path = || vec![field("create"), field("ad_group")];
         let Some(name) = create.ad_group else {
-            return Err(vec![required(group_path())]);
+            return Err(vec![GoogleAdsError::required(group_path())]);
         };
         let Some(group_id) = resource_id(&name, &cid, "adGroups") else {
             return Err(vec![malformed(&name, group_path())]);

@@ -1,14 +1,15 @@
-//! The path every API request takes, in order, so each endpoint only adds its own work:
+//! The path every API request takes, in order, so each endpoint only adds its own work: [`handle`]
+//! is the one actix handler of every API method, and an [`Endpoint`] is what a method adds.
 //!
 //! 1. [`Sim::begin`] on arrival: count the request, check whether it is early for a scope with
 //!    an announced retry delay, draw its latency, give it a request id.
 //! 2. [`Sim::authorize`]: a served API version (404), bearer and developer token (401), a
 //!    well-formed `login-customer-id` and customer id (400), access to the customer (403:
 //!    forbidden or unknown), a quota that is not prohibited (403 `ACCESS_PROHIBITED`).
-//! 3. The endpoint parses and validates its body (400; such requests cost no quota).
-//! 4. [`Sim::admit`]: quotas (429, or a 200 with a quota error per operation), then the
-//!    transient-error draw (500/503).
-//! 5. The endpoint waits out the latency ([`Sim::wait_latency`]) and does its work.
+//! 3. [`Endpoint::serve`] parses and validates its body (400; such requests cost no quota),
+//! 4. calls [`Sim::admit`]: quotas (429, or a 200 with a quota error per operation), then the
+//!    transient-error draw (500/503),
+//! 5. waits out the latency ([`Sim::wait_latency`]) and does its work.
 //! 6. [`Sim::finish`]: waits out whatever latency is left (errors take as long as answers),
 //!    counts the error, records an announced throttle for early detection, and sets the
 //!    `request-id` header.
@@ -18,6 +19,7 @@ use std::{sync::Arc, time::Duration};
 use actix_web::{
     HttpRequest, HttpResponse,
     http::header::{HeaderName, HeaderValue},
+    web,
 };
 use tokio::time::Instant;
 
@@ -40,6 +42,30 @@ pub struct Call {
     pub latency: Duration,
     /// The config as it was on arrival.
     pub config: Arc<SimConfig>,
+}
+
+/// One API method (`googleAds:search`, each `…:mutate`): its own work on the path above.
+pub(crate) trait Endpoint {
+    const KIND: Kind;
+
+    /// Steps 3 to 5 for an authorized request: parse `body`, admit it, wait, answer.
+    async fn serve(sim: &Sim, call: &Call, body: &[u8]) -> Result<HttpResponse, SimError>;
+}
+
+/// `POST /{version}/customers/{customer_id}/{method}`: the path above around `E`'s work.
+pub(crate) async fn handle<E: Endpoint>(
+    sim: web::Data<Sim>,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    body: web::Bytes,
+) -> HttpResponse {
+    let (version, customer_id) = path.into_inner();
+    let call = sim.begin(E::KIND, version, customer_id);
+    let result = match sim.authorize(&call, &req) {
+        Ok(()) => E::serve(&sim, &call, &body).await,
+        Err(refused) => Err(refused),
+    };
+    sim.finish(&call, result).await
 }
 
 impl Sim {

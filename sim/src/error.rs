@@ -70,6 +70,15 @@ impl GoogleAdsError {
         }
     }
 
+    /// `fieldError: REQUIRED` at `path`: a field the request must have is missing.
+    pub fn required(path: Vec<PathElement>) -> Self {
+        GoogleAdsError::new(
+            code("fieldError", "REQUIRED"),
+            "The required field was not present.",
+        )
+        .at(path)
+    }
+
     pub fn trigger(mut self, value: impl Into<String>) -> Self {
         self.trigger = Some(value.into());
         self

@@ -256,6 +256,18 @@ impl Parser {
         found
     }
 
+    /// One or more `item`s separated by commas (the fields of SELECT, the values of IN).
+    fn comma_list(
+        &mut self,
+        item: fn(&mut Parser) -> Result<String, GoogleAdsError>,
+    ) -> Result<Vec<String>, GoogleAdsError> {
+        let mut items = vec![item(self)?];
+        while self.symbol(",") {
+            items.push(item(self)?);
+        }
+        Ok(items)
+    }
+
     fn word(&mut self) -> Result<String, GoogleAdsError> {
         match self.next()? {
             Token::Word(word) => Ok(word),
@@ -271,6 +283,16 @@ impl Parser {
                 format!("Expected a value, found {}.", describe(&other)),
             )),
         }
+    }
+}
+
+/// `found`: whether the parser consumed the keyword or symbol the grammar needs here; if not,
+/// queryError `code`.
+fn expected(found: bool, code: &'static str, message: &'static str) -> Result<(), GoogleAdsError> {
+    if found {
+        Ok(())
+    } else {
+        Err(query_error(code, message))
     }
 }
 
@@ -296,22 +318,17 @@ pub fn parse(text: &str) -> Result<Query, GoogleAdsError> {
         tokens: tokenize(text)?,
         at: 0,
     };
-    if !parser.keyword("SELECT") {
-        return Err(query_error(
-            "EXPECTED_SELECT",
-            "The query must start with SELECT.",
-        ));
-    }
-    let mut fields = vec![parser.word()?];
-    while parser.symbol(",") {
-        fields.push(parser.word()?);
-    }
-    if !parser.keyword("FROM") {
-        return Err(query_error(
-            "EXPECTED_FROM",
-            "Expected FROM after the fields.",
-        ));
-    }
+    expected(
+        parser.keyword("SELECT"),
+        "EXPECTED_SELECT",
+        "The query must start with SELECT.",
+    )?;
+    let fields = parser.comma_list(Parser::word)?;
+    expected(
+        parser.keyword("FROM"),
+        "EXPECTED_FROM",
+        "Expected FROM after the fields.",
+    )?;
     let from = parser.word()?;
     let resource = Resource::parse(&from).ok_or_else(|| {
         query_error(
@@ -417,25 +434,23 @@ fn condition(parser: &mut Parser, resource: Resource) -> Result<Condition, Googl
 }
 
 fn list(parser: &mut Parser) -> Result<Vec<String>, GoogleAdsError> {
-    if !parser.symbol("(") {
-        return Err(query_error(
-            "EXPECTED_LIST",
-            "Expected a list in parentheses.",
-        ));
-    }
+    expected(
+        parser.symbol("("),
+        "EXPECTED_LIST",
+        "Expected a list in parentheses.",
+    )?;
     if parser.symbol(")") {
         return Err(query_error(
             "PROHIBITED_EMPTY_LIST_IN_CONDITION",
             "A list must not be empty.",
         ));
     }
-    let mut values = vec![parser.value()?];
-    while parser.symbol(",") {
-        values.push(parser.value()?);
-    }
-    if !parser.symbol(")") {
-        return Err(query_error("EXPECTED_LIST", "Expected ')' after the list."));
-    }
+    let values = parser.comma_list(Parser::value)?;
+    expected(
+        parser.symbol(")"),
+        "EXPECTED_LIST",
+        "Expected ')' after the list.",
+    )?;
     Ok(values)
 }
 
@@ -548,36 +563,51 @@ WHERE ad_group_ad.ad.type = 'RESPONSIVE_SEARCH_AD' AND ad_group_ad.status != 'RE
 
     #[test]
     fn refuses_what_the_simulator_does_not_know() {
-        let error = |q: &str| parse(q).unwrap_err().code.value;
-        assert_eq!(
-            error("SELECT ad_group.budget FROM ad_group"),
-            "UNRECOGNIZED_FIELD"
-        );
-        assert_eq!(
-            error("SELECT ad_group.id FROM campaign"),
-            "BAD_RESOURCE_TYPE_IN_FROM_CLAUSE"
-        );
-        assert_eq!(
-            error("SELECT label.id FROM ad_group"),
-            "PROHIBITED_RESOURCE_TYPE_IN_SELECT_CLAUSE"
-        );
-        assert_eq!(
-            error("SELECT ad_group.id FROM ad_group WHERE ad_group.id > 3"),
-            "BAD_OPERATOR"
-        );
-        assert_eq!(
-            error("SELECT label.id FROM label WHERE label.name = 'x"),
-            "STRING_NOT_TERMINATED"
-        );
-        assert_eq!(
-            error("SELECT ad_group.id FROM ad_group ORDER BY ad_group.id"),
-            "UNEXPECTED_INPUT"
-        );
-        assert_eq!(error("ad_group.id FROM ad_group"), "EXPECTED_SELECT");
-        assert_eq!(
-            error("SELECT ad_group.id FROM ad_group WHERE ad_group.status = 'LIVE'"),
-            "BAD_ENUM_CONSTANT"
-        );
+        let cases = [
+            ("SELECT ad_group.budget FROM ad_group", "UNRECOGNIZED_FIELD"),
+            (
+                "SELECT ad_group.id FROM campaign",
+                "BAD_RESOURCE_TYPE_IN_FROM_CLAUSE",
+            ),
+            (
+                "SELECT label.id FROM ad_group",
+                "PROHIBITED_RESOURCE_TYPE_IN_SELECT_CLAUSE",
+            ),
+            (
+                "SELECT ad_group.id FROM ad_group WHERE ad_group.id > 3",
+                "BAD_OPERATOR",
+            ),
+            (
+                "SELECT label.id FROM label WHERE label.name = 'x",
+                "STRING_NOT_TERMINATED",
+            ),
+            (
+                "SELECT ad_group.id FROM ad_group ORDER BY ad_group.id",
+                "UNEXPECTED_INPUT",
+            ),
+            ("ad_group.id FROM ad_group", "EXPECTED_SELECT"),
+            ("SELECT ad_group.id ad_group", "EXPECTED_FROM"),
+            (
+                "SELECT ad_group.id FROM ad_group WHERE ad_group.id IN 7",
+                "EXPECTED_LIST",
+            ),
+            (
+                "SELECT ad_group.id FROM ad_group WHERE ad_group.id IN (7, 8",
+                "EXPECTED_LIST",
+            ),
+            (
+                "SELECT ad_group.id FROM ad_group WHERE ad_group.id IN ()",
+                "PROHIBITED_EMPTY_LIST_IN_CONDITION",
+            ),
+            (
+                "SELECT ad_group.id FROM ad_group WHERE ad_group.status = 'LIVE'",
+                "BAD_ENUM_CONSTANT",
+            ),
+        ];
+        for (query, code) in cases {
+            let error = parse(query).expect_err(query);
+            assert_eq!(error.code.value, code, "{query}");
+        }
     }
 
     #[test]

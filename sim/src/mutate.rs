@@ -11,12 +11,12 @@
 
 use std::time::Duration;
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::HttpResponse;
 use serde::{Deserialize, de::DeserializeOwned};
 use serde_json::{Value, json};
 
 use super::{
-    call::Call,
+    call::{Call, Endpoint},
     config::SimConfig,
     data::{Customer, Ids},
     error::{GoogleAdsError, RPC_INVALID_ARGUMENT, SimError, code, field, partial_failure},
@@ -124,57 +124,45 @@ impl<T> Operation<T> {
     }
 }
 
-pub async fn handle<M: Mutation>(
-    sim: web::Data<Sim>,
-    req: HttpRequest,
-    path: web::Path<(String, String)>,
-    body: web::Bytes,
-) -> HttpResponse {
-    let (version, customer_id) = path.into_inner();
-    let call = sim.begin(M::KIND, version, customer_id);
-    let result = serve::<M>(&sim, &call, &req, &body).await;
-    sim.finish(&call, result).await
-}
+/// Every mutation is an endpoint: the checks, quota, faults and latency above are the same for
+/// all three; only [`Mutation::create`] differs.
+impl<M: Mutation> Endpoint for M {
+    const KIND: Kind = M::KIND;
 
-async fn serve<M: Mutation>(
-    sim: &Sim,
-    call: &Call,
-    req: &HttpRequest,
-    body: &[u8],
-) -> Result<HttpResponse, SimError> {
-    sim.authorize(call, req)?;
-    let request: MutateRequest<M::Create> =
-        serde_json::from_slice(body).map_err(SimError::bad_json)?;
-    let count = request.operations.len();
-    if count == 0 {
-        return Err(SimError::invalid(vec![GoogleAdsError::new(
-            code("requestError", "OPERATION_REQUIRED"),
-            "At least one operation is required.",
-        )]));
+    async fn serve(sim: &Sim, call: &Call, body: &[u8]) -> Result<HttpResponse, SimError> {
+        let request: MutateRequest<M::Create> =
+            serde_json::from_slice(body).map_err(SimError::bad_json)?;
+        let count = request.operations.len();
+        if count == 0 {
+            return Err(SimError::invalid(vec![GoogleAdsError::new(
+                code("requestError", "OPERATION_REQUIRED"),
+                "At least one operation is required.",
+            )]));
+        }
+        let max = call.config.max_operations_per_request as usize;
+        if count > max {
+            return Err(SimError::invalid(vec![
+                GoogleAdsError::new(
+                    code("requestError", "TOO_MANY_MUTATE_OPERATIONS"),
+                    format!("Too many operations in one request: {count}, at most {max}."),
+                )
+                .trigger(count.to_string()),
+            ]));
+        }
+        sim.admit(call, count, request.partial_failure)?;
+        if M::KIND == Kind::AdLabelsMutate && call.config.hang_label_mutates {
+            tokio::time::sleep(HANG).await;
+            return Err(SimError::unavailable());
+        }
+        let _in_flight = sim
+            .inner
+            .faults
+            .enter_mutate(&call.customer_id, &call.config)?;
+        sim.wait_latency(call).await;
+        let per_operation = Duration::from_micros(call.config.per_operation_latency_us);
+        tokio::time::sleep(per_operation * count as u32).await;
+        apply::<M>(sim, call, request)
     }
-    let max = call.config.max_operations_per_request as usize;
-    if count > max {
-        return Err(SimError::invalid(vec![
-            GoogleAdsError::new(
-                code("requestError", "TOO_MANY_MUTATE_OPERATIONS"),
-                format!("Too many operations in one request: {count}, at most {max}."),
-            )
-            .trigger(count.to_string()),
-        ]));
-    }
-    sim.admit(call, count, request.partial_failure)?;
-    if M::KIND == Kind::AdLabelsMutate && call.config.hang_label_mutates {
-        tokio::time::sleep(HANG).await;
-        return Err(SimError::unavailable());
-    }
-    let _in_flight = sim
-        .inner
-        .faults
-        .enter_mutate(&call.customer_id, &call.config)?;
-    sim.wait_latency(call).await;
-    let per_operation = Duration::from_micros(call.config.per_operation_latency_us);
-    tokio::time::sleep(per_operation * count as u32).await;
-    apply::<M>(sim, call, request)
 }
 
 /// Runs the operations against the customer and builds the answer.
@@ -284,14 +272,6 @@ pub fn not_found(name: &str, path: Vec<super::error::PathElement>) -> GoogleAdsE
         "Resource was not found.",
     )
     .trigger(name)
-    .at(path)
-}
-
-pub fn required(path: Vec<super::error::PathElement>) -> GoogleAdsError {
-    GoogleAdsError::new(
-        code("fieldError", "REQUIRED"),
-        "The required field was not present.",
-    )
     .at(path)
 }
 

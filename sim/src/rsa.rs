@@ -129,11 +129,7 @@ pub fn validate(ad: Option<AdInput>) -> Result<Rsa, Vec<GoogleAdsError>> {
 }
 
 fn required(path: &[PathElement], name: &'static str) -> GoogleAdsError {
-    GoogleAdsError::new(
-        code("fieldError", "REQUIRED"),
-        "The required field was not present.",
-    )
-    .at([path, &[field(name)]].concat())
+    GoogleAdsError::required([path, &[field(name)]].concat())
 }
 
 fn too_long(text: &str, path: Vec<PathElement>) -> GoogleAdsError {

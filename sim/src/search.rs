@@ -12,12 +12,12 @@
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::HttpResponse;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::{
-    call::Call,
+    call::{Call, Endpoint},
     data::{Ad, AdGroup, Customer, Label},
     error::{GoogleAdsError, SimError, code, field},
     gaql::{self, Query, Resource},
@@ -54,73 +54,57 @@ struct PageToken {
     returned: u64,
 }
 
-pub async fn handle(
-    sim: web::Data<Sim>,
-    req: HttpRequest,
-    path: web::Path<(String, String)>,
-    body: web::Bytes,
-) -> HttpResponse {
-    let (version, customer_id) = path.into_inner();
-    let call = sim.begin(Kind::Search, version, customer_id);
-    let result = serve(&sim, &call, &req, &body).await;
-    sim.finish(&call, result).await
-}
+/// The `googleAds:search` endpoint.
+pub struct Search;
 
-async fn serve(
-    sim: &Sim,
-    call: &Call,
-    req: &HttpRequest,
-    body: &[u8],
-) -> Result<HttpResponse, SimError> {
-    sim.authorize(call, req)?;
-    let request: SearchRequest = serde_json::from_slice(body).map_err(SimError::bad_json)?;
-    let Some(text) = request.query.filter(|q| !q.trim().is_empty()) else {
-        return Err(SimError::invalid(vec![
-            GoogleAdsError::new(
-                code("fieldError", "REQUIRED"),
-                "The required field was not present.",
-            )
-            .at(vec![field("query")]),
-        ]));
-    };
-    let query = gaql::parse(&text).map_err(|e| SimError::invalid(vec![e]))?;
-    let hash = query_hash(&text);
-    let token = match request.page_token.as_deref().filter(|t| !t.is_empty()) {
-        Some(token) => Some(parse_token(token, hash).ok_or_else(|| {
-            SimError::invalid(vec![
+impl Endpoint for Search {
+    const KIND: Kind = Kind::Search;
+
+    async fn serve(sim: &Sim, call: &Call, body: &[u8]) -> Result<HttpResponse, SimError> {
+        let request: SearchRequest = serde_json::from_slice(body).map_err(SimError::bad_json)?;
+        let Some(text) = request.query.filter(|q| !q.trim().is_empty()) else {
+            let missing = GoogleAdsError::required(vec![field("query")]);
+            return Err(SimError::invalid(vec![missing]));
+        };
+        let query = gaql::parse(&text).map_err(|e| SimError::invalid(vec![e]))?;
+        let hash = query_hash(&text);
+        let token = match request.page_token.as_deref().filter(|t| !t.is_empty()) {
+            Some(token) => Some(parse_token(token, hash).ok_or_else(|| {
+                SimError::invalid(vec![
+                    GoogleAdsError::new(
+                        code("requestError", "INVALID_PAGE_TOKEN"),
+                        "Page token is invalid.",
+                    )
+                    .trigger(token),
+                ])
+            })?),
+            None => None,
+        };
+        if let Some(size) = request.page_size.filter(|v| !v.is_null()) {
+            return Err(SimError::invalid(vec![
                 GoogleAdsError::new(
-                    code("requestError", "INVALID_PAGE_TOKEN"),
-                    "Page token is invalid.",
+                    code("requestError", "PAGE_SIZE_NOT_SUPPORTED"),
+                    format!(
+                        "Setting the page size is not supported. Search Responses will have fixed \
+                         page size of '{}' rows.",
+                        call.config.page_size
+                    ),
                 )
-                .trigger(token),
-            ])
-        })?),
-        None => None,
-    };
-    if let Some(size) = request.page_size.filter(|v| !v.is_null()) {
-        return Err(SimError::invalid(vec![
-            GoogleAdsError::new(
-                code("requestError", "PAGE_SIZE_NOT_SUPPORTED"),
-                format!(
-                    "Setting the page size is not supported. Search Responses will have fixed \
-                     page size of '{}' rows.",
-                    call.config.page_size
-                ),
-            )
-            .trigger(size.to_string()),
-        ]));
+                .trigger(size.to_string()),
+            ]));
+        }
+        let page_size = u64::from(call.config.page_size);
+        sim.admit(call, 1, false)?;
+        sim.wait_latency(call).await;
+        let data = lock(&sim.inner.data);
+        let customer = data
+            .customers
+            .get(&call.customer_id)
+            .ok_or_else(|| SimError::permission_denied(&call.customer_id))?;
+        let page = page(customer, &query, token, page_size, hash);
+        drop(data);
+        Ok(HttpResponse::Ok().json(page))
     }
-    let page_size = u64::from(call.config.page_size);
-    sim.admit(call, 1, false)?;
-    sim.wait_latency(call).await;
-    let data = lock(&sim.inner.data);
-    let customer = data
-        .customers
-        .get(&call.customer_id)
-        .ok_or_else(|| SimError::permission_denied(&call.customer_id))?;
-    let page = page(customer, &query, token, page_size, hash);
-    drop(data);
-    Ok(HttpResponse::Ok().json(page))
 }
 
 fn query_hash(text: &str) -> u64 {

@@ -12,7 +12,7 @@ use actix_web::{App, HttpRequest, HttpResponse, HttpServer, dev::ServerHandle, w
 
 use super::{
     ad_group_ad_labels::AdGroupAdLabels, ad_group_ads::AdGroupAds, admin, args::SimArgs, auth,
-    config::SimConfig, error::SimError, labels::Labels, mutate, search, state::Sim,
+    call::handle, config::SimConfig, error::SimError, labels::Labels, search::Search, state::Sim,
 };
 
 /// Largest request body: a full 10,000-operation mutate is a few MB.
@@ -30,19 +30,16 @@ pub fn routes(sim: Sim) -> impl FnOnce(&mut web::ServiceConfig) {
             .configure(admin::routes)
             .route(
                 &customer("googleAds:search"),
-                web::post().to(search::handle),
+                web::post().to(handle::<Search>),
             )
-            .route(
-                &customer("labels:mutate"),
-                web::post().to(mutate::handle::<Labels>),
-            )
+            .route(&customer("labels:mutate"), web::post().to(handle::<Labels>))
             .route(
                 &customer("adGroupAds:mutate"),
-                web::post().to(mutate::handle::<AdGroupAds>),
+                web::post().to(handle::<AdGroupAds>),
             )
             .route(
                 &customer("adGroupAdLabels:mutate"),
-                web::post().to(mutate::handle::<AdGroupAdLabels>),
+                web::post().to(handle::<AdGroupAdLabels>),
             )
             .default_service(web::to(unknown_route));
     }

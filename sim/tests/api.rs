@@ -2,263 +2,30 @@
 //! and its failures, the three searches of GOOGLE_ADS.md with paging, the mutates and their
 //! per-item errors, quotas (429, early requests, partial-failure throttling, daily quota),
 //! permission, CONCURRENT_MODIFICATION, injected faults, and run-time config changes. Each test
-//! starts its own simulator in-process on a free port; no database is needed.
+//! starts its own simulator in-process on a free port; no database is needed. Where one
+//! behaviour has several inputs (refused tokens, refused customers, invalid bodies, API
+//! versions) the test is a table of cases, each failure naming its case; the harness and the
+//! body builders are in `support`.
+
+mod support;
 
 use std::time::{Duration, Instant};
 
-use overseer_sim::{self as sim, RunningSim, SimConfig, Status};
+use overseer_sim::{self as sim, SimConfig, Status};
 use serde_json::{Value, json};
-
-const VERSION: &str = "v26";
-const AD_GROUPS_QUERY: &str = "SELECT ad_group.id, ad_group.name, ad_group.status FROM ad_group \
-     WHERE ad_group.status != 'REMOVED'";
-const ADS_QUERY: &str = "SELECT ad_group.id, ad_group_ad.ad.id, ad_group_ad.ad.final_urls, \
-     ad_group_ad.ad.responsive_search_ad.headlines, ad_group_ad.ad.responsive_search_ad.descriptions, \
-     ad_group_ad.ad.responsive_search_ad.path1, ad_group_ad.ad.responsive_search_ad.path2, \
-     ad_group_ad.labels, ad_group_ad.status \
-     FROM ad_group_ad \
-     WHERE ad_group_ad.ad.type = 'RESPONSIVE_SEARCH_AD' AND ad_group_ad.status != 'REMOVED'";
-
-/// Two small customers, no quotas, every kind of group present, early requests counted at once.
-fn small() -> SimConfig {
-    SimConfig {
-        customers: 2,
-        ad_groups_per_customer: 20,
-        duplicate_name_share: 0.1,
-        no_rsa_share: 0.1,
-        processed_share: 0.1,
-        removed_share: 0.1,
-        developer_rps: 0.0,
-        customer_rps: 0.0,
-        early_grace_ms: 0,
-        ..SimConfig::default()
-    }
-}
-
-struct TestSim {
-    running: RunningSim,
-    base: String,
-    http: reqwest::Client,
-}
-
-impl TestSim {
-    fn start(config: SimConfig) -> TestSim {
-        let running = sim::start(config, "127.0.0.1:0").expect("start simulator");
-        let base = running.base_url();
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .expect("http client");
-        TestSim {
-            running,
-            base,
-            http,
-        }
-    }
-
-    fn sim(&self) -> &overseer_sim::Sim {
-        &self.running.sim
-    }
-
-    fn customer(&self, index: usize) -> String {
-        self.sim().customer_ids()[index].clone()
-    }
-
-    fn set(&self, change: impl FnOnce(&mut SimConfig)) {
-        self.sim().update_config(change).expect("config change");
-    }
-
-    async fn token_response(&self, form: &str) -> (u16, Value) {
-        let response = self
-            .http
-            .post(format!("{}/token", self.base))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(form.to_string())
-            .send()
-            .await
-            .expect("POST /token");
-        let status = response.status().as_u16();
-        (status, response.json().await.expect("token JSON"))
-    }
-
-    async fn token(&self) -> String {
-        let (status, body) = self
-            .token_response(
-                "grant_type=refresh_token&client_id=sim-client-id&client_secret=sim-client-secret\
-                 &refresh_token=sim-refresh-token",
-            )
-            .await;
-        assert_eq!(status, 200, "{body}");
-        body["access_token"]
-            .as_str()
-            .expect("access_token")
-            .to_string()
-    }
-
-    /// POSTs an API method with a bearer token; status and JSON body.
-    async fn call(&self, token: &str, cid: &str, method: &str, body: &Value) -> (u16, Value) {
-        let response = self.send(token, cid, method, body, &[]).await;
-        let status = response.status().as_u16();
-        (status, response.json().await.expect("API JSON"))
-    }
-
-    async fn send(
-        &self,
-        token: &str,
-        cid: &str,
-        method: &str,
-        body: &Value,
-        headers: &[(&str, &str)],
-    ) -> reqwest::Response {
-        let mut request = self
-            .http
-            .post(format!("{}/{VERSION}/customers/{cid}/{method}", self.base))
-            .bearer_auth(token)
-            .json(body);
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        request.send().await.expect("API request")
-    }
-
-    async fn search(&self, token: &str, cid: &str, query: &str) -> (u16, Value) {
-        self.call(token, cid, "googleAds:search", &json!({ "query": query }))
-            .await
-    }
-
-    /// Every row of a query, following nextPageToken; the rows and the number of pages.
-    async fn search_all(&self, token: &str, cid: &str, query: &str) -> (Vec<Value>, usize) {
-        let mut rows = Vec::new();
-        let mut pages = 0;
-        let mut page_token: Option<String> = None;
-        loop {
-            let mut body = json!({ "query": query });
-            if let Some(page_token) = &page_token {
-                body["pageToken"] = json!(page_token);
-            }
-            let (status, page) = self.call(token, cid, "googleAds:search", &body).await;
-            assert_eq!(status, 200, "{page}");
-            pages += 1;
-            rows.extend(page["results"].as_array().cloned().unwrap_or_default());
-            match page["nextPageToken"].as_str() {
-                Some(next) => page_token = Some(next.to_string()),
-                None => return (rows, pages),
-            }
-        }
-    }
-
-    async fn mutate(
-        &self,
-        token: &str,
-        cid: &str,
-        method: &str,
-        operations: Vec<Value>,
-    ) -> (u16, Value) {
-        let body = json!({ "operations": operations, "partialFailure": true });
-        self.call(token, cid, method, &body).await
-    }
-
-    async fn sim_json(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> (u16, Value) {
-        let mut request = self.http.request(method, format!("{}{path}", self.base));
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.expect("sim request");
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
-    }
-}
-
-/// An ad group of the customer by kind.
-fn group(ts: &TestSim, cid: &str, kind: &str) -> sim::AdGroupView {
-    let customer = ts.sim().customer(cid).expect("customer");
-    customer
-        .ad_groups
-        .into_iter()
-        .find(|g| {
-            let live = g.status == Status::Enabled;
-            match kind {
-                "normal" => live && g.has_rsa && !g.processed,
-                "processed" => live && g.processed,
-                "no_rsa" => live && !g.has_rsa,
-                "removed" => g.status == Status::Removed,
-                _ => false,
-            }
-        })
-        .unwrap_or_else(|| panic!("no {kind} ad group in {cid}"))
-}
-
-fn rsa_create(cid: &str, ad_group_id: &str, headlines: &[&str]) -> Value {
-    let texts = |t: &[&str]| t.iter().map(|s| json!({ "text": s })).collect::<Vec<_>>();
-    json!({"create": {
-        "adGroup": format!("customers/{cid}/adGroups/{ad_group_id}"),
-        "status": "ENABLED",
-        "ad": {"finalUrls": ["https://example.com/shoes"],
-               "responsiveSearchAd": {
-                   "headlines": texts(headlines),
-                   "descriptions": texts(&["Our biggest sale of the year.", "Free shipping on all orders."]),
-                   "path1": "deals", "path2": "shoes"}}}})
-}
-
-const THEME: [&str; 3] = ["Black Friday Deals", "Up to 50% Off", "Shop Shoes Now"];
-
-fn label_create(name: &str) -> Value {
-    json!({"create": {"name": name}})
-}
-
-/// The first GoogleAdsFailure error of an error body.
-fn first_error(body: &Value) -> &Value {
-    &body["error"]["details"][0]["errors"][0]
-}
-
-/// The partial-failure errors of a mutate answer.
-fn partial_errors(body: &Value) -> Vec<Value> {
-    body["partialFailureError"]["details"][0]["errors"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-}
-
-fn operation_index(error: &Value) -> u64 {
-    let element = &error["location"]["fieldPathElements"][0];
-    assert_eq!(element["fieldName"], "operations", "{error}");
-    element["index"].as_u64().expect("index")
-}
-
-/// A protobuf Duration string ("1.500s") as a Duration.
-fn parse_duration(text: &str) -> Duration {
-    let seconds: f64 = text
-        .strip_suffix('s')
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("not a duration: {text}"));
-    Duration::from_secs_f64(seconds)
-}
-
-fn quota_details(body: &Value) -> &Value {
-    &first_error(body)["details"]["quotaErrorDetails"]
-}
+use support::*;
 
 #[actix_rt::test]
 async fn token_grant_gives_a_bearer_token_the_api_requires() {
     let ts = TestSim::start(small());
     let cid = ts.customer(0);
-    let (status, body) = ts
-        .token_response(
-            "grant_type=refresh_token&client_id=sim-client-id&client_secret=wrong\
-             &refresh_token=sim-refresh-token",
-        )
-        .await;
+    let (status, body) = ts.token_response(&grant("wrong")).await;
     assert_eq!(
         (status, body["error"].as_str()),
         (401, Some("invalid_client"))
     );
 
-    let (status, body) = ts.search("not-a-token", &cid, AD_GROUPS_QUERY).await;
+    let (status, body) = ts.bearer("not-a-token").search(&cid, AD_GROUPS_QUERY).await;
     assert_eq!(status, 401);
     assert_eq!(body["error"]["status"], "UNAUTHENTICATED");
     assert_eq!(
@@ -266,68 +33,66 @@ async fn token_grant_gives_a_bearer_token_the_api_requires() {
         "OAUTH_TOKEN_INVALID"
     );
 
-    let (status, body) = ts
-        .token_response(
-            "grant_type=refresh_token&client_id=sim-client-id&client_secret=sim-client-secret\
-             &refresh_token=sim-refresh-token",
-        )
-        .await;
+    let (status, body) = ts.token_response(&grant("sim-client-secret")).await;
     assert_eq!(status, 200);
     assert_eq!(body["token_type"], "Bearer");
     assert_eq!(body["expires_in"], 3599);
-    let token = body["access_token"].as_str().expect("token");
-    let (status, _) = ts.search(token, &cid, AD_GROUPS_QUERY).await;
-    assert_eq!(status, 200);
+    let api = ts.bearer(body["access_token"].as_str().expect("token"));
+    assert_eq!(api.search(&cid, AD_GROUPS_QUERY).await.0, 200);
     let stats = ts.sim().stats();
     assert_eq!((stats.token_requests, stats.tokens_issued), (2, 1));
     assert_eq!(stats.errors.auth, 1);
 }
 
 #[actix_rt::test]
-async fn expired_token_is_unauthenticated() {
-    let ts = TestSim::start(SimConfig {
-        token_ttl_secs: 0,
-        ..small()
-    });
-    let token = ts.token().await;
-    let (status, body) = ts.search(&token, &ts.customer(0), AD_GROUPS_QUERY).await;
-    assert_eq!(status, 401);
-    assert_eq!(
-        first_error(&body)["errorCode"]["authenticationError"],
-        "OAUTH_TOKEN_EXPIRED"
-    );
-}
-
-#[actix_rt::test]
-async fn always_unauthenticated_refuses_fresh_tokens() {
-    let ts = TestSim::start(SimConfig {
-        always_unauthenticated: true,
-        ..small()
-    });
-    let token = ts.token().await;
-    let (status, body) = ts.search(&token, &ts.customer(0), AD_GROUPS_QUERY).await;
-    assert_eq!(status, 401, "{body}");
+async fn a_granted_token_is_refused_once_expired_or_when_always_unauthenticated() {
+    struct Case {
+        what: &'static str,
+        config: SimConfig,
+        code: &'static str,
+    }
+    let cases = [
+        Case {
+            what: "a token past its lifetime",
+            config: SimConfig {
+                token_ttl_secs: 0,
+                ..small()
+            },
+            code: "OAUTH_TOKEN_EXPIRED",
+        },
+        Case {
+            what: "always_unauthenticated refuses a fresh token",
+            config: SimConfig {
+                always_unauthenticated: true,
+                ..small()
+            },
+            code: "OAUTH_TOKEN_INVALID",
+        },
+    ];
+    for case in cases {
+        let (_ts, api, cid) = start_signed_in(case.config).await;
+        let (status, body) = api.search(&cid, AD_GROUPS_QUERY).await;
+        assert_eq!(status, 401, "{}: {body}", case.what);
+        assert_eq!(
+            first_error(&body)["errorCode"]["authenticationError"],
+            case.code,
+            "{}",
+            case.what
+        );
+    }
 }
 
 #[actix_rt::test]
 async fn developer_token_is_required_when_configured() {
-    let ts = TestSim::start(SimConfig {
+    let (_ts, api, cid) = start_signed_in(SimConfig {
         developer_token: Some("dev-123".into()),
         ..small()
-    });
-    let token = ts.token().await;
-    let cid = ts.customer(0);
-    let body = json!({ "query": AD_GROUPS_QUERY });
-    let without = ts.send(&token, &cid, "googleAds:search", &body, &[]).await;
+    })
+    .await;
+    let without = api.search_response(&cid, &[]).await;
     assert_eq!(without.status(), 401);
-    let with = ts
-        .send(
-            &token,
-            &cid,
-            "googleAds:search",
-            &body,
-            &[("developer-token", "dev-123")],
-        )
+    let with = api
+        .search_response(&cid, &[("developer-token", "dev-123")])
         .await;
     assert_eq!(with.status(), 200);
     assert!(with.headers().contains_key("request-id"));
@@ -335,17 +100,15 @@ async fn developer_token_is_required_when_configured() {
 
 #[actix_rt::test]
 async fn ad_group_search_pages_through_the_live_groups() {
-    let ts = TestSim::start(SimConfig {
+    let (ts, api, _) = start_signed_in(SimConfig {
         page_size: 7,
         ..small()
-    });
-    let token = ts.token().await;
+    })
+    .await;
     let cid = ts.customer(1);
-    let (rows, pages) = ts.search_all(&token, &cid, AD_GROUPS_QUERY).await;
+    let (rows, pages) = api.search_all(&cid, AD_GROUPS_QUERY).await;
     let expected: Vec<(String, String)> = ts
-        .sim()
-        .customer(&cid)
-        .expect("customer")
+        .view(&cid)
         .ad_groups
         .into_iter()
         .filter(|g| g.status != Status::Removed)
@@ -371,11 +134,9 @@ async fn ad_group_search_pages_through_the_live_groups() {
 
 #[actix_rt::test]
 async fn ad_search_returns_the_live_rsas_with_their_labels() {
-    let ts = TestSim::start(small());
-    let token = ts.token().await;
-    let cid = ts.customer(0);
-    let (rows, _) = ts.search_all(&token, &cid, ADS_QUERY).await;
-    let customer = ts.sim().customer(&cid).expect("customer");
+    let (ts, api, cid) = start_signed_in(small()).await;
+    let (rows, _) = api.search_all(&cid, ADS_QUERY).await;
+    let customer = ts.view(&cid);
     let mut expected: Vec<String> = customer
         .ad_groups
         .iter()
@@ -413,7 +174,7 @@ async fn ad_search_returns_the_live_rsas_with_their_labels() {
     );
     assert!(ad["responsiveSearchAd"]["path1"].as_str().is_some());
 
-    let processed = group(&ts, &cid, "processed");
+    let processed = ts.group(&cid, GroupKind::Processed);
     let theme_label = customer
         .labels
         .iter()
@@ -429,7 +190,7 @@ async fn ad_search_returns_the_live_rsas_with_their_labels() {
         labelled,
         "the processed group's themed ad carries the label"
     );
-    let no_rsa = group(&ts, &cid, "no_rsa");
+    let no_rsa = ts.group(&cid, GroupKind::NoRsa);
     assert!(
         !rows
             .iter()
@@ -439,15 +200,13 @@ async fn ad_search_returns_the_live_rsas_with_their_labels() {
 
 #[actix_rt::test]
 async fn label_search_finds_a_label_by_name_only() {
-    let ts = TestSim::start(small());
-    let token = ts.token().await;
-    let cid = ts.customer(0);
+    let (_ts, api, cid) = start_signed_in(small()).await;
     let query = |name: &str| {
         format!(
             "SELECT label.id, label.name, label.resource_name FROM label WHERE label.name = '{name}'"
         )
     };
-    let (status, body) = ts.search(&token, &cid, &query("THEME_BLACK_FRIDAY")).await;
+    let (status, body) = api.search(&cid, &query("THEME_BLACK_FRIDAY")).await;
     assert_eq!(status, 200);
     let results = body["results"].as_array().expect("results");
     assert_eq!(results.len(), 1);
@@ -457,7 +216,7 @@ async fn label_search_finds_a_label_by_name_only() {
             .as_str()
             .is_some_and(|r| r.starts_with(&format!("customers/{cid}/labels/")))
     );
-    let (status, body) = ts.search(&token, &cid, &query("THEME_CHRISTMAS")).await;
+    let (status, body) = api.search(&cid, &query("THEME_CHRISTMAS")).await;
     assert_eq!(status, 200);
     assert!(
         body.get("results").is_none(),
@@ -467,9 +226,7 @@ async fn label_search_finds_a_label_by_name_only() {
 
 #[actix_rt::test]
 async fn other_queries_are_invalid_arguments() {
-    let ts = TestSim::start(small());
-    let token = ts.token().await;
-    let cid = ts.customer(0);
+    let (ts, api, cid) = start_signed_in(small()).await;
     for (query, code) in [
         (
             "SELECT campaign.id FROM campaign",
@@ -484,7 +241,7 @@ async fn other_queries_are_invalid_arguments() {
             "UNEXPECTED_END_OF_QUERY",
         ),
     ] {
-        let (status, body) = ts.search(&token, &cid, query).await;
+        let (status, body) = api.search(&cid, query).await;
         assert_eq!(status, 400, "{query}");
         assert_eq!(body["error"]["status"], "INVALID_ARGUMENT");
         assert_eq!(
@@ -499,55 +256,18 @@ async fn other_queries_are_invalid_arguments() {
 
 #[actix_rt::test]
 async fn created_and_labelled_ad_shows_in_search_and_stats() {
-    let ts = TestSim::start(SimConfig {
+    let (ts, api, cid) = start_signed_in(SimConfig {
         processed_share: 0.0,
         ..small()
-    });
-    let token = ts.token().await;
-    let cid = ts.customer(0);
-    let target = group(&ts, &cid, "normal");
-
-    let (status, body) = ts
-        .mutate(
-            &token,
-            &cid,
-            "labels:mutate",
-            vec![label_create("THEME_BLACK_FRIDAY")],
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    let label = body["results"][0]["resourceName"]
-        .as_str()
-        .expect("label")
-        .to_string();
-
-    let (status, body) = ts
-        .mutate(
-            &token,
-            &cid,
-            "adGroupAds:mutate",
-            vec![rsa_create(&cid, &target.id, &THEME)],
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    assert!(body.get("partialFailureError").is_none());
-    let ad = body["results"][0]["resourceName"]
-        .as_str()
-        .expect("ad")
-        .to_string();
+    })
+    .await;
+    let target = ts.group(&cid, GroupKind::Normal);
+    let (label, ad) = api.create_theme_label_and_ad(&cid, &target.id).await;
     assert!(ad.starts_with(&format!("customers/{cid}/adGroupAds/{}~", target.id)));
-
-    let (status, body) = ts
-        .mutate(
-            &token,
-            &cid,
-            "adGroupAdLabels:mutate",
-            vec![json!({"create": {"adGroupAd": ad, "label": label}})],
-        )
+    api.create(&cid, "adGroupAdLabels:mutate", ad_label_create(&ad, &label))
         .await;
-    assert_eq!(status, 200, "{body}");
 
-    let (rows, _) = ts.search_all(&token, &cid, ADS_QUERY).await;
+    let (rows, _) = api.search_all(&cid, ADS_QUERY).await;
     let created = rows
         .iter()
         .find(|row| row["adGroupAd"]["resourceName"] == ad.as_str())
@@ -562,34 +282,16 @@ async fn created_and_labelled_ad_shows_in_search_and_stats() {
     assert_eq!(stats.ads_created, 1);
     assert_eq!(stats.themed_ads_per_ad_group.get(&target.id), Some(&1));
     assert_eq!(stats.ad_groups_with_multiple_themed_ads, 0);
-    assert!(group_view(&ts, &cid, &target.id).processed);
-}
-
-fn group_view(ts: &TestSim, cid: &str, id: &str) -> sim::AdGroupView {
-    ts.sim()
-        .customer(cid)
-        .expect("customer")
-        .ad_groups
-        .into_iter()
-        .find(|g| g.id == id)
-        .expect("group")
+    assert!(ts.group_view(&cid, &target.id).processed);
 }
 
 #[actix_rt::test]
 async fn themed_ad_in_a_processed_group_counts_as_multiple() {
-    let ts = TestSim::start(small());
-    let token = ts.token().await;
-    let cid = ts.customer(0);
+    let (ts, api, cid) = start_signed_in(small()).await;
     assert_eq!(ts.sim().stats().ad_groups_with_multiple_themed_ads, 0);
-    let processed = group(&ts, &cid, "processed");
-    let (status, _) = ts
-        .mutate(
-            &token,
-            &cid,
-            "adGroupAds:mutate",
-            vec![rsa_create(&cid, &processed.id, &THEME)],
-        )
-        .await;
+    let processed = ts.group(&cid, GroupKind::Processed);
+    let create = rsa_create(&cid, &processed.id, &THEME);
+    let (status, _) = api.mutate(&cid, "adGroupAds:mutate", vec![create]).await;
     assert_eq!(status, 200);
     let stats = ts.sim().stats();
     assert_eq!(stats.ad_groups_with_multiple_themed_ads, 1);
@@ -598,25 +300,14 @@ async fn themed_ad_in_a_processed_group_counts_as_multiple() {
 
 #[actix_rt::test]
 async fn partial_failure_locates_the_rejected_operation() {
-    let ts = TestSim::start(small());
-    let cid = ts.customer(0);
-    let customer = ts.sim().customer(&cid).expect("customer");
-    let normal: Vec<String> = customer
-        .ad_groups
-        .iter()
-        .filter(|g| g.status == Status::Enabled && g.has_rsa && !g.processed)
-        .take(3)
-        .map(|g| g.id.clone())
-        .collect();
+    let (ts, api, cid) = start_signed_in(small()).await;
+    let normal = ts.normal_ids(&cid, 3);
     ts.set(|c| c.reject_ad_groups = vec![normal[1].clone()]);
-    let token = ts.token().await;
     let operations = normal
         .iter()
         .map(|id| rsa_create(&cid, id, &THEME))
         .collect();
-    let (status, body) = ts
-        .mutate(&token, &cid, "adGroupAds:mutate", operations)
-        .await;
+    let (status, body) = api.mutate(&cid, "adGroupAds:mutate", operations).await;
     assert_eq!(status, 200, "{body}");
     let results = body["results"].as_array().expect("results");
     assert_eq!(results.len(), 3);
@@ -636,33 +327,25 @@ async fn partial_failure_locates_the_rejected_operation() {
 
 #[actix_rt::test]
 async fn without_partial_failure_one_bad_operation_fails_the_request() {
-    let ts = TestSim::start(small());
-    let token = ts.token().await;
-    let cid = ts.customer(0);
-    let target = group(&ts, &cid, "normal");
+    let (ts, api, cid) = start_signed_in(small()).await;
+    let target = ts.group(&cid, GroupKind::Normal);
     let body = json!({"operations": [
         rsa_create(&cid, &target.id, &THEME),
         rsa_create(&cid, "999", &THEME),
     ]});
-    let (status, body) = ts.call(&token, &cid, "adGroupAds:mutate", &body).await;
+    let (status, body) = api.call(&cid, "adGroupAds:mutate", &body).await;
     assert_eq!(status, 400, "{body}");
     let error = first_error(&body);
     assert_eq!(operation_index(error), 1);
     assert_eq!(error["errorCode"]["mutateError"], "RESOURCE_NOT_FOUND");
     assert_eq!(ts.sim().stats().ads_created, 0);
-    assert_eq!(
-        group_view(&ts, &cid, &target.id).ads.len(),
-        1,
-        "nothing kept"
-    );
+    assert_eq!(ts.group_view(&cid, &target.id).ads.len(), 1, "nothing kept");
 }
 
 #[actix_rt::test]
 async fn rsa_limits_fail_per_operation() {
-    let ts = TestSim::start(small());
-    let token = ts.token().await;
-    let cid = ts.customer(0);
-    let id = group(&ts, &cid, "normal").id;
+    let (ts, api, cid) = start_signed_in(small()).await;
+    let id = ts.group(&cid, GroupKind::Normal).id;
     let long = "A headline that is far too long!";
     let mut path2_alone = rsa_create(&cid, &id, &THEME);
     path2_alone["create"]["ad"]["responsiveSearchAd"]
@@ -675,9 +358,7 @@ async fn rsa_limits_fail_per_operation() {
         rsa_create(&cid, &id, &["One", "Two"]),
         path2_alone,
     ];
-    let (status, body) = ts
-        .mutate(&token, &cid, "adGroupAds:mutate", operations)
-        .await;
+    let (status, body) = api.mutate(&cid, "adGroupAds:mutate", operations).await;
     assert_eq!(status, 200, "{body}");
     let codes: Vec<(u64, Value)> = partial_errors(&body)
         .iter()
@@ -699,16 +380,12 @@ async fn rsa_limits_fail_per_operation() {
 
 #[actix_rt::test]
 async fn a_fourth_enabled_rsa_hits_the_ad_group_limit() {
-    let ts = TestSim::start(small());
-    let token = ts.token().await;
-    let cid = ts.customer(0);
-    let id = group(&ts, &cid, "normal").id;
+    let (ts, api, cid) = start_signed_in(small()).await;
+    let id = ts.group(&cid, GroupKind::Normal).id;
     let operations = (0..3)
         .map(|n| rsa_create(&cid, &id, &["Sale", "Deals", &format!("Offer {n}")]))
         .collect();
-    let (status, body) = ts
-        .mutate(&token, &cid, "adGroupAds:mutate", operations)
-        .await;
+    let (status, body) = api.mutate(&cid, "adGroupAds:mutate", operations).await;
     assert_eq!(status, 200);
     let errors = partial_errors(&body);
     assert_eq!(errors.len(), 1, "{body}");
@@ -721,48 +398,38 @@ async fn a_fourth_enabled_rsa_hits_the_ad_group_limit() {
 
 #[actix_rt::test]
 async fn too_many_operations_are_refused_whole() {
-    let ts = TestSim::start(SimConfig {
+    let (_ts, api, cid) = start_signed_in(SimConfig {
         max_operations_per_request: 2,
         ..small()
-    });
-    let token = ts.token().await;
-    let cid = ts.customer(0);
-    let operations = (0..3).map(|n| label_create(&format!("L{n}"))).collect();
-    let (status, body) = ts.mutate(&token, &cid, "labels:mutate", operations).await;
+    })
+    .await;
+    let (status, body) = api.mutate(&cid, "labels:mutate", label_creates(3)).await;
     assert_eq!(status, 400);
     assert_eq!(
         first_error(&body)["errorCode"],
         json!({"requestError": "TOO_MANY_MUTATE_OPERATIONS"})
     );
-    let operations = (0..2).map(|n| label_create(&format!("L{n}"))).collect();
-    let (status, _) = ts.mutate(&token, &cid, "labels:mutate", operations).await;
+    let (status, _) = api.mutate(&cid, "labels:mutate", label_creates(2)).await;
     assert_eq!(status, 200);
 }
 
 #[actix_rt::test]
 async fn developer_quota_throttles_every_customer_and_counts_early_requests() {
-    let ts = TestSim::start(SimConfig {
+    let (ts, api, a) = start_signed_in(SimConfig {
         developer_rps: 1.0,
         developer_burst: 1.0,
         ..small()
-    });
-    let token = ts.token().await;
-    let (a, b) = (ts.customer(0), ts.customer(1));
-    let (status, _) = ts.search(&token, &a, AD_GROUPS_QUERY).await;
-    assert_eq!(status, 200);
-    let (status, body) = ts.search(&token, &a, AD_GROUPS_QUERY).await;
-    assert_eq!(status, 429);
+    })
+    .await;
+    let b = ts.customer(1);
+    let body = api.throttled_search(&a).await;
     assert_eq!(body["error"]["status"], "RESOURCE_EXHAUSTED");
     assert_eq!(
         first_error(&body)["errorCode"]["quotaError"],
         "RESOURCE_TEMPORARILY_EXHAUSTED"
     );
     assert_eq!(quota_details(&body)["rateScope"], "DEVELOPER");
-    let delay = parse_duration(
-        quota_details(&body)["retryDelay"]
-            .as_str()
-            .expect("retryDelay"),
-    );
+    let delay = retry_delay(&body);
     assert!(
         delay > Duration::ZERO && delay <= Duration::from_secs(1),
         "{delay:?}"
@@ -770,8 +437,7 @@ async fn developer_quota_throttles_every_customer_and_counts_early_requests() {
     assert_eq!(ts.sim().stats().early_requests, 0);
 
     // Another customer within the delay: the developer scope covers it.
-    let (status, _) = ts.search(&token, &b, AD_GROUPS_QUERY).await;
-    assert_eq!(status, 429);
+    assert_eq!(api.search(&b, AD_GROUPS_QUERY).await.0, 429);
     let stats = ts.sim().stats();
     assert_eq!(stats.early_requests, 1);
     assert_eq!(stats.early_requests_by_scope.developer, 1);
@@ -780,24 +446,22 @@ async fn developer_quota_throttles_every_customer_and_counts_early_requests() {
 
 #[actix_rt::test]
 async fn customer_quota_throttles_only_that_customer() {
-    let ts = TestSim::start(SimConfig {
+    let (ts, api, a) = start_signed_in(SimConfig {
         customer_rps: 1.0,
         ..small()
-    });
-    let token = ts.token().await;
-    let (a, b) = (ts.customer(0), ts.customer(1));
-    assert_eq!(ts.search(&token, &a, AD_GROUPS_QUERY).await.0, 200);
-    let (status, body) = ts.search(&token, &a, AD_GROUPS_QUERY).await;
-    assert_eq!(status, 429);
+    })
+    .await;
+    let b = ts.customer(1);
+    let body = api.throttled_search(&a).await;
     assert_eq!(quota_details(&body)["rateScope"], "ACCOUNT");
     assert!(quota_details(&body)["retryDelay"].is_string());
-    assert_eq!(ts.search(&token, &b, AD_GROUPS_QUERY).await.0, 200);
+    assert_eq!(api.search(&b, AD_GROUPS_QUERY).await.0, 200);
     assert_eq!(
         ts.sim().stats().early_requests,
         0,
         "other customers are not early"
     );
-    assert_eq!(ts.search(&token, &a, AD_GROUPS_QUERY).await.0, 429);
+    assert_eq!(api.search(&a, AD_GROUPS_QUERY).await.0, 429);
     let stats = ts.sim().stats();
     assert_eq!(stats.early_requests_by_scope.account, 1);
     assert_eq!(stats.throttled.account, 2);
@@ -805,56 +469,44 @@ async fn customer_quota_throttles_only_that_customer() {
 
 #[actix_rt::test]
 async fn a_request_after_the_retry_delay_is_served_and_not_early() {
-    let ts = TestSim::start(SimConfig {
+    let (ts, api, a) = start_signed_in(SimConfig {
         customer_rps: 10.0,
         customer_burst: 1.0,
         ..small()
-    });
-    let token = ts.token().await;
-    let a = ts.customer(0);
-    assert_eq!(ts.search(&token, &a, AD_GROUPS_QUERY).await.0, 200);
-    let (status, body) = ts.search(&token, &a, AD_GROUPS_QUERY).await;
-    assert_eq!(status, 429);
-    let delay = parse_duration(
-        quota_details(&body)["retryDelay"]
-            .as_str()
-            .expect("retryDelay"),
-    );
+    })
+    .await;
+    let delay = retry_delay(&api.throttled_search(&a).await);
     assert!(delay <= Duration::from_millis(100), "{delay:?}");
     // Honour the announced delay exactly: the bucket has a token again by then.
     tokio::time::sleep(delay).await;
-    assert_eq!(ts.search(&token, &a, AD_GROUPS_QUERY).await.0, 200);
+    assert_eq!(api.search(&a, AD_GROUPS_QUERY).await.0, 200);
     assert_eq!(ts.sim().stats().early_requests, 0);
 }
 
 #[actix_rt::test]
 async fn omit_retry_delay_leaves_it_out() {
-    let ts = TestSim::start(SimConfig {
+    let (_ts, api, cid) = start_signed_in(SimConfig {
         customer_rps: 1.0,
         omit_retry_delay: true,
         ..small()
-    });
-    let token = ts.token().await;
-    let a = ts.customer(0);
-    ts.search(&token, &a, AD_GROUPS_QUERY).await;
-    let (status, body) = ts.search(&token, &a, AD_GROUPS_QUERY).await;
-    assert_eq!(status, 429);
+    })
+    .await;
+    let body = api.throttled_search(&cid).await;
     assert_eq!(quota_details(&body)["rateScope"], "ACCOUNT");
     assert!(quota_details(&body).get("retryDelay").is_none(), "{body}");
 }
 
 #[actix_rt::test]
 async fn throttle_in_partial_failure_answers_200_with_a_quota_error_per_operation() {
-    let ts = TestSim::start(SimConfig {
+    let (ts, api, a) = start_signed_in(SimConfig {
         customer_rps: 1.0,
         throttle_in_partial_failure: true,
         ..small()
-    });
-    let token = ts.token().await;
-    let a = ts.customer(0);
-    ts.search(&token, &a, AD_GROUPS_QUERY).await;
+    })
+    .await;
+    assert_eq!(api.search(&a, AD_GROUPS_QUERY).await.0, 200);
     let operations = vec![label_create("X"), label_create("Y")];
-    let (status, body) = ts.mutate(&token, &a, "labels:mutate", operations).await;
+    let (status, body) = api.mutate(&a, "labels:mutate", operations).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["results"], json!([{}, {}]));
     let errors = partial_errors(&body);
@@ -881,68 +533,86 @@ async fn throttle_in_partial_failure_answers_200_with_a_quota_error_per_operatio
 
 #[actix_rt::test]
 async fn daily_operations_quota_waits_until_utc_midnight() {
-    let ts = TestSim::start(SimConfig {
+    let (ts, api, a) = start_signed_in(SimConfig {
         daily_operations: 3,
         ..small()
-    });
-    let token = ts.token().await;
-    let a = ts.customer(0);
-    let operations = (0..2).map(|n| label_create(&format!("L{n}"))).collect();
-    assert_eq!(
-        ts.mutate(&token, &a, "labels:mutate", operations).await.0,
-        200
-    );
-    assert_eq!(ts.search(&token, &a, AD_GROUPS_QUERY).await.0, 200);
-    let (status, body) = ts.search(&token, &a, AD_GROUPS_QUERY).await;
-    assert_eq!(status, 429);
+    })
+    .await;
+    let (status, _) = api.mutate(&a, "labels:mutate", label_creates(2)).await;
+    assert_eq!(status, 200);
+    let body = api.throttled_search(&a).await;
     assert_eq!(
         first_error(&body)["errorCode"]["quotaError"],
         "RESOURCE_EXHAUSTED"
     );
     assert_eq!(quota_details(&body)["rateScope"], "DEVELOPER");
-    let delay = parse_duration(
-        quota_details(&body)["retryDelay"]
-            .as_str()
-            .expect("retryDelay"),
-    );
+    let delay = retry_delay(&body);
     assert!(delay > Duration::ZERO && delay <= Duration::from_secs(24 * 3600));
     let stats = ts.sim().stats();
     assert_eq!((stats.operations, stats.throttled.daily), (3, 1));
 }
 
 #[actix_rt::test]
-async fn forbidden_and_unknown_customers_are_permission_denied() {
-    let ts = TestSim::start(small());
-    let forbidden = ts.customer(1);
-    ts.set(|c| c.forbidden_customers = vec![forbidden.clone()]);
-    let token = ts.token().await;
-    for cid in [forbidden.as_str(), "9999999999"] {
-        let (status, body) = ts.search(&token, cid, AD_GROUPS_QUERY).await;
-        assert_eq!(status, 403, "{cid}");
-        assert_eq!(body["error"]["status"], "PERMISSION_DENIED");
-        assert_eq!(
-            first_error(&body)["errorCode"],
-            json!({"authorizationError": "USER_PERMISSION_DENIED"})
-        );
+async fn refused_customers_are_permission_denied_and_others_are_served() {
+    struct Case {
+        what: &'static str,
+        /// Refuses the customer (the first one unless `cid` names another).
+        refuse: fn(&mut SimConfig, String),
+        cid: Option<&'static str>,
+        code: Value,
+        rate_scope: Value,
     }
-    assert_eq!(
-        ts.search(&token, &ts.customer(0), AD_GROUPS_QUERY).await.0,
-        200
-    );
-    assert_eq!(ts.sim().stats().errors.permission, 2);
+    let cases = [
+        Case {
+            what: "a forbidden customer",
+            refuse: |c, cid| c.forbidden_customers = vec![cid],
+            cid: None,
+            code: json!({"authorizationError": "USER_PERMISSION_DENIED"}),
+            rate_scope: Value::Null,
+        },
+        Case {
+            what: "an unknown customer",
+            refuse: |_, _| {},
+            cid: Some("9999999999"),
+            code: json!({"authorizationError": "USER_PERMISSION_DENIED"}),
+            rate_scope: Value::Null,
+        },
+        Case {
+            what: "a quota-prohibited customer",
+            refuse: |c, cid| c.quota_prohibited_customers = vec![cid],
+            cid: None,
+            code: json!({"quotaError": "ACCESS_PROHIBITED"}),
+            rate_scope: json!("ACCOUNT"),
+        },
+    ];
+    for case in cases {
+        let what = case.what;
+        let (ts, api, refused) = start_signed_in(small()).await;
+        let other = ts.customer(1);
+        ts.set(|c| (case.refuse)(c, refused.clone()));
+        let cid = case.cid.map_or(refused, str::to_string);
+        let (status, body) = api.search(&cid, AD_GROUPS_QUERY).await;
+        assert_eq!(status, 403, "{what}: {body}");
+        assert_eq!(body["error"]["status"], "PERMISSION_DENIED", "{what}");
+        assert_eq!(first_error(&body)["errorCode"], case.code, "{what}");
+        assert_eq!(quota_details(&body)["rateScope"], case.rate_scope, "{what}");
+        let (status, _) = api.search(&other, AD_GROUPS_QUERY).await;
+        assert_eq!(status, 200, "{what}: other customers are served");
+        assert_eq!(ts.sim().stats().errors.permission, 1, "{what}");
+    }
 }
 
 #[actix_rt::test]
 async fn overlapping_mutates_of_one_customer_conflict() {
-    let ts = TestSim::start(SimConfig {
+    let (ts, api, a) = start_signed_in(SimConfig {
         latency_ms: 300,
         ..small()
-    });
-    let token = ts.token().await;
-    let (a, b) = (ts.customer(0), ts.customer(1));
+    })
+    .await;
+    let b = ts.customer(1);
     let (first, second) = tokio::join!(
-        ts.mutate(&token, &a, "labels:mutate", vec![label_create("ONE")]),
-        ts.mutate(&token, &a, "labels:mutate", vec![label_create("TWO")]),
+        api.mutate(&a, "labels:mutate", vec![label_create("ONE")]),
+        api.mutate(&a, "labels:mutate", vec![label_create("TWO")]),
     );
     let mut statuses = [first.0, second.0];
     statuses.sort();
@@ -955,8 +625,8 @@ async fn overlapping_mutates_of_one_customer_conflict() {
     );
     // Different customers at once are fine.
     let (one, two) = tokio::join!(
-        ts.mutate(&token, &a, "labels:mutate", vec![label_create("THREE")]),
-        ts.mutate(&token, &b, "labels:mutate", vec![label_create("THREE")]),
+        api.mutate(&a, "labels:mutate", vec![label_create("THREE")]),
+        api.mutate(&b, "labels:mutate", vec![label_create("THREE")]),
     );
     assert_eq!((one.0, two.0), (200, 200));
     assert_eq!(ts.sim().stats().errors.concurrent, 1);
@@ -964,47 +634,22 @@ async fn overlapping_mutates_of_one_customer_conflict() {
 
 #[actix_rt::test]
 async fn put_sim_config_changes_behaviour_at_run_time() {
-    let ts = TestSim::start(small());
-    let token = ts.token().await;
-    let cid = ts.customer(0);
-    assert_eq!(ts.search(&token, &cid, AD_GROUPS_QUERY).await.0, 200);
+    let (ts, api, cid) = start_signed_in(small()).await;
+    assert_eq!(api.search(&cid, AD_GROUPS_QUERY).await.0, 200);
 
-    let (status, config) = ts
-        .sim_json(
-            reqwest::Method::PUT,
-            "/sim/config",
-            Some(json!({"forbidden_customers": [cid]})),
-        )
-        .await;
+    let (status, config) = ts.put_config(json!({"forbidden_customers": [cid]})).await;
     assert_eq!(status, 200);
     assert_eq!(config["forbidden_customers"], json!([cid]));
     assert_eq!(config["customers"], 2, "other fields kept");
-    assert_eq!(ts.search(&token, &cid, AD_GROUPS_QUERY).await.0, 403);
+    assert_eq!(api.search(&cid, AD_GROUPS_QUERY).await.0, 403);
 
-    let (status, body) = ts
-        .sim_json(
-            reqwest::Method::PUT,
-            "/sim/config",
-            Some(json!({"customers": 5})),
-        )
-        .await;
+    let (status, body) = ts.put_config(json!({"customers": 5})).await;
     assert_eq!(status, 422, "{body}");
-    let (status, _) = ts
-        .sim_json(
-            reqwest::Method::PUT,
-            "/sim/config",
-            Some(json!({"no_such": 1})),
-        )
-        .await;
+    let (status, _) = ts.put_config(json!({"no_such": 1})).await;
     assert_eq!(status, 422);
 
-    ts.sim_json(
-        reqwest::Method::PUT,
-        "/sim/config",
-        Some(json!({"forbidden_customers": []})),
-    )
-    .await;
-    assert_eq!(ts.search(&token, &cid, AD_GROUPS_QUERY).await.0, 200);
+    ts.put_config(json!({"forbidden_customers": []})).await;
+    assert_eq!(api.search(&cid, AD_GROUPS_QUERY).await.0, 200);
     let (status, config) = ts.sim_json(reqwest::Method::GET, "/sim/config", None).await;
     assert_eq!(
         (status, config["forbidden_customers"].clone()),
@@ -1024,12 +669,12 @@ async fn put_sim_config_changes_behaviour_at_run_time() {
 
 #[actix_rt::test]
 async fn transient_error_rate_answers_500_or_503() {
-    let ts = TestSim::start(SimConfig {
+    let (ts, api, cid) = start_signed_in(SimConfig {
         transient_error_rate: 1.0,
         ..small()
-    });
-    let token = ts.token().await;
-    let (status, body) = ts.search(&token, &ts.customer(0), AD_GROUPS_QUERY).await;
+    })
+    .await;
+    let (status, body) = api.search(&cid, AD_GROUPS_QUERY).await;
     assert!(status == 500 || status == 503, "{status}");
     assert!(["INTERNAL", "UNAVAILABLE"].contains(&body["error"]["status"].as_str().unwrap_or("")));
     assert_eq!(ts.sim().stats().errors.transient, 1);
@@ -1037,15 +682,15 @@ async fn transient_error_rate_answers_500_or_503() {
 
 #[actix_rt::test]
 async fn latency_delays_every_answer() {
-    let ts = TestSim::start(SimConfig {
+    let (_ts, api, cid) = start_signed_in(SimConfig {
         latency_ms: 200,
         ..small()
-    });
-    let token = ts.token().await;
+    })
+    .await;
     let started = Instant::now();
-    let (status, _) = ts.search(&token, "bad-id", AD_GROUPS_QUERY).await;
+    let (status, _) = api.search("bad-id", AD_GROUPS_QUERY).await;
     assert_eq!(status, 400);
-    let (status, _) = ts.search(&token, &ts.customer(0), AD_GROUPS_QUERY).await;
+    let (status, _) = api.search(&cid, AD_GROUPS_QUERY).await;
     assert_eq!(status, 200);
     assert!(
         started.elapsed() >= Duration::from_millis(400),
@@ -1055,53 +700,27 @@ async fn latency_delays_every_answer() {
 
 #[actix_rt::test]
 async fn hung_label_mutate_never_answers_and_applies_nothing() {
-    let ts = TestSim::start(SimConfig {
+    let (ts, api, cid) = start_signed_in(SimConfig {
         hang_label_mutates: true,
         processed_share: 0.0,
         ..small()
-    });
-    let token = ts.token().await;
-    let cid = ts.customer(0);
-    let target = group(&ts, &cid, "normal");
-    let (_, body) = ts
-        .mutate(
-            &token,
-            &cid,
-            "labels:mutate",
-            vec![label_create("THEME_BLACK_FRIDAY")],
-        )
-        .await;
-    let label = body["results"][0]["resourceName"].clone();
-    let (_, body) = ts
-        .mutate(
-            &token,
-            &cid,
-            "adGroupAds:mutate",
-            vec![rsa_create(&cid, &target.id, &THEME)],
-        )
-        .await;
-    let ad = body["results"][0]["resourceName"].clone();
+    })
+    .await;
+    let target = ts.group(&cid, GroupKind::Normal);
+    let (label, ad) = api.create_theme_label_and_ad(&cid, &target.id).await;
 
-    let hung = ts
-        .http
-        .post(format!(
-            "{}/{VERSION}/customers/{cid}/adGroupAdLabels:mutate",
-            ts.base
-        ))
-        .bearer_auth(&token)
-        .json(
-            &json!({"operations": [{"create": {"adGroupAd": ad, "label": label}}],
-                      "partialFailure": true}),
-        )
+    let body = json!({"operations": [ad_label_create(&ad, &label)], "partialFailure": true});
+    let hung = api
+        .request(VERSION, &cid, "adGroupAdLabels:mutate", &body)
         .timeout(Duration::from_millis(500))
         .send()
         .await;
     assert!(hung.is_err_and(|e| e.is_timeout()), "no answer");
-    let created = group_view(&ts, &cid, &target.id);
+    let created = ts.group_view(&cid, &target.id);
     assert!(!created.processed, "the label was not attached");
     // The hung request does not hold the customer: the next mutate is not a conflict.
-    let (status, _) = ts
-        .mutate(&token, &cid, "labels:mutate", vec![label_create("OTHER")])
+    let (status, _) = api
+        .mutate(&cid, "labels:mutate", vec![label_create("OTHER")])
         .await;
     assert_eq!(status, 200);
 }
@@ -1109,39 +728,16 @@ async fn hung_label_mutate_never_answers_and_applies_nothing() {
 // Strictness (GOOGLE_ADS.md "Refinements (2026-12)"): the simulator reads bodies as Google does,
 // so a client that passes here does not fail against Google.
 
-/// POSTs `body` to `method` under API `version`.
-async fn call_version(
-    ts: &TestSim,
-    version: &str,
-    token: &str,
-    cid: &str,
-    method: &str,
-    body: &Value,
-) -> reqwest::Response {
-    ts.http
-        .post(format!("{}/{version}/customers/{cid}/{method}", ts.base))
-        .bearer_auth(token)
-        .json(body)
-        .send()
-        .await
-        .expect("API request")
-}
-
 #[actix_rt::test]
 async fn unknown_json_fields_are_invalid_arguments_and_change_nothing() {
-    let ts = TestSim::start(small());
-    let token = ts.token().await;
-    let cid = ts.customer(0);
-    let normal = group(&ts, &cid, "normal").id;
+    let (ts, api, cid) = start_signed_in(small()).await;
+    let normal = ts.group(&cid, GroupKind::Normal).id;
     let mut misspelled_create = rsa_create(&cid, &normal, &THEME);
     misspelled_create["create"]["adGroupp"] = json!("x");
     let mut nested = rsa_create(&cid, &normal, &THEME);
     nested["create"]["ad"]["responsiveSearchAd"]["headline"] = json!([]);
     let cases = [
-        (
-            "googleAds:search",
-            json!({"query": AD_GROUPS_QUERY, "bogus": 1}),
-        ),
+        (SEARCH, json!({"query": AD_GROUPS_QUERY, "bogus": 1})),
         (
             "adGroupAds:mutate",
             json!({"operations": [rsa_create(&cid, &normal, &THEME)], "partialFailures": true}),
@@ -1164,7 +760,7 @@ async fn unknown_json_fields_are_invalid_arguments_and_change_nothing() {
         ),
     ];
     for (method, body) in cases {
-        let (status, answer) = ts.call(&token, &cid, method, &body).await;
+        let (status, answer) = api.call(&cid, method, &body).await;
         assert_eq!(status, 400, "{method} {body}: {answer}");
         assert_eq!(answer["error"]["status"], "INVALID_ARGUMENT", "{answer}");
         let message = answer["error"]["message"].as_str().unwrap_or_default();
@@ -1177,17 +773,8 @@ async fn unknown_json_fields_are_invalid_arguments_and_change_nothing() {
 
 #[actix_rt::test]
 async fn snake_case_names_and_numeric_enums_are_accepted() {
-    let ts = TestSim::start(small());
-    let token = ts.token().await;
-    let cid = ts.customer(0);
-    let customer = ts.sim().customer(&cid).expect("customer");
-    let normal: Vec<String> = customer
-        .ad_groups
-        .iter()
-        .filter(|g| g.status == Status::Enabled && g.has_rsa && !g.processed)
-        .take(2)
-        .map(|g| g.id.clone())
-        .collect();
+    let (ts, api, cid) = start_signed_in(small()).await;
+    let normal = ts.normal_ids(&cid, 2);
     ts.set(|c| c.reject_ad_groups = vec![normal[1].clone()]);
     let snake = |id: &str| {
         json!({"create": {
@@ -1201,60 +788,40 @@ async fn snake_case_names_and_numeric_enums_are_accepted() {
     // `partial_failure` in snake_case is honoured: the good operation is kept.
     let body =
         json!({"operations": [snake(&normal[0]), snake(&normal[1])], "partial_failure": true});
-    let (status, answer) = ts.call(&token, &cid, "adGroupAds:mutate", &body).await;
+    let (status, answer) = api.call(&cid, "adGroupAds:mutate", &body).await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(partial_errors(&answer).len(), 1, "{answer}");
-    let created = group_view(&ts, &cid, &normal[0])
+    let created = ts
+        .group_view(&cid, &normal[0])
         .ads
         .into_iter()
         .find(|ad| ad.origin == sim::AdOrigin::Api)
         .expect("the created ad");
     assert_eq!(created.status, Status::Paused, "status 3 is PAUSED");
     // A search with snake_case `page_token` pages like `pageToken`.
-    let (status, first) = ts
-        .call(
-            &token,
-            &cid,
-            "googleAds:search",
-            &json!({"query": AD_GROUPS_QUERY}),
-        )
-        .await;
+    let (status, first) = api.search(&cid, AD_GROUPS_QUERY).await;
     assert_eq!(status, 200, "{first}");
     if let Some(next) = first["nextPageToken"].as_str() {
-        let (status, page) = ts
-            .call(
-                &token,
-                &cid,
-                "googleAds:search",
-                &json!({"query": AD_GROUPS_QUERY, "page_token": next}),
-            )
-            .await;
+        let body = json!({"query": AD_GROUPS_QUERY, "page_token": next});
+        let (status, page) = api.call(&cid, SEARCH, &body).await;
         assert_eq!(status, 200, "{page}");
     }
     // A number the enum does not have is refused like an unknown name.
     let mut bad = snake(&normal[0]);
     bad["create"]["status"] = json!(42);
-    let (status, answer) = ts
-        .call(
-            &token,
-            &cid,
-            "adGroupAds:mutate",
-            &json!({"operations": [bad]}),
-        )
-        .await;
+    let body = json!({"operations": [bad]});
+    let (status, answer) = api.call(&cid, "adGroupAds:mutate", &body).await;
     assert_eq!(status, 400, "{answer}");
 }
 
 #[actix_rt::test]
 async fn page_size_in_a_search_is_not_supported() {
-    let ts = TestSim::start(small());
-    let token = ts.token().await;
-    let cid = ts.customer(0);
+    let (ts, api, cid) = start_signed_in(small()).await;
     for body in [
         json!({"query": AD_GROUPS_QUERY, "pageSize": 5}),
         json!({"query": AD_GROUPS_QUERY, "page_size": 5}),
     ] {
-        let (status, answer) = ts.call(&token, &cid, "googleAds:search", &body).await;
+        let (status, answer) = api.call(&cid, SEARCH, &body).await;
         assert_eq!(status, 400, "{body}: {answer}");
         assert_eq!(
             first_error(&answer)["errorCode"],
@@ -1267,37 +834,38 @@ async fn page_size_in_a_search_is_not_supported() {
 
 #[actix_rt::test]
 async fn only_the_served_api_versions_answer() {
-    let ts = TestSim::start(small());
-    let token = ts.token().await;
-    let cid = ts.customer(0);
+    let (ts, api, cid) = start_signed_in(small()).await;
     let search = json!({"query": AD_GROUPS_QUERY});
-    for version in ["v23", "v24", "v25", "v26"] {
-        let response = call_version(&ts, version, &token, &cid, "googleAds:search", &search).await;
-        assert_eq!(response.status(), 200, "{version}");
-    }
-    for version in ["v22", "v27", "v2", "latest", "V26"] {
-        let response = call_version(&ts, version, &token, &cid, "googleAds:search", &search).await;
-        assert_eq!(response.status(), 404, "{version}");
+    let status_under = async |version: &str| {
+        let response = api.request(version, &cid, SEARCH, &search).send().await;
+        response.expect("API request").status().as_u16()
+    };
+    let cases = [
+        ("v23", 200),
+        ("v24", 200),
+        ("v25", 200),
+        ("v26", 200),
+        ("v22", 404),
+        ("v27", 404),
+        ("v2", 404),
+        ("latest", 404),
+        ("V26", 404),
+    ];
+    for (version, expected) in cases {
+        assert_eq!(status_under(version).await, expected, "{version}");
     }
     ts.set(|c| c.api_versions = vec!["v26".into()]);
-    let response = call_version(&ts, "v25", &token, &cid, "googleAds:search", &search).await;
-    assert_eq!(response.status(), 404, "v25 once only v26 is served");
+    assert_eq!(
+        status_under("v25").await,
+        404,
+        "v25 once only v26 is served"
+    );
 }
 
 #[actix_rt::test]
 async fn search_answers_carry_the_request_id_only_as_a_header() {
-    let ts = TestSim::start(small());
-    let token = ts.token().await;
-    let cid = ts.customer(0);
-    let response = ts
-        .send(
-            &token,
-            &cid,
-            "googleAds:search",
-            &json!({"query": AD_GROUPS_QUERY}),
-            &[],
-        )
-        .await;
+    let (_ts, api, cid) = start_signed_in(small()).await;
+    let response = api.search_response(&cid, &[]).await;
     assert_eq!(response.status(), 200);
     let header = response
         .headers()
@@ -1312,52 +880,42 @@ async fn search_answers_carry_the_request_id_only_as_a_header() {
 
 #[actix_rt::test]
 async fn validate_only_checks_everything_and_changes_nothing() {
-    let ts = TestSim::start(small());
-    let token = ts.token().await;
-    let cid = ts.customer(0);
-    let normal = group(&ts, &cid, "normal").id;
-    let before = ts.sim().customer(&cid).expect("customer");
-    let valid = rsa_create(&cid, &normal, &THEME);
-    let too_long = rsa_create(
-        &cid,
-        &normal,
-        &["This headline is far too long to be one"; 3],
-    );
+    let (ts, api, cid) = start_signed_in(small()).await;
+    let normal = ts.group(&cid, GroupKind::Normal).id;
+    let before = ts.view(&cid);
+    let too_long = ["This headline is far too long to be one"; 3];
+    let cases = [
+        (
+            "a valid ad",
+            "adGroupAds:mutate",
+            rsa_create(&cid, &normal, &THEME),
+            200,
+        ),
+        (
+            "an invalid ad is refused",
+            "adGroupAds:mutate",
+            rsa_create(&cid, &normal, &too_long),
+            400,
+        ),
+        (
+            "a new label",
+            "labels:mutate",
+            label_create("NEW_LABEL"),
+            200,
+        ),
+    ];
     for key in ["validateOnly", "validate_only"] {
-        let body = json!({"operations": [valid.clone()], key: true});
-        let (status, answer) = ts.call(&token, &cid, "adGroupAds:mutate", &body).await;
-        assert_eq!(status, 200, "{key}: {answer}");
-        let body = json!({"operations": [too_long.clone()], key: true});
-        let (status, answer) = ts.call(&token, &cid, "adGroupAds:mutate", &body).await;
-        assert_eq!(status, 400, "{key}: an invalid ad is refused: {answer}");
-        let body = json!({"operations": [{"create": {"name": "NEW_LABEL"}}], key: true});
-        let (status, answer) = ts.call(&token, &cid, "labels:mutate", &body).await;
-        assert_eq!(status, 200, "{key}: {answer}");
+        for (what, method, operation, expected) in &cases {
+            let body = json!({"operations": [operation], key: true});
+            let (status, answer) = api.call(&cid, method, &body).await;
+            assert_eq!(status, *expected, "{key}, {what}: {answer}");
+        }
     }
-    let after = ts.sim().customer(&cid).expect("customer");
     assert_eq!(
         serde_json::to_value(&before).expect("json"),
-        serde_json::to_value(&after).expect("json"),
+        serde_json::to_value(ts.view(&cid)).expect("json"),
         "nothing changed"
     );
     let stats = ts.sim().stats();
     assert_eq!((stats.ads_created, stats.labels_created), (0, 0));
-}
-
-#[actix_rt::test]
-async fn a_quota_prohibited_customer_is_refused_with_access_prohibited() {
-    let ts = TestSim::start(small());
-    let token = ts.token().await;
-    let cid = ts.customer(0);
-    ts.set(|c| c.quota_prohibited_customers = vec![cid.clone()]);
-    let (status, answer) = ts.search(&token, &cid, AD_GROUPS_QUERY).await;
-    assert_eq!(status, 403, "{answer}");
-    assert_eq!(
-        first_error(&answer)["errorCode"],
-        json!({"quotaError": "ACCESS_PROHIBITED"}),
-        "{answer}"
-    );
-    assert_eq!(quota_details(&answer)["rateScope"], "ACCOUNT");
-    let (status, _) = ts.search(&token, &ts.customer(1), AD_GROUPS_QUERY).await;
-    assert_eq!(status, 200, "other customers are served");
 }
