@@ -15,6 +15,7 @@
 use std::time::{Duration, Instant};
 
 use overseer_sim::{self as sim, RunningSim, SimConfig, SimStats};
+use overseer_testkit::theme_job;
 use serde_json::{Value, json};
 
 use crate::{
@@ -48,16 +49,9 @@ fn good(stats: &SimStats) -> u64 {
 
 /// A theme job over every ad group of the simulator.
 fn theme_job(sim: &RunningSim, ops_per_request: u32) -> Value {
-    let items: Vec<Value> = sim
-        .sim
-        .customer_ids()
+    let items: Vec<Value> = theme_job::ad_groups(&sim.sim, None)
         .into_iter()
-        .flat_map(|customer_id| {
-            let view = sim.sim.customer(&customer_id).expect("simulated customer");
-            view.ad_groups
-                .into_iter()
-                .map(move |g| json!({"customer_id": customer_id.clone(), "ad_group_id": g.id}))
-        })
+        .map(|(customer_id, g)| json!({"customer_id": customer_id, "ad_group_id": g.id}))
         .collect();
     json!({
         "name": "goodput", "operation": "google_ads.theme_rsa",

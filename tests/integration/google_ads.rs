@@ -12,6 +12,7 @@ use std::{
 
 use overseer::app::App;
 use overseer_sim::{self as sim, CustomerView, RunningSim, SimConfig};
+use overseer_testkit::theme_job;
 use serde_json::{Value, json};
 
 use crate::node_process::Node;
@@ -58,14 +59,9 @@ fn customers(simulator: &RunningSim) -> Vec<CustomerView> {
 
 /// Every ad group of every customer, by id.
 fn items_by_id(simulator: &RunningSim) -> Vec<Value> {
-    customers(simulator)
+    theme_job::ad_groups(&simulator.sim, None)
         .into_iter()
-        .flat_map(|c| {
-            let cid = c.id.clone();
-            c.ad_groups
-                .into_iter()
-                .map(move |g| json!({"customer_id": cid, "ad_group_id": g.id}))
-        })
+        .map(|(cid, g)| json!({"customer_id": cid, "ad_group_id": g.id}))
         .collect()
 }
 

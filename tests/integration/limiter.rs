@@ -15,6 +15,7 @@ use std::{
 
 use overseer::app::App;
 use overseer_sim::{self as sim, RunningSim, SimConfig};
+use overseer_testkit::theme_job;
 use serde_json::{Value, json};
 use tokio::{
     io::copy_bidirectional,
@@ -24,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::support::{
     TestDb, assert_api_error, get, get_job, http, sim_config, start, submit_json, test_config,
-    wait_for, wait_for_status,
+    try_json, wait_for, wait_for_status,
 };
 
 const DEADLINE: Duration = Duration::from_secs(120);
@@ -48,15 +49,13 @@ fn quota_sim(customers: u32, ad_groups: u32, developer_rps: f64) -> RunningSim {
 
 /// A theme job over the ad groups of the given customers, one operation per request.
 fn theme_job(sim: &RunningSim, name: &str, priority: i32, customers: &[u32]) -> Value {
-    let items: Vec<Value> = customers
+    let customers: Vec<String> = customers
         .iter()
-        .flat_map(|i| {
-            let customer_id = (1_000_000_000u64 + u64::from(*i)).to_string();
-            let view = sim.sim.customer(&customer_id).expect("simulated customer");
-            view.ad_groups
-                .into_iter()
-                .map(move |g| json!({"customer_id": customer_id.clone(), "ad_group_id": g.id}))
-        })
+        .map(|i| (1_000_000_000u64 + u64::from(*i)).to_string())
+        .collect();
+    let items: Vec<Value> = theme_job::ad_groups(&sim.sim, Some(&customers))
+        .into_iter()
+        .map(|(customer_id, g)| json!({"customer_id": customer_id, "ad_group_id": g.id}))
         .collect();
     json!({
         "name": name, "operation": "google_ads.theme_rsa", "priority": priority,
@@ -252,14 +251,7 @@ impl RedisProxy {
 }
 
 async fn limiter_mode(base: &str) -> Option<String> {
-    let ready: Value = http()
-        .get(format!("{base}/api/health/ready"))
-        .send()
-        .await
-        .ok()?
-        .json()
-        .await
-        .ok()?;
+    let ready: Value = try_json(http().get(format!("{base}/api/health/ready"))).await?;
     ready["rate_limiter"]["mode"].as_str().map(str::to_string)
 }
 

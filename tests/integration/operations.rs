@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use crate::node_process::Node;
 use crate::support::{
     TestDb, assert_api_error, assert_nothing_stored, get, get_json, http, json_items, list_page,
-    start, started, submit_json, test_config, wait_for, wait_for_status,
+    start, started, submit_json, test_config, try_json, wait_for, wait_for_status,
 };
 
 const TOKEN: &str = "t0ken-for-tests";
@@ -249,15 +249,7 @@ async fn no_secret_reaches_the_logs() {
         wait_for("the job to end or stall", Duration::from_secs(30), || {
             let url = format!("{base}/api/jobs/{id}");
             async move {
-                let job: Value = http()
-                    .get(url)
-                    .bearer_auth(token)
-                    .send()
-                    .await
-                    .ok()?
-                    .json()
-                    .await
-                    .ok()?;
+                let job: Value = try_json(http().get(url).bearer_auth(token)).await?;
                 (job["status"] != "pending").then_some(())
             }
         })

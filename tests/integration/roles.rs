@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::{
     node_process::{Node, assert_rows_match_counters, db_client, job_row, submit},
-    support::{TestDb, http, wait_for},
+    support::{TestDb, http, try_json, wait_for},
 };
 
 /// How fast a change must reach the worker.
@@ -84,14 +84,7 @@ async fn api_changes_reach_the_worker_through_postgres_and_api_restarts_do_not_t
     .await;
     let api = Node::spawn_role(&db, "api", "api-2", &[]).await;
     let job = wait_for("the job to complete", Duration::from_secs(60), || async {
-        let job: Value = http()
-            .get(format!("{}/api/jobs/{id}", api.base))
-            .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
+        let job: Value = try_json(http().get(format!("{}/api/jobs/{id}", api.base))).await?;
         (job["status"] == "completed").then_some(job)
     })
     .await;

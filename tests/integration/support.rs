@@ -103,6 +103,11 @@ pub async fn get(url: &str) -> reqwest::Response {
         .unwrap_or_else(|e| panic!("GET {url}: {e}"))
 }
 
+/// Sends `request` and reads its JSON body; `None` when either fails (for polling).
+pub async fn try_json(request: reqwest::RequestBuilder) -> Option<Value> {
+    request.send().await.ok()?.json().await.ok()
+}
+
 /// GETs `url` and parses its JSON body (panicking, naming the URL, when either fails).
 pub async fn get_json(url: &str) -> Value {
     http()
