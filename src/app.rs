@@ -64,6 +64,10 @@ impl App {
         registry: OperationRegistry,
     ) -> anyhow::Result<App> {
         let config = Arc::new(config);
+        let http_listeners = match roles.api {
+            true => Some(http::bind(&config.http_addr)?),
+            false => None,
+        };
         let pool = store::connect(&config.pool_settings()).await?;
         // Two budgets: nothing the API does (slow uploads, heavy reads) can take a connection
         // the DbWriter, lease renewal or heartbeats need. Connections open lazily, so a role
@@ -140,7 +144,7 @@ impl App {
             );
             listeners.push(listener);
         }
-        let server = if roles.api {
+        let server = if let Some(http_listeners) = http_listeners {
             let state = AppState {
                 store: PgStore::new(api_pool.clone()),
                 engine_pool: store.pool.clone(),
@@ -156,7 +160,7 @@ impl App {
                 live: live.clone(),
                 started_at: Instant::now(),
             };
-            let server = http::start(state, &config.http_addr, 2)?;
+            let server = http::start(state, http_listeners, 2)?;
             if server.addrs.iter().all(|a| a.ip().is_loopback()) {
                 tracing::info!(addrs = ?server.addrs,
                     "HTTP API listening on loopback only (OVERSEER_HTTP_ADDR=0.0.0.0:8080 exposes it)");

@@ -4,13 +4,16 @@
 
 mod bench;
 
-use std::path::PathBuf;
+use std::{path::PathBuf, process::ExitCode};
 
-use anyhow::Context;
 use clap::{Parser, Subcommand};
 use overseer::{
     app::{App, Roles},
-    cli::submit::{self, Submission},
+    cli::{
+        api::{self, Api, CliError},
+        output,
+        submit::{self, Submission},
+    },
     config::{Config, ConfigError},
     signal::{StopSignals, wait_for_signal},
     store, telemetry,
@@ -39,13 +42,15 @@ struct ApiArgs {
 }
 
 impl ApiArgs {
-    /// `--server`, else `OVERSEER_SERVER`, else `OVERSEER_API_URL` (its name before the API
-    /// contract named the CLI's), else the local default.
-    fn server(&self) -> String {
-        self.server
+    /// The client for `--server`, else `OVERSEER_SERVER`, else `OVERSEER_API_URL` (its name
+    /// before the API contract named the CLI's), else the local default.
+    fn api(&self) -> Result<Api, CliError> {
+        let server = self
+            .server
             .clone()
             .or_else(|| std::env::var("OVERSEER_API_URL").ok())
-            .unwrap_or_else(|| "http://127.0.0.1:8080".to_string())
+            .unwrap_or_else(|| api::DEFAULT_SERVER.to_string());
+        Api::new(&server, self.token.as_deref())
     }
 }
 
@@ -68,10 +73,19 @@ enum Command {
     /// Run the Google Ads simulator (an HTTP server on its own port).
     Sim(Box<overseer_sim::SimArgs>),
     /// Submit a job from a CSV (or .json) file.
+    ///
+    /// Example: overseer submit groups.csv --operation google_ads.theme_rsa
+    /// --params '{"theme": "black_friday"}' --follow
+    ///
+    /// With --follow, the exit status says how the job ended: 0 completed with no failed item,
+    /// 2 completed with failed items, 1 failed, cancelled, or not followed to its end.
+    #[command(verbatim_doc_comment)]
     Submit {
         file: PathBuf,
-        #[arg(long, default_value = "noop")]
-        operation: String,
+        /// The operation to run on each item (`noop`, `google_ads.theme_rsa`); required. A JSON
+        /// file names it inside and may leave this out.
+        #[arg(long)]
+        operation: Option<String>,
         #[arg(long)]
         name: Option<String>,
         #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
@@ -99,19 +113,67 @@ enum Command {
 
 #[derive(Subcommand)]
 enum JobsCommand {
-    /// List the newest jobs.
+    /// List the newest jobs, one line each.
+    ///
+    /// Example: overseer jobs list --server http://overseer.internal:8080
+    #[command(verbatim_doc_comment)]
     List {
         #[command(flatten)]
         api: ApiArgs,
     },
-    /// Show one job.
-    Get {
+    /// Show one job, as the API's JSON.
+    ///
+    /// Example: overseer jobs show 42
+    #[command(visible_alias = "get", verbatim_doc_comment)]
+    Show {
         id: i64,
         #[command(flatten)]
         api: ApiArgs,
     },
-    /// Follow one job's progress until it ends.
+    /// Follow one job's progress until it ends, across restarts of the server.
+    ///
+    /// Example: overseer jobs watch 42
+    ///
+    /// Exit status: 0 completed with no failed item, 2 completed with failed items, 1 failed,
+    /// cancelled, or not followed to its end.
+    #[command(verbatim_doc_comment)]
     Watch {
+        id: i64,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Pause a job: no new calls; outcomes already obtained are kept.
+    ///
+    /// Example: overseer jobs pause 42
+    #[command(verbatim_doc_comment)]
+    Pause {
+        id: i64,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Resume a paused job.
+    ///
+    /// Example: overseer jobs resume 42
+    #[command(verbatim_doc_comment)]
+    Resume {
+        id: i64,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Cancel a job: its pending items are skipped.
+    ///
+    /// Example: overseer jobs cancel 42
+    #[command(verbatim_doc_comment)]
+    Cancel {
+        id: i64,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Run a finished job's failed items again.
+    ///
+    /// Example: overseer jobs retry 42
+    #[command(verbatim_doc_comment)]
+    Retry {
         id: i64,
         #[command(flatten)]
         api: ApiArgs,
@@ -185,8 +247,20 @@ enum BenchCommand {
 }
 
 #[actix_web::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> ExitCode {
     let cli = Cli::parse();
+    match run(cli).await {
+        Ok(code) => ExitCode::from(code),
+        Err(error) => {
+            // One line: the error and its causes, never a backtrace.
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs the command; its exit status (0 unless a followed job ended badly, see `exit_code`).
+async fn run(cli: Cli) -> anyhow::Result<u8> {
     let config = match Config::load() {
         Ok(config) => config,
         // A setting no one reads is refused as a usage error (exit code 2, as for a bad flag),
@@ -207,27 +281,25 @@ async fn main() -> anyhow::Result<()> {
     };
     telemetry::init_with_default(&config.log_format, default_filter);
     match cli.command {
-        Command::Serve => run_roles(config, Roles::SERVE).await,
-        Command::Worker => {
-            run_roles(
-                config,
-                Roles {
-                    engine: true,
-                    api: false,
-                },
-            )
-            .await
-        }
-        Command::Api => {
-            run_roles(
-                config,
-                Roles {
-                    engine: false,
-                    api: true,
-                },
-            )
-            .await
-        }
+        Command::Serve => run_roles(config, Roles::SERVE).await.map(|()| 0),
+        Command::Worker => run_roles(
+            config,
+            Roles {
+                engine: true,
+                api: false,
+            },
+        )
+        .await
+        .map(|()| 0),
+        Command::Api => run_roles(
+            config,
+            Roles {
+                engine: false,
+                api: true,
+            },
+        )
+        .await
+        .map(|()| 0),
         Command::Migrate => {
             let settings = config.pool_settings();
             store::pool::ensure_database(&settings).await?;
@@ -238,10 +310,12 @@ async fn main() -> anyhow::Result<()> {
             for name in applied {
                 println!("applied {name}");
             }
-            Ok(())
+            Ok(0)
         }
-        Command::Demo(args) => bench::demo::run(config, args).await,
-        Command::Sim(args) => overseer_sim::run(*args, wait_for_signal()).await,
+        Command::Demo(args) => bench::demo::run(config, args).await.map(|()| 0),
+        Command::Sim(args) => overseer_sim::run(*args, wait_for_signal())
+            .await
+            .map(|()| 0),
         Command::Submit {
             file,
             operation,
@@ -250,102 +324,158 @@ async fn main() -> anyhow::Result<()> {
             params,
             follow,
             api,
-        } => {
-            let job = submit::submit(&Submission {
-                api: &api.server(),
-                token: api.token.as_deref(),
-                file: &file,
-                operation: &operation,
-                name: name.as_deref(),
-                priority,
-                params: &params,
-            })
-            .await?;
-            let id = job["id"]
-                .as_i64()
-                .context("the server returned no job id")?;
-            println!("submitted job {id} ({} items)", job["total_items"]);
-            if follow {
-                submit::follow(&api.server(), api.token.as_deref(), id).await?;
-            }
-            Ok(())
+        } => Ok(submit_command(
+            &api.api()?,
+            &file,
+            operation.as_deref(),
+            name.as_deref(),
+            priority,
+            &params,
+            follow,
+        )
+        .await?),
+        Command::Jobs { command } => Ok(jobs_command(command).await?),
+        Command::Bench { command } => run_bench(config, command).await.map(|()| 0),
+    }
+}
+
+async fn run_bench(config: Config, command: BenchCommand) -> anyhow::Result<()> {
+    match command {
+        BenchCommand::Engine { items, customers } => {
+            bench::engine::run(config, items, customers).await
         }
-        Command::Jobs { command } => match command {
-            JobsCommand::List { api } => {
-                let list = submit::list_jobs(&api.server(), api.token.as_deref()).await?;
-                for job in list["jobs"].as_array().into_iter().flatten() {
-                    println!("{}", submit::progress_line(job));
-                }
-                Ok(())
+        BenchCommand::Ingest {
+            items,
+            customers,
+            phase,
+        } => bench::ingest::run(config, items, customers, phase).await,
+        BenchCommand::Api => bench::api::run(config).await,
+        BenchCommand::GoogleAds(args) => bench::google_ads::run(config, args).await,
+        BenchCommand::Recovery { rounds, lease_ms } => {
+            bench::recovery::run(config, rounds, lease_ms).await
+        }
+        BenchCommand::Limiter {
+            secs,
+            customers,
+            workers_per_customer,
+            mode,
+            shape,
+            all_shapes,
+        } => {
+            use bench::limiter::Mode;
+            let modes = match mode.as_str() {
+                "adaptive" => vec![Mode::Adaptive],
+                "baseline" => vec![Mode::Baseline],
+                "both" => vec![Mode::Adaptive, Mode::Baseline],
+                other => anyhow::bail!("--mode {other:?}: adaptive, baseline or both"),
+            };
+            let shapes = if all_shapes {
+                bench::shapes::Shape::ALL.to_vec()
+            } else {
+                shape
+            };
+            if !shapes.is_empty() {
+                return bench::shapes::run(
+                    config,
+                    &shapes,
+                    secs,
+                    modes.contains(&Mode::Baseline),
+                    modes.contains(&Mode::Adaptive),
+                )
+                .await;
             }
-            JobsCommand::Get { id, api } => {
-                let job = submit::get_job(&api.server(), api.token.as_deref(), id).await?;
-                println!("{}", serde_json::to_string_pretty(&job)?);
-                Ok(())
-            }
-            JobsCommand::Watch { id, api } => {
-                submit::follow(&api.server(), api.token.as_deref(), id).await?;
-                Ok(())
-            }
-        },
-        Command::Bench { command } => match command {
-            BenchCommand::Engine { items, customers } => {
-                bench::engine::run(config, items, customers).await
-            }
-            BenchCommand::Ingest {
-                items,
-                customers,
-                phase,
-            } => bench::ingest::run(config, items, customers, phase).await,
-            BenchCommand::Api => bench::api::run(config).await,
-            BenchCommand::GoogleAds(args) => bench::google_ads::run(config, args).await,
-            BenchCommand::Recovery { rounds, lease_ms } => {
-                bench::recovery::run(config, rounds, lease_ms).await
-            }
-            BenchCommand::Limiter {
+            bench::limiter::run(bench::limiter::Options {
                 secs,
                 customers,
                 workers_per_customer,
-                mode,
-                shape,
-                all_shapes,
-            } => {
-                use bench::limiter::Mode;
-                let modes = match mode.as_str() {
-                    "adaptive" => vec![Mode::Adaptive],
-                    "baseline" => vec![Mode::Baseline],
-                    "both" => vec![Mode::Adaptive, Mode::Baseline],
-                    other => anyhow::bail!("--mode {other:?}: adaptive, baseline or both"),
-                };
-                let shapes = if all_shapes {
-                    bench::shapes::Shape::ALL.to_vec()
-                } else {
-                    shape
-                };
-                if !shapes.is_empty() {
-                    return bench::shapes::run(
-                        config,
-                        &shapes,
-                        secs,
-                        modes.contains(&Mode::Baseline),
-                        modes.contains(&Mode::Adaptive),
-                    )
-                    .await;
-                }
-                bench::limiter::run(bench::limiter::Options {
-                    secs,
-                    customers,
-                    workers_per_customer,
-                    modes,
-                })
-                .await
-            }
-            BenchCommand::Progress {
-                items,
-                customers,
-                clients,
-            } => bench::progress::run(config, items, customers, clients).await,
+                modes,
+            })
+            .await
+        }
+        BenchCommand::Progress {
+            items,
+            customers,
+            clients,
+        } => bench::progress::run(config, items, customers, clients).await,
+    }
+}
+
+async fn submit_command(
+    api: &Api,
+    file: &std::path::Path,
+    operation: Option<&str>,
+    name: Option<&str>,
+    priority: i32,
+    params: &str,
+    follow: bool,
+) -> Result<u8, CliError> {
+    let is_json = file.extension().is_some_and(|e| e == "json");
+    let operation = match (operation, is_json) {
+        (Some(operation), _) => operation,
+        // A JSON submission names its operation inside.
+        (None, true) => "",
+        (None, false) => {
+            return Err(CliError::Input(
+                "--operation is required: name what to run on each item, e.g. --operation \
+                 google_ads.theme_rsa (or --operation noop to try a file)"
+                    .into(),
+            ));
+        }
+    };
+    let job = submit::submit(
+        api,
+        &Submission {
+            file,
+            operation,
+            name,
+            priority,
+            params,
         },
+    )
+    .await?;
+    let Some(id) = job["id"].as_i64() else {
+        return Err(CliError::BadAnswer {
+            url: format!("{}/api/jobs", api.base()),
+            reason: format!("no job id in {job}"),
+        });
+    };
+    output::line(format!("submitted job {id} ({} items)", job["total_items"]))?;
+    if !follow {
+        return Ok(0);
+    }
+    Ok(submit::exit_code(&submit::follow(api, id).await?))
+}
+
+async fn jobs_command(command: JobsCommand) -> Result<u8, CliError> {
+    let change = |api: &ApiArgs, id: i64, action: &'static str| {
+        let api = api.api();
+        async move {
+            let job = api?.change(id, action).await?;
+            output::line(submit::progress_line(&job))?;
+            Ok(0)
+        }
+    };
+    match command {
+        JobsCommand::List { api } => {
+            let list = api.api()?.jobs().await?;
+            for job in list["jobs"].as_array().into_iter().flatten() {
+                output::line(submit::progress_line(job))?;
+            }
+            Ok(0)
+        }
+        JobsCommand::Show { id, api } => {
+            let job = api.api()?.job(id).await?;
+            output::line(serde_json::to_string_pretty(&job).unwrap_or_default())?;
+            Ok(0)
+        }
+        JobsCommand::Watch { id, api } => {
+            let job = submit::follow(&api.api()?, id).await?;
+            Ok(submit::exit_code(&job))
+        }
+        JobsCommand::Pause { id, api } => change(&api, id, "pause").await,
+        JobsCommand::Resume { id, api } => change(&api, id, "resume").await,
+        JobsCommand::Cancel { id, api } => change(&api, id, "cancel").await,
+        JobsCommand::Retry { id, api } => change(&api, id, "retry").await,
     }
 }
 

@@ -81,7 +81,7 @@ pub async fn run(mut config: Config, args: DemoArgs) -> anyhow::Result<()> {
         args.customers,
         simulator.base_url()
     );
-    let done = submit::follow(&api, None, id).await?;
+    let done = submit::follow(&overseer::cli::api::Api::new(&api, None)?, id).await?;
     print_summary(&done, &api, id, &simulator.base_url());
     if !args.exit {
         println!("serving the dashboard until Ctrl-C");

@@ -1,16 +1,15 @@
-//! `overseer submit FILE` and `overseer jobs …`: talk to a running server's API. `--follow`
-//! follows the job's websocket feed (see `cli::watch`), and polls it once a second with
-//! [`poll_until_done`] when the socket is not available.
+//! `overseer submit FILE` and `overseer jobs …`: a running server's API from the command line.
+//! `--follow` and `jobs watch` follow the job (see `cli::watch`); [`exit_code`] turns how a job
+//! ended into the exit status a script reads.
 
-use std::{path::Path, time::Duration};
+use std::path::Path;
 
-use anyhow::{Context, bail};
 use serde_json::Value;
 
-/// How a submission is addressed and described.
+use super::api::{Api, CliError};
+
+/// How a submission is described.
 pub struct Submission<'a> {
-    pub api: &'a str,
-    pub token: Option<&'a str>,
     pub file: &'a Path,
     pub operation: &'a str,
     pub name: Option<&'a str>,
@@ -18,50 +17,14 @@ pub struct Submission<'a> {
     pub params: &'a str,
 }
 
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(600))
-        .build()
-        .unwrap_or_default()
-}
-
-fn authorised(request: reqwest::RequestBuilder, token: Option<&str>) -> reqwest::RequestBuilder {
-    match token {
-        Some(token) => request.bearer_auth(token),
-        None => request,
-    }
-}
-
-async fn json_or_error(response: reqwest::Response) -> anyhow::Result<Value> {
-    let status = response.status();
-    let body: Value = response
-        .json()
-        .await
-        .context("the server's answer is not JSON")?;
-    if !status.is_success() {
-        let message = body["error"]["message"].as_str().unwrap_or("unknown error");
-        let details = body["error"]["details"]
-            .as_array()
-            .map(|d| {
-                d.iter()
-                    .take(10)
-                    .map(|e| format!("\n  {e}"))
-                    .collect::<String>()
-            })
-            .unwrap_or_default();
-        bail!("{status}: {message}{details}");
-    }
-    Ok(body)
-}
-
 /// Uploads the file (CSV, or JSON when it ends in `.json`) and returns the created job.
-pub async fn submit(s: &Submission<'_>) -> anyhow::Result<Value> {
+pub async fn submit(api: &Api, s: &Submission<'_>) -> Result<Value, CliError> {
     let is_json = s.file.extension().is_some_and(|e| e == "json");
-    let body = std::fs::read(s.file).with_context(|| format!("reading {}", s.file.display()))?;
-    let url = format!("{}/api/jobs", s.api.trim_end_matches('/'));
+    let body = std::fs::read(s.file)
+        .map_err(|e| CliError::Input(format!("cannot read {}: {e}", s.file.display())))?;
+    let request = api.request(reqwest::Method::POST, "/api/jobs");
     let request = if is_json {
-        client()
-            .post(&url)
+        request
             .header("content-type", "application/json")
             .body(body)
     } else {
@@ -71,40 +34,28 @@ pub async fn submit(s: &Submission<'_>) -> anyhow::Result<Value> {
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default()
         });
-        client()
-            .post(&url)
-            .query(&[
-                ("operation", s.operation),
-                ("name", name.as_str()),
-                ("priority", &s.priority.to_string()),
-                ("params", s.params),
-            ])
+        let query = [
+            ("operation", s.operation.to_string()),
+            ("name", name),
+            ("priority", s.priority.to_string()),
+            ("params", s.params.to_string()),
+        ];
+        request
+            .query(&query)
             .header("content-type", "text/csv")
             .body(body)
     };
-    let response = authorised(request, s.token)
-        .send()
-        .await
-        .with_context(|| format!("cannot reach {url}"))?;
-    json_or_error(response).await
+    api.send(request).await
 }
 
-pub async fn get_job(api: &str, token: Option<&str>, id: i64) -> anyhow::Result<Value> {
-    let url = format!("{}/api/jobs/{id}", api.trim_end_matches('/'));
-    let response = authorised(client().get(&url), token)
-        .send()
-        .await
-        .with_context(|| format!("cannot reach {url}"))?;
-    json_or_error(response).await
-}
-
-pub async fn list_jobs(api: &str, token: Option<&str>) -> anyhow::Result<Value> {
-    let url = format!("{}/api/jobs", api.trim_end_matches('/'));
-    let response = authorised(client().get(&url), token)
-        .send()
-        .await
-        .with_context(|| format!("cannot reach {url}"))?;
-    json_or_error(response).await
+/// How a finished job ends the command (API.md "CLI"): 0 completed with no failed item, 2
+/// completed with failed items, 1 failed or cancelled.
+pub fn exit_code(job: &Value) -> u8 {
+    match (job["status"].as_str(), job["failed"].as_i64().unwrap_or(0)) {
+        (Some("completed"), 0) => 0,
+        (Some("completed"), _) => 2,
+        _ => 1,
+    }
 }
 
 pub fn progress_line(job: &Value) -> String {
@@ -136,23 +87,25 @@ fn average_rate(job: &Value) -> Option<f64> {
 }
 
 /// Prints the job's progress until it ends: live from its websocket feed, with a bar on a
-/// terminal, falling back to polling (see `cli::watch`).
-pub async fn follow(api: &str, token: Option<&str>, id: i64) -> anyhow::Result<Value> {
-    super::watch::follow(api, token, id).await
+/// terminal, falling back to polling, across restarts of the server (see `cli::watch`).
+pub async fn follow(api: &Api, id: i64) -> Result<Value, CliError> {
+    super::watch::follow(api, id).await
 }
 
-/// Prints the job's progress every second until it is completed, failed or cancelled (the
-/// polling follower, for servers without websocket feeds).
-pub async fn poll_until_done(api: &str, token: Option<&str>, id: i64) -> anyhow::Result<Value> {
-    loop {
-        let job = get_job(api, token, id).await?;
-        println!("{}", progress_line(&job));
-        if matches!(
-            job["status"].as_str(),
-            Some("completed" | "failed" | "cancelled")
-        ) {
-            return Ok(job);
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn exit_codes_say_how_the_job_ended() {
+        for (job, code) in [
+            (json!({"status": "completed", "failed": 0}), 0),
+            (json!({"status": "completed", "failed": 3}), 2),
+            (json!({"status": "failed", "failed": 0}), 1),
+            (json!({"status": "cancelled", "failed": 0}), 1),
+        ] {
+            assert_eq!(exit_code(&job), code, "{job}");
         }
-        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }

@@ -6,6 +6,11 @@
 //! and the socket is tried again every few seconds. On a terminal the bar is drawn on stderr;
 //! when stderr is not a terminal (CI, a pipe, a log file) one line is printed every few
 //! seconds instead. Either way the job's final line goes to stdout when it ends.
+//!
+//! A server that stops answering (restarting, upgraded, moved to another node behind the same
+//! address) does not end the watch: the follower says so once on stderr and keeps trying every
+//! second for up to [`RECONNECT_FOR`], so a job that resumes after a restart is followed to its
+//! end. An answer that refuses (the job does not exist, the token is wrong) ends it at once.
 
 use std::{
     io::IsTerminal,
@@ -18,7 +23,11 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest, http::HeaderValue};
 
-use super::submit::{get_job, progress_line};
+use super::{
+    api::{Api, CliError},
+    output,
+    submit::progress_line,
+};
 
 /// A line at most this often when the output is not a terminal.
 const LINE_EVERY: Duration = Duration::from_secs(3);
@@ -30,6 +39,8 @@ const POLL_EVERY: Duration = Duration::from_secs(1);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// The server pings every 10 s; silence past this means the socket is dead.
 const SILENCE_TIMEOUT: Duration = Duration::from_secs(35);
+/// How long a server may stay unreachable before the watch gives up.
+pub const RECONNECT_FOR: Duration = Duration::from_secs(600);
 
 fn is_finished(job: &Value) -> bool {
     matches!(
@@ -39,21 +50,70 @@ fn is_finished(job: &Value) -> bool {
 }
 
 /// Prints the job's progress until it is completed, failed or cancelled; returns the final Job.
-pub async fn follow(api: &str, token: Option<&str>, id: i64) -> anyhow::Result<Value> {
+pub async fn follow(api: &Api, id: i64) -> Result<Value, CliError> {
     let mut display = Display::new();
+    let mut server = Reachability::default();
     loop {
-        match follow_socket(api, token, id, &mut display).await {
+        match follow_socket(api, id, &mut display).await {
             Ok(true) => break,
             Ok(false) => {}
             Err(error) => tracing::debug!(%error, "the job's websocket is not available"),
         }
-        if poll(api, token, id, &mut display, Instant::now() + SOCKET_RETRY).await? {
+        if poll(
+            api,
+            id,
+            &mut display,
+            &mut server,
+            Instant::now() + SOCKET_RETRY,
+        )
+        .await?
+        {
             break;
         }
     }
-    let job = get_job(api, token, id).await?;
-    display.finish(&job);
+    let job = server.retrying(|| api.job(id)).await?;
+    display.finish(&job)?;
     Ok(job)
+}
+
+/// Whether the server is answering, and since when it is not.
+#[derive(Default)]
+struct Reachability {
+    lost_since: Option<Instant>,
+}
+
+impl Reachability {
+    /// Runs `call` until the server answers it (or refuses it), for up to [`RECONNECT_FOR`]
+    /// of silence.
+    async fn retrying<F, Fut>(&mut self, mut call: F) -> Result<Value, CliError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<Value, CliError>>,
+    {
+        loop {
+            match call().await {
+                Err(CliError::Unreachable { url, reason }) => {
+                    let since = *self.lost_since.get_or_insert_with(|| {
+                        eprintln!(
+                            "lost the server ({reason}); trying again every second for up to {} minutes",
+                            RECONNECT_FOR.as_secs() / 60
+                        );
+                        Instant::now()
+                    });
+                    if since.elapsed() > RECONNECT_FOR {
+                        return Err(CliError::Unreachable { url, reason });
+                    }
+                    tokio::time::sleep(POLL_EVERY).await;
+                }
+                answered => {
+                    if self.lost_since.take().is_some() && answered.is_ok() {
+                        eprintln!("the server answers again");
+                    }
+                    return answered;
+                }
+            }
+        }
+    }
 }
 
 /// The websocket URL of the job's feed, with the token as `?token=` too (API.md allows it).
@@ -84,13 +144,9 @@ fn encode(s: &str) -> String {
 }
 
 /// Follows the feed; `Ok(true)` when the job ended, `Ok(false)` when the socket dropped first.
-async fn follow_socket(
-    api: &str,
-    token: Option<&str>,
-    id: i64,
-    display: &mut Display,
-) -> anyhow::Result<bool> {
-    let mut request = socket_url(api, id, token)
+async fn follow_socket(api: &Api, id: i64, display: &mut Display) -> anyhow::Result<bool> {
+    let token = api.token();
+    let mut request = socket_url(api.base(), id, token)
         .into_client_request()
         .context("websocket URL")?;
     if let Some(token) = token {
@@ -120,7 +176,7 @@ async fn follow_socket(
             Some("progress") | Some("status") if job.is_object() => merge(&mut job, &event),
             _ => continue,
         }
-        display.update(&job);
+        display.update(&job)?;
         if is_finished(&job) {
             return Ok(true);
         }
@@ -159,15 +215,15 @@ fn merge(job: &mut Value, event: &Value) {
 
 /// Polls until the job ends (`true`) or `until` passes (`false`).
 async fn poll(
-    api: &str,
-    token: Option<&str>,
+    api: &Api,
     id: i64,
     display: &mut Display,
+    server: &mut Reachability,
     until: Instant,
-) -> anyhow::Result<bool> {
+) -> Result<bool, CliError> {
     loop {
-        let job = get_job(api, token, id).await?;
-        display.update(&job);
+        let job = server.retrying(|| api.job(id)).await?;
+        display.update(&job)?;
         if is_finished(&job) {
             return Ok(true);
         }
@@ -202,7 +258,7 @@ impl Display {
         }
     }
 
-    fn update(&mut self, job: &Value) {
+    fn update(&mut self, job: &Value) -> Result<(), CliError> {
         match &self.bar {
             Some(bar) => {
                 let n = |k: &str| job[k].as_i64().unwrap_or(0).max(0) as u64;
@@ -227,17 +283,18 @@ impl Display {
             None => {
                 if self.last_line.is_none_or(|at| at.elapsed() >= LINE_EVERY) && !is_finished(job) {
                     self.last_line = Some(Instant::now());
-                    println!("{}", progress_line(job));
+                    output::line(progress_line(job))?;
                 }
             }
         }
+        Ok(())
     }
 
-    fn finish(&mut self, job: &Value) {
+    fn finish(&mut self, job: &Value) -> Result<(), CliError> {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }
-        println!("{}", progress_line(job));
+        output::line(progress_line(job))
     }
 }
 

@@ -131,8 +131,42 @@ pub struct RunningServer {
     pub done: actix_rt::task::JoinHandle<std::io::Result<()>>,
 }
 
-/// Binds and starts the server; `addr` may use port 0 (tests).
-pub fn start(state: AppState, addr: &str, workers: usize) -> std::io::Result<RunningServer> {
+/// Binds every address `addr` names (port 0 picks a free one, for tests), before anything else
+/// starts: a port already taken is one clear error, with nothing to wind down.
+pub fn bind(addr: &str) -> anyhow::Result<Vec<std::net::TcpListener>> {
+    use std::net::ToSocketAddrs;
+
+    let resolved: Vec<std::net::SocketAddr> = addr
+        .to_socket_addrs()
+        .map_err(|e| {
+            anyhow::anyhow!("OVERSEER_HTTP_ADDR={addr} is not an address to listen on: {e}")
+        })?
+        .collect();
+    let mut listeners = Vec::new();
+    let mut refusal = None;
+    for socket in resolved {
+        match std::net::TcpListener::bind(socket) {
+            Ok(listener) => listeners.push(listener),
+            Err(e) => refusal = Some(e),
+        }
+    }
+    match (listeners.is_empty(), refusal) {
+        (false, _) => Ok(listeners),
+        (true, Some(e)) if e.kind() == std::io::ErrorKind::AddrInUse => anyhow::bail!(
+            "cannot listen on {addr}: the port is in use by another process \
+             (choose another with OVERSEER_HTTP_ADDR)"
+        ),
+        (true, Some(e)) => anyhow::bail!("cannot listen on {addr} (OVERSEER_HTTP_ADDR): {e}"),
+        (true, None) => anyhow::bail!("OVERSEER_HTTP_ADDR={addr} names no address"),
+    }
+}
+
+/// Starts the server on `listeners` (from [`bind`]).
+pub fn start(
+    state: AppState,
+    listeners: Vec<std::net::TcpListener>,
+    workers: usize,
+) -> std::io::Result<RunningServer> {
     let server = HttpServer::new(move || {
         // The last `wrap` is the outermost: latency sees every request as it came (`HEAD`
         // included), every refusal is reshaped, and the open-mode guard runs before any route.
@@ -146,8 +180,10 @@ pub fn start(state: AppState, addr: &str, workers: usize) -> std::io::Result<Run
             .wrap(actix_web::middleware::from_fn(middleware::record_latency))
             .configure(configure(state.clone()))
     })
-    .workers(workers.max(1))
-    .bind(addr)?;
+    .workers(workers.max(1));
+    let server = listeners
+        .into_iter()
+        .try_fold(server, |server, listener| server.listen(listener))?;
     let addrs = server.addrs();
     let server = server.run();
     let handle = server.handle();

@@ -56,7 +56,15 @@ pub fn free_port() -> io::Result<u16> {
 impl NodeProcess {
     /// Spawns the node; it is not yet listening (see [`NodeProcess::wait_listening`]).
     pub fn spawn(spec: NodeSpec<'_>) -> io::Result<NodeProcess> {
-        let addr = format!("127.0.0.1:{}", free_port()?);
+        // A caller that names the address (a restart that must keep its URL) gets it.
+        let addr = match spec
+            .env
+            .iter()
+            .find(|(key, _)| *key == "OVERSEER_HTTP_ADDR")
+        {
+            Some((_, addr)) => addr.clone(),
+            None => format!("127.0.0.1:{}", free_port()?),
+        };
         let mut command = Command::new(spec.binary);
         command.arg(spec.role);
         if spec.clear_env {

@@ -1,12 +1,19 @@
 //! The `overseer` binary's own commands against a running server and the real database:
 //! `migrate` applies the schema once, `submit --follow` submits a CSV and follows it to the end,
-//! and the server is found from `--server`, `OVERSEER_SERVER` or the older `OVERSEER_API_URL`.
+//! and the server is found from `--server`, `OVERSEER_SERVER` or the older `OVERSEER_API_URL`;
+//! `jobs show|pause|resume|cancel|retry|watch` and their exit codes; every failure one line
+//! (a bad URL, an unreachable server, a closed pipe, a port in use); a watcher that outlives a
+//! restart of its server.
 
-use std::process::Command;
+use std::{process::Command, time::Duration};
 
 use overseer_testkit::csv::csv_items;
+use serde_json::{Value, json};
 
-use crate::support::{TestDb, started};
+use crate::{
+    node_process::Node,
+    support::{TestDb, get_job, job_count, json_items, started, submit_json, wait_for},
+};
 
 fn overseer() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_overseer"));
@@ -71,7 +78,8 @@ async fn submit_reports_the_servers_refusal() {
     std::fs::write(&file, "customer_id,ad_group_id\n12,1\n").expect("write csv");
     let output = tokio::task::spawn_blocking(move || {
         overseer()
-            .args(["submit", &file.to_string_lossy(), "--api", &base])
+            .args(["submit", &file.to_string_lossy(), "--operation", "noop"])
+            .args(["--api", &base])
             .output()
             .expect("run overseer submit")
     })
@@ -124,4 +132,228 @@ async fn the_server_comes_from_server_or_overseer_server_then_the_older_name() {
             .expect("run overseer jobs list");
         assert!(output.status.success(), "{how}: {output:?}");
     }
+}
+
+/// Runs `overseer` with `args` against `base` off the test's runtime; its exit code, stdout and
+/// stderr.
+async fn run_cli(base: &str, args: &[&str]) -> (Option<i32>, String, String) {
+    let mut command = overseer();
+    command.args(args).args(["--server", base]);
+    let output = tokio::task::spawn_blocking(move || command.output())
+        .await
+        .expect("join")
+        .expect("run overseer");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// A failure is one line on stderr, never a panic or a backtrace.
+fn assert_one_line_failure(what: &str, stderr: &str, words: &str) {
+    assert!(!stderr.contains("panicked"), "{what}: {stderr}");
+    assert!(!stderr.contains("backtrace"), "{what}: {stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{what}: {stderr}");
+    assert!(stderr.contains(words), "{what}: {stderr}");
+}
+
+#[actix_rt::test]
+async fn jobs_commands_show_and_change_jobs_and_watch_exits_by_how_the_job_ended() {
+    let (_db, _app, base) = started("cli_jobs").await;
+    let submit = |params: Value| {
+        let base = base.clone();
+        async move {
+            submit_json(
+                &base,
+                &json!({"operation": "noop", "params": params, "items": json_items(40, 2)}),
+            )
+            .await["id"]
+                .as_i64()
+                .expect("id")
+        }
+    };
+    let clean = submit(json!({})).await;
+    let with_failures = submit(json!({"fail_ratio": 0.5})).await;
+    let slow = submit(json!({"latency_ms": 60000})).await;
+
+    let (code, stdout, _) = run_cli(&base, &["jobs", "watch", &clean.to_string()]).await;
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(stdout.contains("completed: 40/40"), "{stdout}");
+    let (code, stdout, _) = run_cli(&base, &["jobs", "watch", &with_failures.to_string()]).await;
+    assert_eq!(code, Some(2), "completed with failed items: {stdout}");
+
+    let (code, stdout, _) = run_cli(&base, &["jobs", "show", &clean.to_string()]).await;
+    assert_eq!(code, Some(0));
+    let shown: Value = serde_json::from_str(&stdout).expect("show prints the job's JSON");
+    assert_eq!(shown["id"], clean);
+
+    for (action, status) in [
+        ("pause", "paused"),
+        ("resume", "running"),
+        ("cancel", "cancelled"),
+    ] {
+        let (code, stdout, stderr) = run_cli(&base, &["jobs", action, &slow.to_string()]).await;
+        assert_eq!(code, Some(0), "{action}: {stderr}");
+        assert!(
+            stdout.contains(&format!("{slow} {status}")),
+            "{action}: {stdout}"
+        );
+        assert_eq!(get_job(&base, slow).await["status"], status, "{action}");
+    }
+    let (code, _, _) = run_cli(&base, &["jobs", "watch", &slow.to_string()]).await;
+    assert_eq!(code, Some(1), "a cancelled job exits 1");
+
+    let (code, _, stderr) = run_cli(&base, &["jobs", "resume", &clean.to_string()]).await;
+    assert_eq!(code, Some(1));
+    assert_one_line_failure("resuming a completed job", &stderr, "409");
+    let (code, _, stderr) = run_cli(&base, &["jobs", "retry", &clean.to_string()]).await;
+    assert_eq!(code, Some(1));
+    assert_one_line_failure("retrying a job without failed items", &stderr, "409");
+}
+
+#[actix_rt::test]
+async fn every_cli_failure_is_one_clear_line_and_a_non_zero_exit() {
+    let (_db, _app, base) = started("cli_failures").await;
+    for _ in 0..3 {
+        submit_json(
+            &base,
+            &json!({"operation": "noop", "items": json_items(1, 1)}),
+        )
+        .await;
+    }
+    let dir = std::env::temp_dir().join(format!("overseer-cli-op-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let file = dir.join("items.csv");
+    std::fs::write(&file, csv_items(3, 1)).expect("write csv");
+    let file = file.to_string_lossy().into_owned();
+    let cases: [(&str, &str, Vec<&str>, &str); 4] = [
+        (
+            "a URL without a scheme",
+            "localhost:8080",
+            vec!["jobs", "list"],
+            "http://",
+        ),
+        (
+            "a server that is not there",
+            "http://127.0.0.1:9",
+            vec!["jobs", "list"],
+            "cannot reach",
+        ),
+        (
+            "an unknown job",
+            &base,
+            vec!["jobs", "show", "987654"],
+            "404",
+        ),
+        (
+            "a submission without --operation",
+            &base,
+            vec!["submit", &file],
+            "--operation",
+        ),
+    ];
+    for (what, server, args, words) in cases {
+        let (code, _, stderr) = run_cli(server, &args).await;
+        assert_ne!(code, Some(0), "{what}");
+        assert!(code.is_some(), "{what}: killed by a signal");
+        assert_one_line_failure(what, &stderr, words);
+    }
+    assert_eq!(
+        job_count(&base).await,
+        3,
+        "the refused submission stored nothing"
+    );
+
+    // `overseer jobs list | head` with the reader gone before the first line.
+    let mut command = overseer();
+    command
+        .args(["jobs", "list", "--server", &base])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let output = tokio::task::spawn_blocking(move || {
+        let mut child = command.spawn().expect("run overseer jobs list");
+        drop(child.stdout.take());
+        child.wait_with_output()
+    })
+    .await
+    .expect("join")
+    .expect("wait");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert_one_line_failure("a closed pipe", &stderr, "output was closed");
+}
+
+#[test]
+fn a_port_in_use_stops_start_up_with_one_line() {
+    let db = TestDb::new("cli_port_in_use");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("addr").to_string();
+    let output = overseer()
+        .arg("serve")
+        .env("DATABASE_URL", &db.url)
+        .env("OVERSEER_HTTP_ADDR", &addr)
+        .output()
+        .expect("run overseer serve");
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(
+        errors[0].contains("in use") && errors[0].contains(&addr),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[actix_rt::test]
+async fn a_watcher_follows_its_job_across_a_restart_of_the_server() {
+    let db = TestDb::new("cli_watch_restart");
+    let node = Node::spawn(&db, "watched", &[]).await;
+    let base = node.base.clone();
+    let id = crate::node_process::submit(
+        &base,
+        &json!({"operation": "noop", "params": {"latency_ms": 200, "batch_size": 10},
+                "items": json_items(400, 4)}),
+    )
+    .await;
+    let mut command = overseer();
+    command
+        .args(["jobs", "watch", &id.to_string(), "--server", &base])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let watcher = command.spawn().expect("run overseer jobs watch");
+    wait_for(
+        "progress before the kill",
+        Duration::from_secs(30),
+        || async { (get_job(&base, id).await["processed"].as_i64() > Some(0)).then_some(()) },
+    )
+    .await;
+    node.kill_9();
+    // The same address: a watcher only knows its server by its URL.
+    let port = base.rsplit(':').next().unwrap_or_default().to_string();
+    let restarted = Node::spawn(
+        &db,
+        "watched",
+        &[("OVERSEER_HTTP_ADDR", format!("127.0.0.1:{port}"))],
+    )
+    .await;
+    let output = tokio::task::spawn_blocking(move || watcher.wait_with_output())
+        .await
+        .expect("join")
+        .expect("wait for the watcher");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stderr.contains("lost the server"), "{stderr}");
+    assert!(
+        stdout
+            .trim()
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .contains("completed: 400/400"),
+        "{stdout}"
+    );
+    drop(restarted);
 }

@@ -260,7 +260,7 @@ async fn creates_rejected_in_a_partial_failure_fail_exactly_those_items() {
 
     assert_eq!(job["succeeded"], 7, "{job}");
     assert_eq!(job["failed"], 3, "{job}");
-    let failed = items_in(&base, id, "failed").await;
+    let failed = items_in(base, id, "failed").await;
     let failed_groups: HashSet<String> = failed.iter().map(|(g, _)| g.clone()).collect();
     assert_eq!(failed_groups, rejected);
     for (group, error) in &failed {
@@ -299,7 +299,7 @@ async fn a_job_over_a_low_quota_completes_and_honours_every_retry_delay() {
         stats.early_requests_by_scope
     );
     assert_eq!(stats.ad_groups_with_multiple_themed_ads, 0);
-    assert_counters_equal_rows(&app, &job).await;
+    assert_counters_equal_rows(app, job).await;
 }
 
 #[actix_rt::test]

@@ -22,6 +22,31 @@ struct Case {
     message: Option<&'static str>,
 }
 
+/// A case with no detail or message to look for.
+fn refused(what: &'static str, request: Request, status: u16, code: &'static str) -> Case {
+    Case {
+        what,
+        request,
+        status,
+        code,
+        detail: Value::Null,
+        message: None,
+    }
+}
+
+impl Case {
+    fn detail(self, detail: Value) -> Case {
+        Case { detail, ..self }
+    }
+
+    fn message(self, words: &'static str) -> Case {
+        Case {
+            message: Some(words),
+            ..self
+        }
+    }
+}
+
 /// A valid one-item job, as bytes.
 fn small_job() -> Vec<u8> {
     json!({"operation": "noop", "items": json_items(1, 1)})
@@ -48,312 +73,273 @@ fn cases() -> Vec<Case> {
         |customer: Value, group: Value| json!({"customer_id": customer, "ad_group_id": group});
     let ok = item(json!("1234567890"), json!("1"));
     vec![
-        Case {
-            what: "NUL in a JSON ad group name",
-            request: Request::Json(json!({"operation": "noop", "items": [
+        refused(
+            "NUL in a JSON ad group name",
+            Request::Json(json!({"operation": "noop", "items": [
                 ok.clone(), {"customer_id": "1234567890", "ad_group_name": "a\u{0}b"}]})),
-            status: 422,
-            code: "invalid_items",
-            detail: json!({"row": 2, "field": "ad_group_name"}),
-            message: None,
-        },
-        Case {
-            what: "NUL in a JSON payload value",
-            request: Request::Json(json!({"operation": "noop", "items": [
+            422,
+            "invalid_items",
+        )
+        .detail(json!({"row": 2, "field": "ad_group_name"})),
+        refused(
+            "NUL in a JSON payload value",
+            Request::Json(json!({"operation": "noop", "items": [
                 {"customer_id": "1234567890", "ad_group_id": "1", "payload": {"note": "x\u{0}"}}]})),
-            status: 422,
-            code: "invalid_items",
-            detail: json!({"row": 1, "field": "payload.note"}),
-            message: None,
-        },
-        Case {
-            what: "NUL in a JSON customer id",
-            request: Request::Json(json!({"operation": "noop", "items": [
+            422,
+            "invalid_items",
+        )
+        .detail(json!({"row": 1, "field": "payload.note"})),
+        refused(
+            "NUL in a JSON customer id",
+            Request::Json(json!({"operation": "noop", "items": [
                 ok.clone(), ok.clone(), item(json!("12345\u{0}67890"), json!("2"))]})),
-            status: 422,
-            code: "invalid_items",
-            detail: json!({"row": 3, "field": "customer_id"}),
-            message: None,
-        },
-        Case {
-            what: "NUL in the job's params",
-            request: Request::Json(
+            422,
+            "invalid_items",
+        )
+        .detail(json!({"row": 3, "field": "customer_id"})),
+        refused(
+            "NUL in the job's params",
+            Request::Json(
                 json!({"operation": "noop", "params": {"x": "\u{0}"}, "items": [ok.clone()]}),
             ),
-            status: 422,
-            code: "invalid_job",
-            detail: json!({"field": "params.x"}),
-            message: None,
-        },
-        Case {
-            what: "NUL in the job's name",
-            request: Request::Json(
+            422,
+            "invalid_job",
+        )
+        .detail(json!({"field": "params.x"})),
+        refused(
+            "NUL in the job's name",
+            Request::Json(
                 json!({"operation": "noop", "name": "a\u{0}", "items": [ok.clone()]}),
             ),
-            status: 422,
-            code: "invalid_job",
-            detail: json!({"field": "name"}),
-            message: None,
-        },
-        Case {
-            what: "NUL in a CSV cell",
-            request: Request::Csv(
+            422,
+            "invalid_job",
+        )
+        .detail(json!({"field": "name"})),
+        refused(
+            "NUL in a CSV cell",
+            Request::Csv(
                 "operation=noop",
                 b"customer_id,ad_group_id,note\n1234567890,1,ok\n1234567890,2,a\0b\n".to_vec(),
             ),
-            status: 422,
-            code: "invalid_items",
-            detail: json!({"row": 2, "field": "note"}),
-            message: None,
-        },
-        Case {
-            what: "NUL in a CSV header name",
-            request: Request::Csv(
+            422,
+            "invalid_items",
+        )
+        .detail(json!({"row": 2, "field": "note"})),
+        refused(
+            "NUL in a CSV header name",
+            Request::Csv(
                 "operation=noop",
                 b"customer_id,ad_group_id,no\0te\n1234567890,1,x\n".to_vec(),
             ),
-            status: 422,
-            code: "invalid_csv_header",
-            detail: json!({"field": "header column 3"}),
-            message: None,
-        },
-        Case {
-            what: "NUL in a query parameter",
-            request: Request::Csv(
+            422,
+            "invalid_csv_header",
+        )
+        .detail(json!({"field": "header column 3"})),
+        refused(
+            "NUL in a query parameter",
+            Request::Csv(
                 "operation=noop&name=a%00b",
                 b"customer_id,ad_group_id\n1234567890,1\n".to_vec(),
             ),
-            status: 400,
-            code: "invalid_query",
-            detail: json!({"parameter": "name"}),
-            message: None,
-        },
-        Case {
-            what: "invalid UTF-8 in a query parameter",
-            request: Request::Csv(
+            400,
+            "invalid_query",
+        )
+        .detail(json!({"parameter": "name"})),
+        refused(
+            "invalid UTF-8 in a query parameter",
+            Request::Csv(
                 "operation=noop&name=caf%E9",
                 b"customer_id,ad_group_id\n1234567890,1\n".to_vec(),
             ),
-            status: 400,
-            code: "invalid_query",
-            detail: json!({"parameter": "name"}),
-            message: None,
-        },
-        Case {
-            what: "invalid UTF-8 in a query parameter of another route",
-            request: Request::Get("/api/jobs?status=%FF%FE"),
-            status: 400,
-            code: "invalid_query",
-            detail: json!({"parameter": "status"}),
-            message: None,
-        },
-        Case {
-            what: "a CSV header naming a column twice",
-            request: Request::Csv(
+            400,
+            "invalid_query",
+        )
+        .detail(json!({"parameter": "name"})),
+        refused(
+            "invalid UTF-8 in a query parameter of another route",
+            Request::Get("/api/jobs?status=%FF%FE"),
+            400,
+            "invalid_query",
+        )
+        .detail(json!({"parameter": "status"})),
+        refused(
+            "a CSV header naming a column twice",
+            Request::Csv(
                 "operation=noop",
                 b"customer_id,ad_group_id,customer_id\n1234567890,1,2222222222\n".to_vec(),
             ),
-            status: 400,
-            code: "duplicate_column",
-            detail: json!({"field": "customer_id"}),
-            message: None,
-        },
-        Case {
-            what: "an ad group id above 2^63-1 (JSON number)",
-            request: Request::Json(json!({"operation": "noop", "items": [
+            400,
+            "duplicate_column",
+        )
+        .detail(json!({"field": "customer_id"})),
+        refused(
+            "an ad group id above 2^63-1 (JSON number)",
+            Request::Json(json!({"operation": "noop", "items": [
                 ok.clone(), item(json!("1234567890"), json!(9_223_372_036_854_775_808u64))]})),
-            status: 422,
-            code: "invalid_items",
-            detail: json!({"row": 2, "field": "ad_group_id"}),
-            message: None,
-        },
-        Case {
-            what: "an ad group id above 2^63-1 (CSV)",
-            request: Request::Csv(
+            422,
+            "invalid_items",
+        )
+        .detail(json!({"row": 2, "field": "ad_group_id"})),
+        refused(
+            "an ad group id above 2^63-1 (CSV)",
+            Request::Csv(
                 "operation=noop",
                 b"customer_id,ad_group_id\n1234567890,9223372036854775808\n".to_vec(),
             ),
-            status: 422,
-            code: "invalid_items",
-            detail: json!({"row": 1, "field": "ad_group_id"}),
-            message: None,
-        },
-        Case {
-            what: "an ad group id of 0",
-            request: Request::Json(
+            422,
+            "invalid_items",
+        )
+        .detail(json!({"row": 1, "field": "ad_group_id"})),
+        refused(
+            "an ad group id of 0",
+            Request::Json(
                 json!({"operation": "noop", "items": [item(json!("1234567890"), json!("0"))]}),
             ),
-            status: 422,
-            code: "invalid_items",
-            detail: json!({"row": 1, "field": "ad_group_id"}),
-            message: None,
-        },
-        Case {
-            what: "a negative ad group id",
-            request: Request::Json(
+            422,
+            "invalid_items",
+        )
+        .detail(json!({"row": 1, "field": "ad_group_id"})),
+        refused(
+            "a negative ad group id",
+            Request::Json(
                 json!({"operation": "noop", "items": [item(json!("1234567890"), json!(-5))]}),
             ),
-            status: 422,
-            code: "invalid_items",
-            detail: json!({"row": 1, "field": "ad_group_id"}),
-            message: None,
-        },
-        Case {
-            what: "a customer id of zeros",
-            request: Request::Json(
+            422,
+            "invalid_items",
+        )
+        .detail(json!({"row": 1, "field": "ad_group_id"})),
+        refused(
+            "a customer id of zeros",
+            Request::Json(
                 json!({"operation": "noop", "items": [item(json!("000-000-0000"), json!("1"))]}),
             ),
-            status: 422,
-            code: "invalid_items",
-            detail: json!({"row": 1, "field": "customer_id"}),
-            message: None,
-        },
-        Case {
-            what: "the same ad group twice, once with leading zeros",
-            request: Request::Json(json!({"operation": "noop", "items": [
+            422,
+            "invalid_items",
+        )
+        .detail(json!({"row": 1, "field": "customer_id"})),
+        refused(
+            "the same ad group twice, once with leading zeros",
+            Request::Json(json!({"operation": "noop", "items": [
                 item(json!("1234567890"), json!("7")), item(json!("1234567890"), json!("007"))]})),
-            status: 422,
-            code: "invalid_items",
-            detail: json!({"row": 2, "field": "ad_group_id", "problem": "duplicate of row 1 (same customer and ad group)"}),
-            message: None,
-        },
-        Case {
-            what: "no content type",
-            request: Request::Raw(None, small_job()),
-            status: 415,
-            code: "unsupported_media_type",
-            detail: Value::Null,
-            message: None,
-        },
-        Case {
-            what: "a content type that is neither JSON nor CSV",
-            request: Request::Raw(Some("text/plain"), small_job()),
-            status: 415,
-            code: "unsupported_media_type",
-            detail: Value::Null,
-            message: None,
-        },
-        Case {
-            what: "a JSON body over its limit",
-            request: Request::Json(json!({"operation": "noop", "items": json_items(100, 1)})),
-            status: 413,
-            code: "payload_too_large",
-            detail: Value::Null,
-            message: None,
-        },
-        Case {
-            what: "a CSV body over its limit",
-            request: Request::Csv("operation=noop", csv_items(200, 2).into_bytes()),
-            status: 413,
-            code: "payload_too_large",
-            detail: Value::Null,
-            message: None,
-        },
-        Case {
-            what: "a CSV body over its limit, its length not announced",
-            request: Request::Chunked(
+            422,
+            "invalid_items",
+        )
+        .detail(json!({"row": 2, "field": "ad_group_id", "problem": "duplicate of row 1 (same customer and ad group)"})),
+        refused(
+            "no content type",
+            Request::Raw(None, small_job()),
+            415,
+            "unsupported_media_type",
+        ),
+        refused(
+            "a content type that is neither JSON nor CSV",
+            Request::Raw(Some("text/plain"), small_job()),
+            415,
+            "unsupported_media_type",
+        ),
+        refused(
+            "a JSON body over its limit",
+            Request::Json(json!({"operation": "noop", "items": json_items(100, 1)})),
+            413,
+            "payload_too_large",
+        ),
+        refused(
+            "a CSV body over its limit",
+            Request::Csv("operation=noop", csv_items(200, 2).into_bytes()),
+            413,
+            "payload_too_large",
+        ),
+        refused(
+            "a CSV body over its limit, its length not announced",
+            Request::Chunked(
                 "/api/jobs?operation=noop",
                 "text/csv",
                 csv_items(200, 2).into_bytes(),
             ),
-            status: 413,
-            code: "payload_too_large",
-            detail: Value::Null,
-            message: None,
-        },
-        Case {
-            what: "a JSON body over its limit, its length not announced",
-            request: Request::Chunked(
+            413,
+            "payload_too_large",
+        ),
+        refused(
+            "a JSON body over its limit, its length not announced",
+            Request::Chunked(
                 "/api/jobs",
                 "application/json",
                 json!({"operation": "noop", "items": json_items(100, 1)})
                     .to_string()
                     .into_bytes(),
             ),
-            status: 413,
-            code: "payload_too_large",
-            detail: Value::Null,
-            message: None,
-        },
-        Case {
-            what: "malformed JSON",
-            request: Request::Raw(
+            413,
+            "payload_too_large",
+        ),
+        refused(
+            "malformed JSON",
+            Request::Raw(
                 Some("application/json"),
                 br#"{"operation": "noop", "items": [{"customer_id": "#.to_vec(),
             ),
-            status: 400,
-            code: "invalid_json",
-            detail: Value::Null,
-            message: None,
-        },
-        Case {
-            what: "items that are not a list",
-            request: Request::Json(
+            400,
+            "invalid_json",
+        ),
+        refused(
+            "items that are not a list",
+            Request::Json(
                 json!({"operation": "noop", "items": {"customer_id": "1234567890", "ad_group_id": "1"}}),
             ),
-            status: 400,
-            code: "invalid_json",
-            detail: Value::Null,
-            message: Some("items"),
-        },
-        Case {
-            what: "a CSV without the required header",
-            request: Request::Csv(
+            400,
+            "invalid_json",
+        )
+        .message("items"),
+        refused(
+            "a CSV without the required header",
+            Request::Csv(
                 "operation=noop",
                 b"customer,ad_group_id\n1234567890,1\n".to_vec(),
             ),
-            status: 400,
-            code: "unreadable_body",
-            detail: Value::Null,
-            message: None,
-        },
-        Case {
-            what: "a CSV with invalid UTF-8",
-            request: Request::Csv(
+            400,
+            "unreadable_body",
+        ),
+        refused(
+            "a CSV with invalid UTF-8",
+            Request::Csv(
                 "operation=noop",
                 b"customer_id,ad_group_id\n1234567890,1\n1234567890,\xff\xfe\n".to_vec(),
             ),
-            status: 400,
-            code: "unreadable_body",
-            detail: Value::Null,
-            message: Some("UTF-8"),
-        },
-        Case {
-            what: "an unknown operation",
-            request: Request::Json(json!({"operation": "does.not_exist", "items": [ok.clone()]})),
-            status: 422,
-            code: "unknown_operation",
-            detail: json!({"field": "operation"}),
-            message: None,
-        },
-        Case {
-            what: "invalid params of the operation",
-            request: Request::Json(
+            400,
+            "unreadable_body",
+        )
+        .message("UTF-8"),
+        refused(
+            "an unknown operation",
+            Request::Json(json!({"operation": "does.not_exist", "items": [ok.clone()]})),
+            422,
+            "unknown_operation",
+        )
+        .detail(json!({"field": "operation"})),
+        refused(
+            "invalid params of the operation",
+            Request::Json(
                 json!({"operation": "noop", "params": {"latency_ms": -5}, "items": [ok.clone()]}),
             ),
-            status: 422,
-            code: "invalid_job",
-            detail: json!({"field": "params.latency_ms"}),
-            message: None,
-        },
-        Case {
-            what: "a priority of the wrong type",
-            request: Request::Json(
+            422,
+            "invalid_job",
+        )
+        .detail(json!({"field": "params.latency_ms"})),
+        refused(
+            "a priority of the wrong type",
+            Request::Json(
                 json!({"operation": "noop", "priority": "high", "items": [ok.clone()]}),
             ),
-            status: 422,
-            code: "invalid_job",
-            detail: json!({"field": "priority"}),
-            message: None,
-        },
-        Case {
-            what: "no items",
-            request: Request::Json(json!({"operation": "noop", "items": []})),
-            status: 422,
-            code: "invalid_items",
-            detail: json!({"field": "items"}),
-            message: None,
-        },
+            422,
+            "invalid_job",
+        )
+        .detail(json!({"field": "priority"})),
+        refused(
+            "no items",
+            Request::Json(json!({"operation": "noop", "items": []})),
+            422,
+            "invalid_items",
+        )
+        .detail(json!({"field": "items"})),
     ]
 }
 
