@@ -25,6 +25,16 @@ impl Roles {
         engine: true,
         api: true,
     };
+    /// `overseer worker`: claims and runs jobs, no HTTP.
+    pub const WORKER: Roles = Roles {
+        engine: true,
+        api: false,
+    };
+    /// `overseer api`: the HTTP API only; jobs run in workers.
+    pub const API: Roles = Roles {
+        engine: false,
+        api: true,
+    };
 }
 
 /// A started Overseer process (or its in-process equivalent in tests).

@@ -282,24 +282,8 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
     telemetry::init_with_default(&config.log_format, default_filter);
     match cli.command {
         Command::Serve => run_roles(config, Roles::SERVE).await.map(|()| 0),
-        Command::Worker => run_roles(
-            config,
-            Roles {
-                engine: true,
-                api: false,
-            },
-        )
-        .await
-        .map(|()| 0),
-        Command::Api => run_roles(
-            config,
-            Roles {
-                engine: false,
-                api: true,
-            },
-        )
-        .await
-        .map(|()| 0),
+        Command::Worker => run_roles(config, Roles::WORKER).await.map(|()| 0),
+        Command::Api => run_roles(config, Roles::API).await.map(|()| 0),
         Command::Migrate => {
             let settings = config.pool_settings();
             store::pool::ensure_database(&settings).await?;

@@ -270,11 +270,7 @@ async fn a_client_on_one_node_follows_a_job_run_by_another_through_redis() {
         config.node_id = Some(format!("{}-{name}", db.name));
         config
     };
-    let api_only = Roles {
-        engine: false,
-        api: true,
-    };
-    let node_a = App::start(node("a"), api_only).await.expect("node A");
+    let node_a = App::start(node("a"), Roles::API).await.expect("node A");
     assert!(node_a.redis.is_some(), "Redis must run on 127.0.0.1:6379");
     let node_b = App::start(node("b"), Roles::SERVE).await.expect("node B");
     let base_a = node_a.base_url().expect("node A url");
