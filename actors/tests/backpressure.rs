@@ -7,11 +7,11 @@ mod support;
 use std::time::Duration;
 
 use overseer_actors::{
-    ItemStatus, OutcomeRecord, WriterConfig, db_writer::WriterHandle, memory_store::MemoryStore,
+    OutcomeRecord, WriterConfig, db_writer::WriterHandle, memory_store::MemoryStore,
 };
 use support::{
-    SOON, count_status, fast_writer_config, job_with_outcomes, start_writer, wait_until_async,
-    writer_stats,
+    SOON, assert_succeeded_exactly_once, fast_writer_config, job_with_outcomes, record_and_drain,
+    start_writer, wait_until_async, writer_stats,
 };
 use tokio::time::timeout;
 
@@ -94,16 +94,7 @@ async fn backpressure_loses_nothing() {
     let (store, writer, last) = full_writer().await;
     let job = last[0].job_id;
 
-    writer.record(last).await.expect("writer is running");
-    timeout(SOON, writer.drain())
-        .await
-        .expect("drained in time")
-        .expect("writer is running");
+    record_and_drain(&writer, last).await;
 
-    let items = store.items(job);
-    assert_eq!(
-        count_status(&items, ItemStatus::Succeeded),
-        MAX_BUFFERED + 1
-    );
-    assert!(items.iter().all(|i| i.outcomes_offered == 1));
+    assert_succeeded_exactly_once(&store.items(job), MAX_BUFFERED + 1);
 }

@@ -4,12 +4,11 @@
 
 mod support;
 
-use overseer_actors::{ItemStatus, JobStatus, memory_store::MemoryStore};
+use overseer_actors::{JobStatus, memory_store::MemoryStore};
 use support::{
-    Harness, SOON, ScriptedOp, count_status, fast_config, fast_writer_config, items,
-    job_with_outcomes, start_writer, writer_stats,
+    Harness, ScriptedOp, assert_succeeded_exactly_once, fast_config, fast_writer_config, items,
+    job_with_outcomes, record_and_drain, start_writer, writer_stats,
 };
-use tokio::time::timeout;
 
 #[actix_rt::test]
 async fn flush_keeps_batch_when_store_fails() {
@@ -18,15 +17,9 @@ async fn flush_keeps_batch_when_store_fails() {
     let (job, outcomes) = job_with_outcomes(&store, 20);
     store.fail_next_flushes(3);
 
-    writer.record(outcomes).await.expect("writer is running");
-    timeout(SOON, writer.drain())
-        .await
-        .expect("drained in time")
-        .expect("writer is running");
+    record_and_drain(&writer, outcomes).await;
 
-    let items = store.items(job);
-    assert_eq!(count_status(&items, ItemStatus::Succeeded), 20);
-    assert!(items.iter().all(|i| i.outcomes_offered == 1));
+    assert_succeeded_exactly_once(&store.items(job), 20);
     let stats = writer_stats(&writer).await;
     assert_eq!(stats.failed_flushes, 3);
     assert_eq!(stats.flushed_items, 20);
@@ -41,9 +34,7 @@ async fn job_completes_with_every_outcome_when_flushes_fail() {
     let job = harness.submit(&items(&["acme", "globex"], 15));
 
     assert!(harness.wait_for_status(job, JobStatus::Completed).await);
-    let items = harness.store.items(job);
-    assert_eq!(count_status(&items, ItemStatus::Succeeded), 30);
-    assert!(items.iter().all(|i| i.outcomes_offered == 1));
+    assert_succeeded_exactly_once(&harness.store.items(job), 30);
     let stats = harness.writer_stats().await;
     assert!(
         stats.failed_flushes > 0,

@@ -86,58 +86,87 @@ async fn claiming_announces_each_claimed_job_as_running() {
     );
 }
 
-#[tokio::test]
-async fn a_failure_that_lost_to_a_cancel_is_not_announced_as_a_failure() {
+/// A job of one item, claimed by `node-a` through an [`Announcing`] store whose only listener
+/// keeps what it heard.
+struct ClaimedJob {
+    store: MemoryStore,
+    engine: Announcing,
+    heard: Heard,
+    job: i64,
+    epoch: i64,
+}
+
+async fn claimed_job() -> ClaimedJob {
     let store = MemoryStore::new();
     let job = store.add_job("noop", json!({}), 0, &[("acme", "1")]);
     let (listener, heard) = recorder();
     let engine = announcing(&store, listener);
-    let claimed = engine.claim_jobs("node-a", LEASE, 1).await.expect("claim");
-    let epoch = claimed[0].lease_epoch;
-    store.set_status(job, JobStatus::Cancelled);
-    engine.fail_job(job, epoch, "boom").await.expect("fail");
-    let last = heard.lock().expect("recorder").last().cloned();
+    let epoch = engine.claim_jobs("node-a", LEASE, 1).await.expect("claim")[0].lease_epoch;
+    ClaimedJob {
+        store,
+        engine,
+        heard,
+        job,
+        epoch,
+    }
+}
+
+impl ClaimedJob {
+    async fn fail(&self, reason: &str) {
+        let engine = &self.engine;
+        engine
+            .fail_job(self.job, self.epoch, reason)
+            .await
+            .expect("fail");
+    }
+
+    /// The last change the listener heard.
+    fn last_heard(&self) -> Option<JobChange> {
+        let heard = self.heard.lock().expect("recorder");
+        heard.last().map(|(_, change)| change.clone())
+    }
+}
+
+#[tokio::test]
+async fn a_failure_that_lost_to_a_cancel_is_not_announced_as_a_failure() {
+    let claimed = claimed_job().await;
+    claimed.store.set_status(claimed.job, JobStatus::Cancelled);
+    claimed.fail("boom").await;
+    let no_status = JobChange {
+        job_id: claimed.job,
+        status: None,
+        error: None,
+    };
     assert_eq!(
-        last.map(|(_, c)| c),
-        Some(JobChange {
-            job_id: job,
-            status: None,
-            error: None
-        }),
+        claimed.last_heard(),
+        Some(no_status),
         "the cancel stands: the change is announced with no status"
     );
 }
 
 #[tokio::test]
 async fn a_failure_that_took_is_announced_with_its_reason() {
-    let store = MemoryStore::new();
-    let job = store.add_job("noop", json!({}), 0, &[("acme", "1")]);
-    let (listener, heard) = recorder();
-    let engine = announcing(&store, listener);
-    let epoch = engine.claim_jobs("node-a", LEASE, 1).await.expect("claim")[0].lease_epoch;
-    engine.fail_job(job, epoch, "boom").await.expect("fail");
-    assert_eq!(
-        store.job_status(job).await.expect("status"),
-        Some(JobStatus::Failed)
-    );
-    let last = heard.lock().expect("recorder").last().cloned();
-    assert_eq!(
-        last.map(|(_, c)| c),
-        Some(JobChange {
-            job_id: job,
-            status: Some(JobStatus::Failed),
-            error: Some("boom".into())
-        })
-    );
+    let claimed = claimed_job().await;
+    claimed.fail("boom").await;
+    let status = claimed.store.job_status(claimed.job).await.expect("status");
+    assert_eq!(status, Some(JobStatus::Failed));
+    let failed = JobChange {
+        job_id: claimed.job,
+        status: Some(JobStatus::Failed),
+        error: Some("boom".into()),
+    };
+    assert_eq!(claimed.last_heard(), Some(failed));
 }
 
 #[tokio::test]
 async fn completing_announces_only_a_finished_job_and_a_release_announces_no_status() {
-    let store = MemoryStore::new();
-    let job = store.add_job("noop", json!({}), 0, &[("acme", "1")]);
-    let (listener, heard) = recorder();
-    let engine = announcing(&store, listener);
-    let epoch = engine.claim_jobs("node-a", LEASE, 1).await.expect("claim")[0].lease_epoch;
+    let ClaimedJob {
+        engine,
+        heard,
+        job,
+        epoch,
+        ..
+    } = claimed_job().await;
     // An item is still pending: the job is not complete, and nothing is announced.
     let status = engine.complete_job(job, epoch).await.expect("complete");
     assert_eq!(status, JobStatus::Running);

@@ -5,7 +5,7 @@
 mod support;
 
 use overseer_actors::{ItemStatus, JobStatus};
-use support::{Harness, ScriptedOp, add_job_named, count_status, fast_config, items};
+use support::{Harness, SOON, ScriptedOp, add_job_named, count_status, fast_config, items};
 
 const UNKNOWN: &str = "google_ads.no_such_thing";
 
@@ -15,11 +15,7 @@ async fn unknown_operation_fails_the_job_naming_the_operation() {
     let job = add_job_named(&harness.store, UNKNOWN, &items(&["acme"], 3));
     harness.engine.claim_now();
 
-    assert!(
-        harness.wait_for_status(job, JobStatus::Failed).await,
-        "status {}",
-        harness.status(job)
-    );
+    harness.assert_reaches(job, JobStatus::Failed, SOON).await;
     let error = harness.store.job(job).expect("job exists").error;
     assert!(
         error.as_deref().is_some_and(|e| e.contains(UNKNOWN)),

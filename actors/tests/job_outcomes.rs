@@ -8,7 +8,7 @@ mod support;
 use std::time::Duration;
 
 use overseer_actors::{ItemStatus, JobId, JobStatus, memory_store::MemoryItem};
-use support::{Harness, ScriptedOp, Step, count_status, fast_config};
+use support::{Harness, SOON, ScriptedOp, Step, count_status, fast_config};
 
 const CUSTOMERS: [&str; 3] = ["acme", "globex", "initech"];
 /// Per customer: 4 plain, 2 skipped, 2 failed, 2 retryable-then-ok, 2 throttled-then-ok.
@@ -64,11 +64,9 @@ impl MixedJob {
         }
         let harness = Harness::start(config, op);
         let job = harness.submit(&items);
-        assert!(
-            harness.wait_for_status(job, JobStatus::Completed).await,
-            "job did not complete; status {}",
-            harness.status(job)
-        );
+        harness
+            .assert_reaches(job, JobStatus::Completed, SOON)
+            .await;
         Self { harness, job }
     }
 

@@ -78,20 +78,15 @@ async fn restarted_node_resumes_its_own_jobs_at_once() {
     store.take_over(job, &config.node_id);
 
     let harness = Harness::start_with_store(config, ScriptedOp::new(1), store);
-    assert!(
-        harness.wait_for_status(job, JobStatus::Completed).await,
-        "job is {}",
-        harness.status(job)
-    );
+    harness
+        .assert_reaches(job, JobStatus::Completed, SOON)
+        .await;
     harness.shutdown().await;
 }
 
 #[actix_rt::test]
 async fn graceful_shutdown_commits_in_flight_work_and_gives_leases_back() {
-    let op = ScriptedOp::new(1);
-    op.set_latency(LONG_JOB_LATENCY);
-    let harness = Harness::start(fast_config(), op);
-    let job = harness.submit(&items(&["acme", "globex"], LONG_JOB_ITEMS));
+    let (harness, job) = start_long_job();
     assert!(wait_until(SOON, || harness.op.call_count() >= 5).await);
 
     harness

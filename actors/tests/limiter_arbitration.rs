@@ -6,20 +6,19 @@
 
 mod support;
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use actix::prelude::*;
 use overseer_actors::{
     LimiterConfig, Permit, Scope, ScopeKnobs,
-    rate_limiter::{Acquire, GetSettings, GetStats, RateLimiter, UpdateSettings},
+    rate_limiter::{GetSettings, GetStats, RateLimiter, UpdateSettings},
 };
 use serde_json::json;
-use support::{SOON, unlimited_limiter_config, wait_until};
+use support::{
+    SOON, customer_scope, granted, granted_within, request_permit, unlimited_limiter_config,
+    wait_until,
+};
 use tokio::sync::oneshot;
-
-fn customer(id: &str) -> Scope {
-    Scope::Customer(Arc::<str>::from(id))
-}
 
 /// One call at a time in the global scope, no rate limit: the order of grants is visible.
 fn one_at_a_time() -> LimiterConfig {
@@ -44,15 +43,13 @@ fn acquire(
     customer_id: &str,
     operations: u64,
 ) -> oneshot::Receiver<Permit> {
-    let (reply, permit) = oneshot::channel();
-    limiter.do_send(Acquire {
-        scopes: vec![Scope::Global, customer(customer_id)],
-        priority,
+    request_permit(
+        limiter,
+        vec![Scope::Global, customer_scope(customer_id)],
         job_id,
+        priority,
         operations,
-        reply,
-    });
-    permit
+    )
 }
 
 fn queue(limiter: &Addr<RateLimiter>, job_id: i64, priority: i32, customer_id: &str) -> Waiting {
@@ -88,16 +85,19 @@ async fn grant_order(mut waiting: Vec<Waiting>, first: Permit) -> Vec<String> {
 }
 
 async fn hold_the_only_slot(limiter: &Addr<RateLimiter>) -> Permit {
-    tokio::time::timeout(SOON, acquire(limiter, 99, 100, "holder", 1))
-        .await
-        .expect("granted in time")
-        .expect("limiter is running")
+    granted(acquire(limiter, 99, 100, "holder", 1)).await
+}
+
+/// A limiter that serves one call at a time, its only slot taken, and the permit to release.
+async fn one_at_a_time_and_held() -> (Addr<RateLimiter>, Permit) {
+    let limiter = RateLimiter::new(one_at_a_time()).start();
+    let held = hold_the_only_slot(&limiter).await;
+    (limiter, held)
 }
 
 #[actix_rt::test]
 async fn higher_priority_job_takes_the_quota_first() {
-    let limiter = RateLimiter::new(one_at_a_time()).start();
-    let first = hold_the_only_slot(&limiter).await;
+    let (limiter, first) = one_at_a_time_and_held().await;
     let mut waiting = Vec::new();
     for c in ["a", "b", "c"] {
         waiting.push(queue(&limiter, 1, 0, c));
@@ -113,8 +113,7 @@ async fn higher_priority_job_takes_the_quota_first() {
 
 #[actix_rt::test]
 async fn a_big_job_cannot_starve_a_small_job_of_the_same_priority() {
-    let limiter = RateLimiter::new(one_at_a_time()).start();
-    let first = hold_the_only_slot(&limiter).await;
+    let (limiter, first) = one_at_a_time_and_held().await;
     let mut waiting = Vec::new();
     // The big job queued first, with many customers.
     for i in 0..8 {
@@ -139,8 +138,7 @@ async fn a_big_job_cannot_starve_a_small_job_of_the_same_priority() {
 
 #[actix_rt::test]
 async fn customers_of_one_job_take_turns() {
-    let limiter = RateLimiter::new(one_at_a_time()).start();
-    let first = hold_the_only_slot(&limiter).await;
+    let (limiter, first) = one_at_a_time_and_held().await;
     let mut waiting = Vec::new();
     for _ in 0..4 {
         waiting.push(queue(&limiter, 1, 0, "busy"));
@@ -160,22 +158,18 @@ async fn customers_of_one_job_take_turns() {
 async fn a_scope_paused_by_a_long_retry_delay_grants_nothing_until_it_ends() {
     tokio::time::pause();
     let limiter = RateLimiter::new(unlimited_limiter_config()).start();
-    let permit = tokio::time::timeout(SOON, acquire(&limiter, 1, 0, "acme", 1))
-        .await
-        .expect("granted")
-        .expect("running");
+    let permit = granted(acquire(&limiter, 1, 0, "acme", 1)).await;
     let retry_delay = Duration::from_secs(30);
     permit.throttled(Scope::Global, Some(retry_delay));
     let throttled_at = tokio::time::Instant::now();
 
-    let mut next = acquire(&limiter, 2, 10, "globex", 1);
+    let next = acquire(&limiter, 2, 10, "globex", 1);
 
     // The paused clock jumps ahead whenever everything is idle: only the limiter's own wake-up
     // (at the end of the pause) can end this wait.
-    let permit = tokio::time::timeout(Duration::from_secs(60), &mut next)
+    let permit = granted_within(Duration::from_secs(60), next)
         .await
-        .expect("granted once the pause ended")
-        .expect("running");
+        .expect("granted once the pause ended");
     assert!(
         throttled_at.elapsed() >= retry_delay,
         "granted {:?} after a {retry_delay:?} pause",
@@ -194,10 +188,9 @@ async fn a_used_up_daily_window_holds_calls_and_says_until_when() {
         ..unlimited_limiter_config()
     })
     .start();
-    let first = tokio::time::timeout(SOON, acquire(&limiter, 1, 0, "acme", 6))
+    let first = granted_within(SOON, acquire(&limiter, 1, 0, "acme", 6))
         .await
-        .expect("the first 6 operations fit")
-        .expect("running");
+        .expect("the first 6 operations fit");
     first.succeeded();
 
     let mut second = acquire(&limiter, 1, 0, "acme", 6);
@@ -211,8 +204,7 @@ async fn a_used_up_daily_window_holds_calls_and_says_until_when() {
 
 #[actix_rt::test]
 async fn raising_max_in_flight_at_run_time_lets_waiters_through_at_once() {
-    let limiter = RateLimiter::new(one_at_a_time()).start();
-    let _held = hold_the_only_slot(&limiter).await;
+    let (limiter, _held) = one_at_a_time_and_held().await;
     let waiting = acquire(&limiter, 1, 0, "acme", 1);
 
     let settings = limiter
@@ -223,10 +215,9 @@ async fn raising_max_in_flight_at_run_time_lets_waiters_through_at_once() {
 
     assert_eq!(settings.global.max_in_flight, 2);
     assert_eq!(settings.preset, None, "a single field leaves the preset");
-    tokio::time::timeout(SOON, waiting)
+    granted_within(SOON, waiting)
         .await
-        .expect("granted after the change")
-        .expect("running");
+        .expect("granted after the change");
 }
 
 #[actix_rt::test]

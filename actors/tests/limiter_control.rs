@@ -5,7 +5,7 @@
 //! granted before a decrease are one episode; from cold, the first minute already runs near the
 //! quota.
 
-use std::{collections::VecDeque, time::Duration};
+use std::{collections::VecDeque, ops::RangeInclusive, time::Duration};
 
 use overseer_actors::{
     Preset,
@@ -29,13 +29,9 @@ struct Run {
 }
 
 /// Drives `knobs` against a bucket of `quota` requests/s for `secs` simulated seconds, sending
-/// exactly at the controlled rate (demand always exceeds it) and honouring each retry delay.
-fn run_against_quota(knobs: &ScopeKnobs, quota: f64, secs: u64) -> Run {
-    run_measuring_from(knobs, quota, secs, Duration::from_secs(secs / 2))
-}
-
-/// As [`run_against_quota`], counting from `measure_from` to the end.
-fn run_measuring_from(knobs: &ScopeKnobs, quota: f64, secs: u64, half: Duration) -> Run {
+/// exactly at the controlled rate (demand always exceeds it) and honouring each retry delay;
+/// counts from `measure_from` to the end.
+fn run_against_quota(knobs: &ScopeKnobs, quota: f64, secs: u64, measure_from: Duration) -> Run {
     let trace = std::env::var_os("LAW_TRACE").is_some();
     let start = Instant::now();
     let mut control = AdaptiveRate::new(knobs);
@@ -72,7 +68,7 @@ fn run_measuring_from(knobs: &ScopeKnobs, quota: f64, secs: u64, half: Duration)
             // The server's retry delay: until the bucket holds a token again.
             let delay = Duration::from_secs_f64(((1.0 - tokens) / quota).max(0.001));
             answers.push_back((now + LATENCY, now, !admitted, delay));
-            if now - start >= half {
+            if now - start >= measure_from {
                 sent += 1;
                 throttled += u64::from(!admitted);
             }
@@ -88,52 +84,82 @@ fn run_measuring_from(knobs: &ScopeKnobs, quota: f64, secs: u64, half: Duration)
             );
         }
     }
-    let measured = secs as f64 - half.as_secs_f64();
+    let measured = secs as f64 - measure_from.as_secs_f64();
     Run {
         goodput: (sent - throttled) as f64 / measured,
         throttled_share: throttled as f64 / sent.max(1) as f64,
     }
 }
 
-fn assert_converges(knobs: &ScopeKnobs, quota: f64) {
-    let run = run_against_quota(knobs, quota, 120);
-    assert!(
-        run.goodput >= 0.9 * quota && run.goodput <= quota * 1.02,
-        "goodput {:.2}/s against a hidden quota of {quota}/s",
-        run.goodput
-    );
-    assert!(
-        run.throttled_share <= 0.01,
-        "{:.4} of calls throttled",
-        run.throttled_share
-    );
+/// What every run of a table must achieve.
+struct Bar {
+    /// Simulated seconds of each run.
+    secs: u64,
+    /// Where measuring starts: half-way, or at the start for a cold scope.
+    measure_from: Duration,
+    /// The goodput must lie within these multiples of the quota.
+    goodput: RangeInclusive<f64>,
+    /// At most this share of the measured calls may be throttled.
+    max_throttled: f64,
+}
+
+impl Bar {
+    /// Runs of `secs` seconds, measured over their second half.
+    const fn settled(secs: u64, goodput: RangeInclusive<f64>, max_throttled: f64) -> Bar {
+        Bar {
+            secs,
+            measure_from: Duration::from_secs(secs / 2),
+            goodput,
+            max_throttled,
+        }
+    }
+}
+
+/// Settling within 10 % below the quota, with under 1 % of calls throttled.
+const CONVERGES: Bar = Bar::settled(120, 0.9..=1.02, 0.01);
+
+/// Over a long run, so that the probe's throttles are counted at their real frequency.
+const USES_95_PERCENT: Bar = Bar::settled(600, 0.95..=f64::INFINITY, 0.01);
+
+/// Runs `knobs` against each of the hidden `quotas` (the table's cases, named `what` and the
+/// quota) and asserts that every run meets `bar`.
+fn assert_every_quota_meets(bar: &Bar, what: &str, knobs: &ScopeKnobs, quotas: &[f64]) {
+    let (min, max) = (*bar.goodput.start(), *bar.goodput.end());
+    for &quota in quotas {
+        let run = run_against_quota(knobs, quota, bar.secs, bar.measure_from);
+        assert!(
+            run.goodput >= min * quota && run.goodput <= max * quota,
+            "{what} at {quota}/s: goodput {:.2}/s, {:.3} of the quota, wanted {min} to {max}",
+            run.goodput,
+            run.goodput / quota
+        );
+        assert!(
+            run.throttled_share <= bar.max_throttled,
+            "{what} at {quota}/s: {:.4} of calls throttled, wanted at most {}",
+            run.throttled_share,
+            bar.max_throttled
+        );
+    }
 }
 
 #[test]
 fn global_rate_converges_within_ten_percent_below_a_hidden_quota() {
     let (global, _) = Preset::Balanced.knobs();
-    assert_converges(&global, 100.0);
-    assert_converges(&global, 37.0);
+    assert_every_quota_meets(&CONVERGES, "global", &global, &[100.0, 37.0]);
 }
 
 #[test]
 fn customer_rate_converges_within_ten_percent_below_a_hidden_quota() {
     let (_, customer) = Preset::Balanced.knobs();
-    assert_converges(&customer, 10.0);
-    assert_converges(&customer, 3.0);
+    assert_every_quota_meets(&CONVERGES, "customer", &customer, &[10.0, 3.0]);
 }
 
 #[test]
 fn every_preset_converges_on_a_quota_above_its_start() {
+    let bar = Bar::settled(180, 0.8..=f64::INFINITY, 0.02);
     for preset in Preset::ALL {
         let (global, _) = preset.knobs();
-        let run = run_against_quota(&global, 120.0, 180);
-        assert!(
-            run.goodput >= 0.8 * 120.0 && run.throttled_share <= 0.02,
-            "{preset}: goodput {:.1}/s, throttled {:.4}",
-            run.goodput,
-            run.throttled_share
-        );
+        assert_every_quota_meets(&bar, &format!("{preset} global"), &global, &[120.0]);
     }
 }
 
@@ -246,43 +272,26 @@ fn an_unsaturated_scope_does_not_raise_its_rate() {
 #[test]
 fn customer_quotas_are_used_to_ninety_five_percent_with_under_one_percent_throttled() {
     // One customer's calls, against its own bucket: the shape where the per-customer quotas
-    // bind. A long run, so the probe's throttles are counted at their real frequency.
+    // bind.
     let (_, customer) = Preset::Balanced.knobs();
-    for quota in [3.0, 10.0] {
-        let run = run_against_quota(&customer, quota, 600);
-        assert!(
-            run.goodput >= 0.95 * quota && run.throttled_share <= 0.01,
-            "quota {quota}/s: goodput {:.3} of it, {:.4} throttled",
-            run.goodput / quota,
-            run.throttled_share
-        );
-    }
+    assert_every_quota_meets(&USES_95_PERCENT, "customer", &customer, &[3.0, 10.0]);
 }
 
 #[test]
 fn the_global_quota_is_used_to_ninety_five_percent_with_under_one_percent_throttled() {
     let (global, _) = Preset::Balanced.knobs();
-    for quota in [37.0, 100.0] {
-        let run = run_against_quota(&global, quota, 600);
-        assert!(
-            run.goodput >= 0.95 * quota && run.throttled_share <= 0.01,
-            "quota {quota}/s: goodput {:.3} of it, {:.4} throttled",
-            run.goodput / quota,
-            run.throttled_share
-        );
-    }
+    assert_every_quota_meets(&USES_95_PERCENT, "global", &global, &[37.0, 100.0]);
 }
 
 #[test]
 fn a_cold_scope_uses_its_quota_within_its_first_minute() {
+    let cold = Bar {
+        secs: 60,
+        measure_from: Duration::ZERO,
+        goodput: 0.95..=f64::INFINITY,
+        max_throttled: 0.03,
+    };
     let (global, customer) = Preset::Balanced.knobs();
-    for (knobs, quota) in [(&customer, 3.0), (&customer, 10.0), (&global, 80.0)] {
-        let run = run_measuring_from(knobs, quota, 60, Duration::ZERO);
-        assert!(
-            run.goodput >= 0.95 * quota && run.throttled_share <= 0.03,
-            "quota {quota}/s: goodput {:.3} of it, {:.4} throttled",
-            run.goodput / quota,
-            run.throttled_share
-        );
-    }
+    assert_every_quota_meets(&cold, "cold customer", &customer, &[3.0, 10.0]);
+    assert_every_quota_meets(&cold, "cold global", &global, &[80.0]);
 }

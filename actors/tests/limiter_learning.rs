@@ -14,11 +14,12 @@ use actix::prelude::*;
 use async_trait::async_trait;
 use chrono::Utc;
 use overseer_actors::{
-    LearnedLimits, LearnedScope, LimiterConfig, Preset, Scope,
-    rate_limiter::{Acquire, GetStats, RateLimiter, ScopeStats, control::RECOVERY_SHARE},
+    LearnedLimits, LearnedScope, LimiterConfig, Permit, Preset, Scope,
+    rate_limiter::{GetStats, RateLimiter, ScopeStats, control::RECOVERY_SHARE},
 };
-use support::{SOON, wait_until};
-use tokio::sync::oneshot;
+use support::{
+    SOON, customer_scope as customer, granted, request_permit, wait_until, wait_until_async,
+};
 
 /// Learned limits in memory: what `load` returns, and every `save`.
 #[derive(Default, Clone)]
@@ -51,25 +52,14 @@ fn entry(scope: &str, mark: f64, age: Duration) -> LearnedScope {
     }
 }
 
-fn customer(id: &str) -> Scope {
-    Scope::Customer(Arc::<str>::from(id))
+/// One permit in `scopes`, once granted; asking creates the scopes in the limiter.
+async fn permit_in(limiter: &Addr<RateLimiter>, scopes: Vec<Scope>) -> Permit {
+    granted(request_permit(limiter, scopes, 1, 0, 1)).await
 }
 
 /// Takes (and reports) one permit in `scopes`, so the limiter creates them.
 async fn touch(limiter: &Addr<RateLimiter>, scopes: Vec<Scope>) {
-    let (reply, permit) = oneshot::channel();
-    limiter.do_send(Acquire {
-        scopes,
-        priority: 0,
-        job_id: 1,
-        operations: 1,
-        reply,
-    });
-    let permit = tokio::time::timeout(SOON, permit)
-        .await
-        .expect("granted in time")
-        .expect("granted");
-    permit.succeeded();
+    permit_in(limiter, scopes).await.succeeded();
 }
 
 async fn stats_of(limiter: &Addr<RateLimiter>, scope: &str) -> Option<ScopeStats> {
@@ -162,18 +152,7 @@ async fn a_new_customer_starts_at_the_median_of_its_siblings() {
 async fn a_mark_learned_from_a_throttle_is_kept() {
     let kept = Kept::default();
     let limiter = start(&kept).await;
-    let (reply, permit) = oneshot::channel();
-    limiter.do_send(Acquire {
-        scopes: vec![Scope::Global, customer("9")],
-        priority: 0,
-        job_id: 1,
-        operations: 1,
-        reply,
-    });
-    let permit = tokio::time::timeout(SOON, permit)
-        .await
-        .expect("in time")
-        .expect("granted");
+    let permit = permit_in(&limiter, vec![Scope::Global, customer("9")]).await;
     permit.throttled(customer("9"), Some(Duration::from_millis(10)));
     let saves = kept.saves.clone();
     assert!(
@@ -195,12 +174,11 @@ async fn stats_when(
     scope: &str,
     ready: impl Fn(&ScopeStats) -> bool,
 ) -> Option<ScopeStats> {
-    let deadline = tokio::time::Instant::now() + SOON;
-    while tokio::time::Instant::now() < deadline {
-        if let Some(stats) = stats_of(limiter, scope).await.filter(|s| ready(s)) {
-            return Some(stats);
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    None
+    let mut seen = None;
+    wait_until_async(SOON, async || {
+        seen = stats_of(limiter, scope).await.filter(|s| ready(s));
+        seen.is_some()
+    })
+    .await;
+    seen
 }

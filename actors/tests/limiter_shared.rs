@@ -19,10 +19,10 @@ use actix::prelude::*;
 use async_trait::async_trait;
 use overseer_actors::{
     LimiterConfig, Permit, Scope, SharedQuota, SharedState, SharedUnavailable,
-    rate_limiter::{Acquire, GetSettings, GetSharedStatus, GetStats, RateLimiter, UpdateSettings},
+    rate_limiter::{GetSettings, GetSharedStatus, GetStats, RateLimiter, UpdateSettings},
 };
-use support::{SOON, wait_until_async};
-use tokio::{sync::oneshot, time::Instant};
+use support::{SOON, granted, request_permit, wait_until_async};
+use tokio::time::Instant;
 
 #[derive(Default)]
 struct FakeState {
@@ -154,18 +154,7 @@ async fn live_nodes(limiter: &Addr<RateLimiter>) -> u64 {
 }
 
 async fn permit(limiter: &Addr<RateLimiter>) -> Permit {
-    let (reply, permit) = oneshot::channel();
-    limiter.do_send(Acquire {
-        scopes: vec![Scope::Global],
-        priority: 0,
-        job_id: 1,
-        operations: 1,
-        reply,
-    });
-    tokio::time::timeout(SOON, permit)
-        .await
-        .expect("granted in time")
-        .expect("running")
+    granted(request_permit(limiter, vec![Scope::Global], 1, 0, 1)).await
 }
 
 #[actix_rt::test]

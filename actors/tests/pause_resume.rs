@@ -8,80 +8,34 @@ mod support;
 
 use std::time::Duration;
 
-use overseer_actors::{ItemStatus, JobId, JobStatus};
+use overseer_actors::{ItemStatus, JobStatus};
 use support::{
-    Harness, LONG_JOB_ITEMS, SOON, ScriptedOp, count_status, fast_config, holds_for, items,
-    set_status_after_calls, start_long_job, throttle_customer, wait_until,
+    CALLS_BEFORE_INTERRUPT, Harness, LONG_JOB_ITEMS, SOON, ScriptedOp,
+    assert_interrupt_stops_new_calls_within_control_interval, assert_no_more_calls,
+    assert_succeeded_exactly_once, assert_unrun_items_pending, count_status, fast_config,
+    interrupt_long_job, items, set_status_after_calls, start_long_job, throttle_customer,
+    wait_until,
 };
-
-/// Calls made before the pause; well under the job's `2 * LONG_JOB_ITEMS`.
-const CALLS_BEFORE_PAUSE: usize = 10;
 
 #[actix_rt::test]
 async fn pause_stops_new_calls_within_control_interval() {
-    let (harness, job) = start_long_job();
-    let paused_at =
-        set_status_after_calls(&harness, job, CALLS_BEFORE_PAUSE, JobStatus::Paused).await;
-
-    assert!(harness.wait_for_job_actor_to_stop(job).await);
-
-    // The JobActor reads the status every control_interval; allow that, and as long again for
-    // the check itself and the calls already past their permit.
-    let lag = harness.config.control_interval * 3;
-    let last_start = harness
-        .op
-        .calls()
-        .iter()
-        .map(|c| c.started)
-        .max()
-        .expect("calls were made");
-    assert!(
-        last_start <= paused_at + lag,
-        "a call started {:?} after the pause",
-        last_start - paused_at
-    );
-    assert!(
-        harness.op.call_count() < 2 * LONG_JOB_ITEMS,
-        "the job ran to the end"
-    );
-    harness.shutdown().await;
+    assert_interrupt_stops_new_calls_within_control_interval(JobStatus::Paused).await;
 }
 
 #[actix_rt::test]
 async fn paused_job_makes_no_calls_once_stopped() {
-    let (harness, job) = start_long_job();
-    set_status_after_calls(&harness, job, CALLS_BEFORE_PAUSE, JobStatus::Paused).await;
-    assert!(harness.wait_for_job_actor_to_stop(job).await);
+    let (harness, job, _) = interrupt_long_job(JobStatus::Paused).await;
 
-    let calls = harness.op.call_count();
-    let window = harness.config.claim_interval * 10;
-    assert!(
-        holds_for(window, || harness.op.call_count() == calls).await,
-        "calls went on after the pause: {} then {}",
-        calls,
-        harness.op.call_count()
-    );
+    assert_no_more_calls(&harness).await;
     assert_eq!(harness.status(job), JobStatus::Paused);
     harness.shutdown().await;
 }
 
 #[actix_rt::test]
 async fn paused_job_leaves_remaining_items_pending() {
-    let (harness, job) = start_long_job();
-    set_status_after_calls(&harness, job, CALLS_BEFORE_PAUSE, JobStatus::Paused).await;
-    assert!(harness.wait_for_job_actor_to_stop(job).await);
+    let (harness, job, _) = interrupt_long_job(JobStatus::Paused).await;
 
-    let items = harness.store.items(job);
-    let pending = count_status(&items, ItemStatus::Pending);
-    assert!(pending > 0, "nothing was left for the resume");
-    // Every item that was called has its outcome committed; the rest were never called.
-    for item in &items {
-        let called = harness.op.calls_for(&item.item_key);
-        match item.status {
-            ItemStatus::Pending => assert_eq!(called, 0, "{} was called", item.item_key),
-            _ => assert_eq!(item.outcomes_offered, 1, "{}", item.item_key),
-        }
-    }
+    let pending = assert_unrun_items_pending(&harness, job);
     let stored = harness.store.job(job).expect("job exists");
     assert_eq!(stored.total_items - stored.succeeded, pending as i64);
     harness.shutdown().await;
@@ -89,23 +43,18 @@ async fn paused_job_leaves_remaining_items_pending() {
 
 #[actix_rt::test]
 async fn resumed_job_completes_every_item_exactly_once() {
-    let (harness, job) = start_long_job();
-    set_status_after_calls(&harness, job, CALLS_BEFORE_PAUSE, JobStatus::Paused).await;
-    assert!(harness.wait_for_job_actor_to_stop(job).await);
+    let (harness, job, _) = interrupt_long_job(JobStatus::Paused).await;
 
     harness.store.set_status(job, JobStatus::Running);
     harness.engine.claim_now();
 
-    assert!(
-        harness.wait_for_status(job, JobStatus::Completed).await,
-        "status {}",
-        harness.status(job)
-    );
+    harness
+        .assert_reaches(job, JobStatus::Completed, SOON)
+        .await;
     let items = harness.store.items(job);
     assert_eq!(items.len(), 2 * LONG_JOB_ITEMS);
+    assert_succeeded_exactly_once(&items, 2 * LONG_JOB_ITEMS);
     for item in &items {
-        assert_eq!(item.status, ItemStatus::Succeeded, "{}", item.item_key);
-        assert_eq!(item.outcomes_offered, 1, "{}", item.item_key);
         assert_eq!(
             harness.op.calls_for(&item.item_key),
             1,
@@ -121,7 +70,7 @@ async fn resumed_job_completes_every_item_exactly_once() {
 #[actix_rt::test]
 async fn job_resumed_before_its_pause_is_noticed_completes() {
     let (harness, job) = start_long_job();
-    set_status_after_calls(&harness, job, CALLS_BEFORE_PAUSE, JobStatus::Paused).await;
+    set_status_after_calls(&harness, job, CALLS_BEFORE_INTERRUPT, JobStatus::Paused).await;
     harness.store.set_status(job, JobStatus::Running);
 
     assert!(
@@ -131,22 +80,26 @@ async fn job_resumed_before_its_pause_is_noticed_completes() {
         harness.store.job(job).expect("job").lease_epoch
     );
     let items = harness.store.items(job);
-    assert!(
-        items
-            .iter()
-            .all(|i| i.status == ItemStatus::Succeeded && i.outcomes_offered == 1)
-    );
+    assert_succeeded_exactly_once(&items, items.len());
     harness.shutdown().await;
 }
 
-/// Starts a job of one customer whose scope the RateLimiter holds paused, and pauses the job
-/// while its first call (prepare's, or the first batch's) waits for a permit. `max_attempts` is
-/// 1, so an error taken for the items' outcome would fail them at once.
-async fn pause_while_waiting_for_a_permit(prepare_calls_api: bool) -> (Harness, JobId) {
+/// What a job's first call is, the one that waits for a permit while the job is paused.
+enum FirstCall {
+    /// The first batch's call: `prepare` takes no permit.
+    Batch,
+    /// `prepare`'s own call, as a real operation's (which reads the customer's state) is.
+    Prepare,
+}
+
+/// Starts a job of one customer whose scope the RateLimiter holds paused, pauses the job while
+/// its `first_call` waits for a permit, and asserts that all its items are left pending.
+/// `max_attempts` is 1, so an error taken for the items' outcome would fail them at once.
+async fn assert_pause_while_waiting_for_a_permit_leaves_items_pending(first_call: FirstCall) {
     let mut config = fast_config();
     config.max_attempts = 1;
     let op = ScriptedOp::new(1);
-    if prepare_calls_api {
+    if let FirstCall::Prepare = first_call {
         op.prepare_calls_api();
     }
     let harness = Harness::start(config, op);
@@ -162,39 +115,25 @@ async fn pause_while_waiting_for_a_permit(prepare_calls_api: bool) -> (Harness, 
     harness.store.set_status(job, JobStatus::Paused);
 
     assert!(harness.wait_for_job_actor_to_stop(job).await);
-    (harness, job)
+    let items = harness.store.items(job);
+    assert_eq!(
+        count_status(&items, ItemStatus::Pending),
+        3,
+        "items: {:?}",
+        items
+            .iter()
+            .map(|i| (&i.item_key, i.status, &i.error))
+            .collect::<Vec<_>>()
+    );
+    harness.shutdown().await;
 }
 
 #[actix_rt::test]
 async fn pause_leaves_a_batch_waiting_for_its_permit_pending() {
-    let (harness, job) = pause_while_waiting_for_a_permit(false).await;
-
-    let items = harness.store.items(job);
-    assert_eq!(
-        count_status(&items, ItemStatus::Pending),
-        3,
-        "items: {:?}",
-        items
-            .iter()
-            .map(|i| (&i.item_key, i.status, &i.error))
-            .collect::<Vec<_>>()
-    );
-    harness.shutdown().await;
+    assert_pause_while_waiting_for_a_permit_leaves_items_pending(FirstCall::Batch).await;
 }
 
 #[actix_rt::test]
 async fn pause_during_prepare_leaves_the_customers_items_pending() {
-    let (harness, job) = pause_while_waiting_for_a_permit(true).await;
-
-    let items = harness.store.items(job);
-    assert_eq!(
-        count_status(&items, ItemStatus::Pending),
-        3,
-        "items: {:?}",
-        items
-            .iter()
-            .map(|i| (&i.item_key, i.status, &i.error))
-            .collect::<Vec<_>>()
-    );
-    harness.shutdown().await;
+    assert_pause_while_waiting_for_a_permit_leaves_items_pending(FirstCall::Prepare).await;
 }

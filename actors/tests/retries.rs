@@ -8,7 +8,7 @@ mod support;
 use std::time::Duration;
 
 use overseer_actors::{BatchError, ItemStatus, JobId, JobStatus, Scope};
-use support::{Harness, ScriptedOp, Step, fast_config, items};
+use support::{Harness, SOON, ScriptedOp, Step, fast_config, items};
 
 const ITEMS: usize = 3;
 
@@ -26,11 +26,9 @@ async fn run_job(script: impl FnOnce(&ScriptedOp)) -> (Harness, JobId) {
     script(&op);
     let harness = Harness::start(fast_config(), op);
     let job = harness.submit(&items(&["acme"], ITEMS));
-    assert!(
-        harness.wait_for_status(job, JobStatus::Completed).await,
-        "status {}",
-        harness.status(job)
-    );
+    harness
+        .assert_reaches(job, JobStatus::Completed, SOON)
+        .await;
     (harness, job)
 }
 

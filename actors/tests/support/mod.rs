@@ -1,8 +1,10 @@
 //! Shared fixtures for the engine's tests: a small, fast [`EngineConfig`], a [`ScriptedOp`]
 //! whose per-item outcomes, batch errors and latency the test controls (and which records every
 //! call it makes), a [`Harness`] that runs the whole engine over a [`MemoryStore`], helpers to
-//! build jobs and outcomes, and [`wait_until`], which polls a condition up to a deadline so that
-//! no test sleeps blindly waiting for something to happen.
+//! build jobs and outcomes, to ask the RateLimiter for permits directly, to record through the
+//! DbWriter, and to interrupt a long job (pause or cancel) and check what it left, and
+//! [`wait_until`], which polls a condition up to a deadline so that no test sleeps blindly
+//! waiting for something to happen.
 
 // Each test file uses a different part of this module.
 #![allow(dead_code)]
@@ -24,11 +26,14 @@ use overseer_actors::{
     RestartPolicy, Scope, WorkItem, WriterConfig,
     db_writer::{DbWriter, WriterHandle, WriterStats},
     memory_store::{MemoryItem, MemoryStore},
-    rate_limiter::{LimiterGate, RateLimiter},
+    rate_limiter::{Acquire, LimiterGate, RateLimiter},
     supervisor::RunningJobs,
 };
 use serde_json::json;
-use tokio::{sync::watch, time::Instant};
+use tokio::{
+    sync::{oneshot, watch},
+    time::Instant,
+};
 
 /// Name the scripted operation is registered under.
 pub const OP: &str = "scripted";
@@ -96,16 +101,7 @@ pub fn unlimited_limiter_config() -> LimiterConfig {
 
 /// Polls `condition` until it holds (true) or `within` has passed (false).
 pub async fn wait_until(within: Duration, mut condition: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + within;
-    loop {
-        if condition() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(POLL).await;
-    }
+    wait_until_async(within, async || condition()).await
 }
 
 /// [`wait_until`] for conditions that must ask an actor.
@@ -381,6 +377,52 @@ impl PreparedCustomer for ScriptedCustomer {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// The RateLimiter, driven directly.
+
+/// The scope of one customer's calls.
+pub fn customer_scope(id: &str) -> Scope {
+    Scope::Customer(Arc::<str>::from(id))
+}
+
+/// Asks `limiter` for a permit in `scopes`, as the gate of job `job_id` does for a call of
+/// `operations` operations at `priority`; the permit arrives on the returned receiver.
+pub fn request_permit(
+    limiter: &Addr<RateLimiter>,
+    scopes: Vec<Scope>,
+    job_id: JobId,
+    priority: i32,
+    operations: u64,
+) -> oneshot::Receiver<Permit> {
+    let (reply, permit) = oneshot::channel();
+    limiter.do_send(Acquire {
+        scopes,
+        priority,
+        job_id,
+        operations,
+        reply,
+    });
+    permit
+}
+
+/// The requested permit if the limiter grants it within `within`, `None` if it does not.
+pub async fn granted_within(
+    within: Duration,
+    permit: impl Future<Output = Result<Permit, oneshot::error::RecvError>>,
+) -> Option<Permit> {
+    let permit = tokio::time::timeout(within, permit).await.ok()?;
+    Some(permit.expect("the limiter is running"))
+}
+
+/// The requested permit, which the limiter must grant [`SOON`].
+pub async fn granted(
+    permit: impl Future<Output = Result<Permit, oneshot::error::RecvError>>,
+) -> Permit {
+    granted_within(SOON, permit)
+        .await
+        .expect("the permit was not granted in time")
+}
+
 /// Makes the RateLimiter pause the customer's scope for `delay`, as a throttle from the API
 /// would: nothing for that customer is granted until the delay ends.
 pub async fn throttle_customer(limiter: &Addr<RateLimiter>, customer: &str, delay: Duration) {
@@ -457,6 +499,28 @@ pub async fn writer_stats(writer: &WriterHandle) -> WriterStats {
     writer.stats().await.expect("writer is running")
 }
 
+/// Hands `outcomes` to the writer and waits, up to [`SOON`], until it has committed them all.
+pub async fn record_and_drain(writer: &WriterHandle, outcomes: Vec<OutcomeRecord>) {
+    writer.record(outcomes).await.expect("writer is running");
+    tokio::time::timeout(SOON, writer.drain())
+        .await
+        .expect("drained in time")
+        .expect("writer is running");
+}
+
+/// Both halves of the writer's guarantee: `expected` items succeeded (nothing was lost) and
+/// every item was offered exactly one outcome (nothing was written twice).
+pub fn assert_succeeded_exactly_once(items: &[MemoryItem], expected: usize) {
+    assert_eq!(
+        count_status(items, ItemStatus::Succeeded),
+        expected,
+        "succeeded items"
+    );
+    for item in items {
+        assert_eq!(item.outcomes_offered, 1, "outcomes of {}", item.item_key);
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // The whole engine.
 
@@ -504,6 +568,15 @@ impl Harness {
         wait_until(SOON, || self.status(job) == status).await
     }
 
+    /// Waits up to `within` for the job to reach `status`; fails naming the status it is in.
+    pub async fn assert_reaches(&self, job: JobId, status: JobStatus, within: Duration) {
+        assert!(
+            wait_until(within, || self.status(job) == status).await,
+            "job is {}, not {status}, after {within:?}",
+            self.status(job)
+        );
+    }
+
     pub async fn running_jobs(&self) -> Vec<JobId> {
         self.engine
             .supervisor
@@ -544,9 +617,15 @@ pub const LONG_JOB_LATENCY: Duration = Duration::from_millis(5);
 /// Starts the engine with a job of two customers, one item per call, each call slow enough that
 /// the job is still running when the test interrupts it.
 pub fn start_long_job() -> (Harness, JobId) {
+    start_long_job_with(fast_config(), LONG_JOB_LATENCY)
+}
+
+/// [`start_long_job`] on `config`, each call taking `latency`: the customers stay busy for
+/// `latency * LONG_JOB_ITEMS`.
+pub fn start_long_job_with(config: EngineConfig, latency: Duration) -> (Harness, JobId) {
     let op = ScriptedOp::new(1);
-    op.set_latency(LONG_JOB_LATENCY);
-    let harness = Harness::start(fast_config(), op);
+    op.set_latency(latency);
+    let harness = Harness::start(config, op);
     let job = harness.submit(&items(&["acme", "globex"], LONG_JOB_ITEMS));
     (harness, job)
 }
@@ -564,4 +643,76 @@ pub async fn set_status_after_calls(
     );
     harness.store.set_status(job, status);
     Instant::now()
+}
+
+/// Calls [`interrupt_long_job`] lets the job make first; well under its `2 * LONG_JOB_ITEMS`.
+pub const CALLS_BEFORE_INTERRUPT: usize = 10;
+
+/// Starts a [`start_long_job`], sets its status to `status` (paused or cancelled) after
+/// [`CALLS_BEFORE_INTERRUPT`] calls, and waits until its JobActor stopped. Returns when the
+/// status was set.
+pub async fn interrupt_long_job(status: JobStatus) -> (Harness, JobId, Instant) {
+    let (harness, job) = start_long_job();
+    let interrupted_at =
+        set_status_after_calls(&harness, job, CALLS_BEFORE_INTERRUPT, status).await;
+    assert!(
+        harness.wait_for_job_actor_to_stop(job).await,
+        "the supervisor still lists the job after it was {status}"
+    );
+    (harness, job, interrupted_at)
+}
+
+/// Interrupts a long job with `status` and asserts that no call started later than about
+/// `control_interval` after: the JobActor reads the status every control_interval; allow that,
+/// and as long again for the check itself and the calls already past their permit.
+pub async fn assert_interrupt_stops_new_calls_within_control_interval(status: JobStatus) {
+    let (harness, _, interrupted_at) = interrupt_long_job(status).await;
+
+    let lag = harness.config.control_interval * 3;
+    assert_no_call_started_after(&harness, interrupted_at + lag);
+    harness.shutdown().await;
+}
+
+/// No call of an interrupted long job started after `deadline`, and the job did not run to the
+/// end.
+pub fn assert_no_call_started_after(harness: &Harness, deadline: Instant) {
+    let late: Vec<Call> = harness
+        .op
+        .calls()
+        .into_iter()
+        .filter(|c| c.started > deadline)
+        .collect();
+    assert!(late.is_empty(), "calls started too late: {late:?}");
+    assert!(
+        harness.op.call_count() < 2 * LONG_JOB_ITEMS,
+        "the job ran to the end"
+    );
+}
+
+/// No call starts for ten claim intervals: time enough for the Supervisor to have run the job
+/// again, had it meant to.
+pub async fn assert_no_more_calls(harness: &Harness) {
+    let calls = harness.op.call_count();
+    let window = harness.config.claim_interval * 10;
+    assert!(
+        holds_for(window, || harness.op.call_count() == calls).await,
+        "calls went on: {calls}, then {}",
+        harness.op.call_count()
+    );
+}
+
+/// An interrupted job's items: each is pending and was never called, or was called and has
+/// exactly one outcome committed. Returns how many are pending, which must be some.
+pub fn assert_unrun_items_pending(harness: &Harness, job: JobId) -> usize {
+    let items = harness.store.items(job);
+    for item in &items {
+        let called = harness.op.calls_for(&item.item_key);
+        match item.status {
+            ItemStatus::Pending => assert_eq!(called, 0, "{} was called", item.item_key),
+            _ => assert_eq!(item.outcomes_offered, 1, "{}", item.item_key),
+        }
+    }
+    let pending = count_status(&items, ItemStatus::Pending);
+    assert!(pending > 0, "nothing was left pending");
+    pending
 }
