@@ -124,16 +124,21 @@ impl fmt::Display for Trouble {
     }
 }
 
-/// An actor as `GET /api/actors` shows it.
+/// An actor as `GET /api/actors` shows it (`id` is `job:<id>` or `job:<id>/customer:<id>`).
 #[derive(Clone, Debug, Serialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = ActorView))]
 pub struct ActorInfo {
     pub id: String,
+    /// `job` or `customer`.
     pub kind: String,
-    /// `running`, `silent` or `stuck` (the latter two until it is restarted).
+    /// `running`, or `silent` / `stuck` until the Supervisor restarts it.
     pub status: String,
+    /// Restarts of this actor so far.
     pub restarts: u32,
     pub last_heartbeat_ms_ago: u64,
+    /// Customers running (job) or items held (customer).
     pub in_flight: usize,
+    /// Items finished by this incarnation (customer).
     pub processed: u64,
 }
 

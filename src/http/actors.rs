@@ -18,41 +18,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/chaos/actors/{id:.+}/{action}", web::post().to(chaos));
 }
 
-/// One actor (`id` is `job:<id>` or `job:<id>/customer:<id>`).
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct ActorView {
-    pub id: String,
-    /// `job` or `customer`.
-    pub kind: String,
-    /// `running`, or `silent` / `stuck` until the Supervisor restarts it.
-    pub status: String,
-    /// Restarts of this actor so far.
-    pub restarts: u32,
-    pub last_heartbeat_ms_ago: u64,
-    /// Customers running (job) or items held (customer).
-    pub in_flight: usize,
-    /// Items finished by this incarnation (customer).
-    pub processed: u64,
-}
-
-impl From<ActorInfo> for ActorView {
-    fn from(a: ActorInfo) -> Self {
-        ActorView {
-            id: a.id,
-            kind: a.kind,
-            status: a.status,
-            restarts: a.restarts,
-            last_heartbeat_ms_ago: a.last_heartbeat_ms_ago,
-            in_flight: a.in_flight,
-            processed: a.processed,
-        }
-    }
-}
-
 /// `GET /api/actors`.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct ActorList {
-    pub actors: Vec<ActorView>,
+    pub actors: Vec<ActorInfo>,
 }
 
 #[utoipa::path(get, path = "/api/actors", operation_id = "listActors", tag = "health",
@@ -66,7 +35,7 @@ pub async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> 
              a job's owner and last_heartbeat are in GET /api/jobs/{id}",
         )
     })?;
-    let actors = board.snapshot().into_iter().map(ActorView::from).collect();
+    let actors = board.snapshot();
     Ok(HttpResponse::Ok().json(ActorList { actors }))
 }
 
