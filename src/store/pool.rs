@@ -46,8 +46,12 @@ pub async fn ensure_database(settings: &PoolSettings) -> Result<(), DbError> {
             .await
         {
             Ok(()) => tracing::info!(database = %name, "created database"),
-            // Another process created it between our check and our CREATE.
-            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::DUPLICATE_DATABASE) => {}
+            // Another process created it between our check and our CREATE: PostgreSQL says so
+            // as a duplicate database, or, when both CREATEs run at once, as the unique
+            // violation of its own catalog's index.
+            Err(e)
+                if e.code() == Some(&tokio_postgres::error::SqlState::DUPLICATE_DATABASE)
+                    || e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) => {}
             Err(e) => return Err(e.into()),
         }
     }

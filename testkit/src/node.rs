@@ -106,12 +106,13 @@ impl NodeProcess {
         })
     }
 
-    /// Waits until the node accepts connections on its port; an error if it exits first or is
-    /// not listening within `within`.
+    /// Waits until the node answers HTTP on its port (`GET /api/health`, any status); an error
+    /// if it exits first or does not answer within `within`. A port that accepts connections
+    /// is not enough: the node binds it before it has started anything else.
     pub async fn wait_listening(&mut self, within: Duration) -> io::Result<()> {
         let deadline = Instant::now() + within;
         loop {
-            if tokio::net::TcpStream::connect(&self.addr).await.is_ok() {
+            if answers_http(&self.addr).await {
                 return Ok(());
             }
             if let Some(status) = self.child.try_wait()? {
@@ -177,6 +178,24 @@ impl NodeProcess {
             .and_then(|path| std::fs::read_to_string(path).ok())
             .unwrap_or_default()
     }
+}
+
+/// True when `addr` answers a `GET /api/health` with an HTTP status line.
+async fn answers_http(addr: &str) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let Ok(mut stream) = tokio::net::TcpStream::connect(addr).await else {
+        return false;
+    };
+    let request = format!("GET /api/health HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    if stream.write_all(request.as_bytes()).await.is_err() {
+        return false;
+    }
+    let mut head = [0u8; 12];
+    matches!(
+        tokio::time::timeout(POLL * 100, stream.read_exact(&mut head)).await,
+        Ok(Ok(_))
+    ) && head.starts_with(b"HTTP/1.1 ")
 }
 
 impl Drop for NodeProcess {

@@ -6,7 +6,8 @@ use std::time::Duration;
 use overseer_testkit::csv::csv_items;
 
 use crate::support::{
-    TestDb, assert_counters_equal_rows, start, started, submit_csv, test_config, wait_for_status,
+    TestDb, assert_counters_equal_rows, get_job, http, start, started, submit_csv, test_config,
+    wait_for, wait_for_status,
 };
 
 #[actix_rt::test]
@@ -86,4 +87,60 @@ async fn every_connection_is_named_after_the_node() {
         .collect();
     let node_id = app.config.node_id.clone().expect("test node id");
     assert_eq!(names, vec![format!("overseer/{node_id}")]);
+}
+
+/// The JobEvents adapter that nudges this node's Supervisor: with claiming every minute, only
+/// the announcement of a resume can have a paused job, whose lease was given back, picked up
+/// again within seconds.
+#[actix_rt::test]
+async fn this_nodes_supervisor_hears_of_a_resume_at_once() {
+    let db = TestDb::new("engine_nudge");
+    let mut config = test_config(&db);
+    config.engine.claim_interval = Duration::from_secs(60);
+    let app = start(config).await;
+    let base = app.base_url().expect("base url");
+    let (status, job) = submit_csv(
+        &base,
+        &[
+            ("operation", "noop"),
+            ("params", r#"{"latency_ms": 200, "batch_size": 10}"#),
+        ],
+        csv_items(200, 2),
+    )
+    .await;
+    assert_eq!(status, 201, "{job}");
+    let id = job["id"].as_i64().expect("id");
+    wait_for_status(&base, id, "running", Duration::from_secs(5)).await;
+    let paused = http()
+        .post(format!("{base}/api/jobs/{id}/pause"))
+        .send()
+        .await
+        .expect("pause");
+    assert_eq!(paused.status(), 200);
+    wait_for(
+        "the paused job's lease to be given back",
+        Duration::from_secs(10),
+        || async {
+            let job = get_job(&base, id).await;
+            (job["status"] == "paused" && job["owner"].is_null()).then_some(())
+        },
+    )
+    .await;
+    let resumed = http()
+        .post(format!("{base}/api/jobs/{id}/resume"))
+        .send()
+        .await
+        .expect("resume");
+    assert_eq!(resumed.status(), 200);
+    wait_for(
+        "the resumed job to be claimed",
+        Duration::from_secs(5),
+        || async {
+            let job = get_job(&base, id).await;
+            job["owner"].is_string().then_some(())
+        },
+    )
+    .await;
+    let job = wait_for_status(&base, id, "completed", Duration::from_secs(30)).await;
+    assert_counters_equal_rows(&app, &job).await;
 }
