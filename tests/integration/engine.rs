@@ -6,8 +6,8 @@ use std::time::Duration;
 use overseer_testkit::csv::csv_items;
 
 use crate::support::{
-    TestDb, assert_counters_equal_rows, get_job, http, start, started, submit_csv, test_config,
-    wait_for, wait_for_status,
+    TestDb, assert_counters_equal_rows, change_job, get_job, start, started, submit_csv,
+    test_config, wait_for, wait_for_status,
 };
 
 #[actix_rt::test]
@@ -111,12 +111,7 @@ async fn this_nodes_supervisor_hears_of_a_resume_at_once() {
     assert_eq!(status, 201, "{job}");
     let id = job["id"].as_i64().expect("id");
     wait_for_status(&base, id, "running", Duration::from_secs(5)).await;
-    let paused = http()
-        .post(format!("{base}/api/jobs/{id}/pause"))
-        .send()
-        .await
-        .expect("pause");
-    assert_eq!(paused.status(), 200);
+    change_job(&base, id, "pause").await;
     wait_for(
         "the paused job's lease to be given back",
         Duration::from_secs(10),
@@ -126,12 +121,7 @@ async fn this_nodes_supervisor_hears_of_a_resume_at_once() {
         },
     )
     .await;
-    let resumed = http()
-        .post(format!("{base}/api/jobs/{id}/resume"))
-        .send()
-        .await
-        .expect("resume");
-    assert_eq!(resumed.status(), 200);
+    change_job(&base, id, "resume").await;
     wait_for(
         "the resumed job to be claimed",
         Duration::from_secs(5),

@@ -15,8 +15,8 @@ use tokio_tungstenite::{
 };
 
 use crate::support::{
-    TestDb, get, http, json_items, list_page, start, started, submit_json, test_config, wait_for,
-    wait_for_status,
+    TestDb, change_job, get, json_items, list_page, start, started, submit_json, test_config,
+    wait_for, wait_for_status,
 };
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -338,12 +338,7 @@ async fn a_state_change_through_the_api_reaches_the_feed_the_cache_and_another_n
     })
     .await;
 
-    let paused = http()
-        .post(format!("{base}/api/jobs/{id}/pause"))
-        .send()
-        .await
-        .expect("pause");
-    assert_eq!(paused.status(), 200);
+    change_job(&base, id, "pause").await;
 
     let status = status_event(&mut socket, "paused").await;
     assert_eq!(status["job_id"], id, "{status}");

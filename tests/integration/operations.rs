@@ -12,8 +12,8 @@ use serde_json::{Value, json};
 
 use crate::node_process::Node;
 use crate::support::{
-    TestDb, assert_api_error, assert_nothing_stored, get, get_json, http, json_items, list_page,
-    start, started, submit_json, test_config, try_json, wait_for, wait_for_status,
+    TestDb, assert_api_error, assert_nothing_stored, change_job, get, get_json, http, json_items,
+    list_page, start, started, submit_json, test_config, try_json, wait_for, wait_for_status,
 };
 
 const TOKEN: &str = "t0ken-for-tests";
@@ -441,14 +441,7 @@ async fn list_is_cached_until_a_job_changes() {
     let (cache, cached) = list_page(&base).await;
     assert_eq!(cache, "HIT");
     assert_eq!(cached["total"], 1);
-    let paused: Value = http()
-        .post(format!("{base}/api/jobs/{id}/pause"))
-        .send()
-        .await
-        .expect("pause")
-        .json()
-        .await
-        .expect("job");
+    let paused = change_job(&base, id, "pause").await;
     assert_eq!(paused["status"], "paused");
     let (cache, after) = list_page(&base).await;
     assert_eq!(

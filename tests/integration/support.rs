@@ -103,6 +103,18 @@ pub async fn get(url: &str) -> reqwest::Response {
         .unwrap_or_else(|e| panic!("GET {url}: {e}"))
 }
 
+/// `POST /api/jobs/{id}/{action}` (pause, resume, cancel, retry), which must answer 200; the
+/// job it answers with.
+pub async fn change_job(base: &str, id: i64, action: &str) -> Value {
+    let response = http()
+        .post(format!("{base}/api/jobs/{id}/{action}"))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{action} job {id}: {e}"));
+    assert_eq!(response.status(), 200, "{action} job {id}");
+    response.json().await.expect("the changed job")
+}
+
 /// Sends `request` and reads its JSON body; `None` when either fails (for polling).
 pub async fn try_json(request: reqwest::RequestBuilder) -> Option<Value> {
     request.send().await.ok()?.json().await.ok()
