@@ -122,6 +122,8 @@ pub struct CustomerWork {
     pub priority: i32,
     /// The job's lease epoch: every outcome carries it (fencing).
     pub epoch: i64,
+    /// Every outcome's result says `"dry_run": true` (the operation itself changes nothing).
+    pub dry_run: bool,
     pub operation: Arc<dyn Operation>,
     /// The operation's registry name (the `operation` label of the item metrics).
     pub operation_name: Arc<str>,
@@ -510,6 +512,11 @@ impl CustomerWork {
                 Some("throttled outcome reached the writer".to_string()),
             ),
         };
+        let result = if self.dry_run {
+            Some(dry_run_result(result))
+        } else {
+            result
+        };
         OutcomeRecord {
             item_id: item.id,
             job_id: self.job_id,
@@ -617,5 +624,18 @@ pub(crate) async fn fail_pending_items(work: &CustomerWork, reason: &str) -> Res
             .map(|item| work.failed(item, 0, reason))
             .collect();
         work.record(outcomes).await?;
+    }
+}
+
+/// A dry run's result: the operation's own (an object gains `"dry_run": true`; anything else is
+/// kept under `value`), so every item of a dry run says so, whatever its status.
+fn dry_run_result(result: Option<serde_json::Value>) -> serde_json::Value {
+    match result {
+        Some(serde_json::Value::Object(mut map)) => {
+            map.insert("dry_run".into(), serde_json::Value::Bool(true));
+            serde_json::Value::Object(map)
+        }
+        None | Some(serde_json::Value::Null) => serde_json::json!({"dry_run": true}),
+        Some(value) => serde_json::json!({"dry_run": true, "value": value}),
     }
 }

@@ -52,7 +52,7 @@ pub use model::{
 };
 pub use operation::{
     BatchError, CallGate, GateClosed, ItemOutcome, Operation, OperationError, OperationRegistry,
-    Permit, PreparedCustomer,
+    Permit, PreparedCustomer, RunMode,
 };
 pub use pace::Pace;
 pub use rate_limiter::{

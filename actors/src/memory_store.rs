@@ -37,6 +37,8 @@ pub struct MemoryJob {
     pub owner: Option<String>,
     pub lease_epoch: i64,
     pub lease_expires: Option<tokio::time::Instant>,
+    /// A dry run: its operation is built in [`RunMode::DryRun`](crate::RunMode).
+    pub dry_run: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -109,6 +111,7 @@ impl MemoryStore {
                 owner: None,
                 lease_epoch: 0,
                 lease_expires: None,
+                dry_run: false,
             },
         );
         for (customer, key) in items {
@@ -131,6 +134,13 @@ impl MemoryStore {
             );
         }
         id
+    }
+
+    /// Makes a job a dry run (or not) before it is claimed.
+    pub fn set_dry_run(&self, id: JobId, dry_run: bool) {
+        if let Some(job) = self.state().jobs.get_mut(&id) {
+            job.dry_run = dry_run;
+        }
     }
 
     pub fn job(&self, id: JobId) -> Option<MemoryJob> {
@@ -245,6 +255,7 @@ impl Store for MemoryStore {
                     params: job.params.clone(),
                     priority: job.priority,
                     lease_epoch: job.lease_epoch,
+                    dry_run: job.dry_run,
                 });
             }
         }

@@ -127,6 +127,9 @@ pub struct ClaimedJob {
     pub priority: i32,
     /// Incremented by every claim; writes made under an older epoch are refused (fencing).
     pub lease_epoch: i64,
+    /// A dry run changes nothing outside: its operation is built in `RunMode::DryRun`, and every
+    /// outcome's result says `"dry_run": true`.
+    pub dry_run: bool,
 }
 
 /// One pending item, as an operation sees it.

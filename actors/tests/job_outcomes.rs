@@ -189,3 +189,53 @@ async fn no_item_is_run_again_after_its_outcome() {
     }
     run.harness.shutdown().await;
 }
+
+/// A dry run builds its operation in dry-run mode and every item's result says so, whatever
+/// its status; the statuses are the ones a real run would give.
+#[actix_rt::test]
+async fn a_dry_run_builds_its_operation_as_one_and_marks_every_result() {
+    let op = ScriptedOp::new(3);
+    op.script("acme/skip", vec![Step::Skip("already processed".into())]);
+    op.script("acme/fail", vec![Step::Fail("permission denied".into())]);
+    let items: Vec<(String, String)> = ["acme/ok", "acme/skip", "acme/fail"]
+        .iter()
+        .map(|key| ("acme".to_string(), key.to_string()))
+        .collect();
+    let harness = Harness::start(fast_config(), op);
+    let job = harness.submit_dry_run(&items);
+    harness
+        .assert_reaches(job, JobStatus::Completed, SOON)
+        .await;
+
+    assert_eq!(
+        *harness.built_modes.lock().expect("modes"),
+        vec![overseer_actors::RunMode::DryRun]
+    );
+    let mut items = harness.store.items(job);
+    items.sort_by(|a, b| a.item_key.cmp(&b.item_key));
+    let seen: Vec<(&str, ItemStatus, Option<serde_json::Value>)> = items
+        .iter()
+        .map(|i| (i.item_key.as_str(), i.status, i.result.clone()))
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            (
+                "acme/fail",
+                ItemStatus::Failed,
+                Some(serde_json::json!({"dry_run": true}))
+            ),
+            (
+                "acme/ok",
+                ItemStatus::Succeeded,
+                Some(serde_json::json!({"key": "acme/ok", "dry_run": true}))
+            ),
+            (
+                "acme/skip",
+                ItemStatus::Skipped,
+                Some(serde_json::json!({"dry_run": true}))
+            ),
+        ]
+    );
+    harness.shutdown().await;
+}

@@ -85,6 +85,7 @@ pub async fn submit(
         operation: ops::noop::NAME.into(),
         priority: 0,
         params: json!({}),
+        dry_run: false,
     };
     let started = Instant::now();
     // Generated on a task of its own, as a client's upload would arrive beside the parsing.

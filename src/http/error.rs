@@ -129,6 +129,12 @@ impl From<ChangeError> for ApiError {
                 "illegal_transition",
                 error.to_string(),
             ),
+            ChangeError::NotDryRun(_) => {
+                Self::new(StatusCode::CONFLICT, "not_a_dry_run", error.to_string())
+            }
+            ChangeError::AlreadyRun { .. } => {
+                Self::new(StatusCode::CONFLICT, "already_run", error.to_string())
+            }
             ChangeError::Db(e) => e.into(),
         }
     }

@@ -31,7 +31,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/jobs/{id}/pause", web::post().to(pause))
         .route("/jobs/{id}/resume", web::post().to(resume))
         .route("/jobs/{id}/cancel", web::post().to(cancel))
-        .route("/jobs/{id}/retry", web::post().to(retry));
+        .route("/jobs/{id}/retry", web::post().to(retry))
+        .route("/jobs/{id}/run", web::post().to(run_for_real));
 }
 
 fn job_id(raw: &str) -> Result<i64, ApiError> {
@@ -154,12 +155,18 @@ pub struct ItemsQuery {
     customer_id: Option<String>,
     limit: Option<i64>,
     after_id: Option<i64>,
+    /// `json` (a page, the default) or `csv` (every matching item, no paging: a file to fix
+    /// and submit again).
+    format: Option<String>,
 }
 
 #[utoipa::path(get, path = "/api/jobs/{id}/items", operation_id = "listJobItems", tag = "jobs",
     params(("id" = String, Path, description = "The job's id"), ItemsQuery),
     responses(
-        (status = 200, description = "A page of items, keyset-paged", body = super::openapi::ItemPage),
+        (status = 200, description = "A page of items, keyset-paged; with format=csv, every matching item as CSV", content(
+            (super::openapi::ItemPage = "application/json"),
+            (String = "text/csv"),
+        )),
         (status = 400, description = "Unparseable query", body = super::openapi::ErrorBody),
         (status = 401, description = "Missing or wrong token", body = super::openapi::ErrorBody),
         (status = 404, description = "No such job", body = super::openapi::ErrorBody),
@@ -173,6 +180,16 @@ pub async fn list_items(
 ) -> Result<HttpResponse, ApiError> {
     let id = job_id(&id)?;
     let query = query.into_inner();
+    let csv = match query.format.as_deref() {
+        None | Some("") | Some("json") => false,
+        Some("csv") => true,
+        Some(other) => {
+            return Err(ApiError::unprocessable(
+                "invalid_query",
+                format!("format must be json or csv, not {other:?}"),
+            ));
+        }
+    };
     let limit = page_limit(query.limit, DEFAULT_ITEM_PAGE)?;
     let status = match query.status.filter(|s| !s.is_empty()) {
         Some(s) if s.parse::<overseer_actors::ItemStatus>().is_ok() => Some(s),
@@ -203,6 +220,9 @@ pub async fn list_items(
         after_id,
         limit,
     };
+    if csv {
+        return super::export::csv_response(state.store.pool.clone(), id, filter).await;
+    }
     let items: Vec<ItemView> = items::list(&state.store.pool, id, &filter)
         .await?
         .into_iter()
@@ -296,6 +316,28 @@ async fn change_state(
     let job = change.apply(&state.store.pool, job_id(&id)?).await?;
     state.events.announce(&announced(&job)).await;
     Ok(HttpResponse::Ok().json(job))
+}
+
+#[utoipa::path(post, path = "/api/jobs/{id}/run", operation_id = "runJobForReal", tag = "jobs",
+    params(("id" = String, Path, description = "The dry run's id")),
+    responses(
+        (status = 201, description = "A new, real job from the dry run's items and params", body = JobView,
+            headers(("Location" = String, description = "The new job's URL"))),
+        (status = 401, description = "Missing or wrong token", body = super::openapi::ErrorBody),
+        (status = 404, description = "No such job", body = super::openapi::ErrorBody),
+        (status = 409, description = "Not a dry run, not finished, or already run for real", body = super::openapi::ErrorBody),
+        (status = 503, description = "Database unavailable", body = super::openapi::ErrorBody),
+    ))]
+pub async fn run_for_real(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let row = jobs::run_for_real(&state.store.pool, job_id(&id)?).await?;
+    let job = JobView::from(row);
+    state.events.announce(&announced(&job)).await;
+    Ok(HttpResponse::Created()
+        .insert_header((header::LOCATION, format!("/api/jobs/{}", job.id)))
+        .json(job))
 }
 
 /// What a job as the API answers it says of its change.

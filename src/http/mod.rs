@@ -1,6 +1,6 @@
 //! The HTTP API on actix-web: routes, the shared state they use, and the error mapping.
-//! One module per group of routes: [`jobs`] (submit, list, read, state changes) and
-//! [`health`] (liveness, readiness, pool), [`actors`] (the node's actors, chaos), [`rate_limiter`] (its stats and run-time knobs), [`ws`] (live progress feeds) and [`dashboard`]
+//! One module per group of routes: [`jobs`] (submit, list, read, state changes, a dry run run for real), [`export`] (items as CSV)
+//! and [`health`] (liveness, readiness, pool), [`actors`] (the node's actors, chaos), [`rate_limiter`] (its stats and run-time knobs), [`ws`] (live progress feeds) and [`dashboard`]
 //! (the page at `/`), [`metrics`] (`/metrics`), [`openapi`] (`/api/openapi.json`) and
 //! [`middleware`] (bearer-token auth of `/api`, `HEAD`, request latency), [`open_mode`] (the
 //! `Host` and `Origin` guards without a token), [`submit`] (`POST /api/jobs`) and
@@ -12,6 +12,7 @@ pub mod actors;
 pub mod dashboard;
 pub mod error;
 pub mod error_shape;
+pub mod export;
 pub mod health;
 pub mod jobs;
 pub mod metrics;

@@ -105,7 +105,7 @@ impl Modify for BearerAuth {
     ),
     paths(
         submit::submit, jobs::list, jobs::get, jobs::list_items,
-        jobs::pause, jobs::resume, jobs::cancel, jobs::retry,
+        jobs::pause, jobs::resume, jobs::cancel, jobs::retry, jobs::run_for_real,
         health::live, health::ready, health::pool, health::config,
         actors::list, actors::chaos,
         rate_limiter::get, rate_limiter::put,

@@ -88,6 +88,7 @@ fn refuse_upgrade(req: &HttpRequest) -> Result<(), ApiError> {
         ("name" = Option<String>, Query, description = "CSV submissions: the job's name"),
         ("operation" = Option<String>, Query, description = "CSV submissions: the operation"),
         ("priority" = Option<i32>, Query, description = "CSV submissions: the priority"),
+        ("dry_run" = Option<bool>, Query, description = "CSV submissions: a dry run (changes nothing outside)"),
         ("params" = Option<String>, Query, description = "CSV submissions: the operation's params, as JSON"),
     ),
     request_body(content(
@@ -179,6 +180,13 @@ fn csv_header(query: &str) -> Result<RawHeader, ApiError> {
                 header.priority = Some(match value.trim().parse::<i64>() {
                     Ok(p) => json!(p),
                     Err(_) => Value::String(value),
+                })
+            }
+            "dry_run" => {
+                header.dry_run = Some(match value.trim() {
+                    "true" => Value::Bool(true),
+                    "false" => Value::Bool(false),
+                    _ => Value::String(value),
                 })
             }
             "params" => match serde_json::from_str::<Value>(&value) {

@@ -42,6 +42,10 @@ pub struct JobView {
     pub owner: Option<String>,
     pub error: Option<String>,
     pub detail: Option<String>,
+    /// A dry run: it changed nothing outside (API.md "Dry runs").
+    pub dry_run: bool,
+    /// The dry run this job repeats for real (`POST /api/jobs/{id}/run`).
+    pub run_of: Option<JobId>,
 }
 
 impl From<JobRow> for JobView {
@@ -83,6 +87,8 @@ impl From<JobRow> for JobView {
             owner: row.owner,
             error: row.error,
             detail: row.detail,
+            dry_run: row.dry_run,
+            run_of: row.run_of,
         }
     }
 }
@@ -157,6 +163,8 @@ mod tests {
             items_per_minute,
             progress_at: Some(read_at - TimeDelta::seconds(idle_secs)),
             read_at,
+            dry_run: false,
+            run_of: None,
         }
     }
 

@@ -1,6 +1,6 @@
 //! Streaming JSON parsing for ingest. A blocking thread reads the body (`body::ChunkReader`)
 //! through `serde_json`'s streaming deserializer with a [`DeserializeSeed`]: the submission
-//! object's small fields (`name`, `operation`, `priority`, `params`) are kept as values, and each
+//! object's small fields (`name`, `operation`, `priority`, `params`, `dry_run`) are kept as values, and each
 //! element of `items` is parsed on its own, validated and handed to the [`RowSink`] before the
 //! next one is read. Peak memory is a few batches of rows plus one item, never the body or a
 //! tree of it (a whole `Value` of a submission costs about 17 times the body).
@@ -95,6 +95,7 @@ impl<'de> Visitor<'de> for Submission<'_> {
                 "operation" => self.header.operation = Some(map.next_value()?),
                 "priority" => self.header.priority = Some(map.next_value()?),
                 "params" => self.header.params = Some(map.next_value()?),
+                "dry_run" => self.header.dry_run = Some(map.next_value()?),
                 _ => {
                     map.next_value::<IgnoredAny>()?;
                 }

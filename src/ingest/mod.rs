@@ -21,7 +21,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 
-use overseer_actors::{OperationError, OperationRegistry};
+use overseer_actors::{OperationError, OperationRegistry, RunMode};
 pub use row::{RawRow, RowError, ValidItem};
 pub use submit::{Format, Ingested, Source, SubmitError, submit};
 
@@ -43,6 +43,8 @@ pub struct NewJob {
     pub operation: String,
     pub priority: i32,
     pub params: Value,
+    /// A dry run (API.md "Dry runs"): the operation changes nothing outside.
+    pub dry_run: bool,
 }
 
 /// A problem with a field of the job itself (not of a row).
@@ -112,6 +114,7 @@ pub struct RawHeader {
     pub operation: Option<Value>,
     pub priority: Option<Value>,
     pub params: Option<Value>,
+    pub dry_run: Option<Value>,
 }
 
 /// Validates the header, including the operation's params (so a job that could not run is
@@ -168,6 +171,14 @@ pub fn validate_header(
             Value::Object(Map::new())
         }
     };
+    let dry_run = match raw.dry_run {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(dry_run)) => dry_run,
+        Some(_) => {
+            errors.push(field("dry_run", "must be true or false"));
+            false
+        }
+    };
     if let Some((path, problem)) = row::nul_in_json("params", &params) {
         errors.push(field(&path, problem));
     }
@@ -193,7 +204,7 @@ pub fn validate_header(
     let Some(operation) = operation else {
         return Err(HeaderError::Invalid(errors));
     };
-    match registry.build(&operation, &params) {
+    match registry.build(&operation, &params, RunMode::from_dry_run(dry_run)) {
         Ok(_) => {}
         Err(OperationError::Unknown(op)) => return Err(HeaderError::UnknownOperation(op)),
         Err(OperationError::Unavailable(why)) => {
@@ -218,5 +229,6 @@ pub fn validate_header(
         operation,
         priority,
         params,
+        dry_run,
     })
 }

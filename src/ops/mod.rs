@@ -15,15 +15,16 @@ use crate::config::Config;
 /// unavailable.
 pub fn registry(config: &Config) -> OperationRegistry {
     let mut registry = OperationRegistry::new();
-    registry.register(noop::NAME, noop::build);
+    // `noop` changes nothing anywhere, so its dry run is its real run.
+    registry.register(noop::NAME, |params, _| noop::build(params));
     let (client, unavailable) = match google_ads::settings::GoogleAdsSettings::from_config(config)
         .and_then(google_ads::client::AdsClient::new)
     {
         Ok(client) => (Some(Arc::new(client)), String::new()),
         Err(why) => (None, why),
     };
-    registry.register(google_ads::NAME, move |params| {
-        google_ads::build(client.as_ref(), &unavailable, params)
+    registry.register(google_ads::NAME, move |params, mode| {
+        google_ads::build(client.as_ref(), &unavailable, params, mode)
     });
     registry
 }

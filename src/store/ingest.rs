@@ -428,8 +428,9 @@ async fn commit(
     }
     let total = i64::try_from(items).unwrap_or(i64::MAX);
     tx.execute(
-        "INSERT INTO jobs (id, name, operation, params, priority, item_id_floor, total_items)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO jobs (id, name, operation, params, priority, item_id_floor, total_items,
+                           dry_run)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         &[
             &reservation.job_id,
             &job.name,
@@ -438,6 +439,7 @@ async fn commit(
             &job.priority,
             &reservation.floor,
             &total,
+            &job.dry_run,
         ],
     )
     .await?;

@@ -122,6 +122,37 @@ pub async fn list(
         .collect())
 }
 
+/// Most payload keys an export makes columns of: a submission has a handful; a payload with a
+/// key per row would otherwise make a header of millions.
+pub const MAX_PAYLOAD_COLUMNS: i64 = 200;
+
+/// The payload keys of the job's items that match `filter` (its paging left aside), sorted.
+pub async fn payload_keys(
+    pool: &Pool,
+    job_id: JobId,
+    filter: &ItemFilter,
+) -> Result<Vec<String>, DbError> {
+    let client = pool.get().await?;
+    let rows = client
+        .query(
+            "SELECT DISTINCT k
+               FROM jobs j, job_items i, jsonb_object_keys(i.payload) AS k
+              WHERE j.id = $1 AND i.job_id = $1 AND i.id > j.item_id_floor
+                AND jsonb_typeof(i.payload) = 'object'
+                AND ($2::text IS NULL OR i.status = $2)
+                AND ($3::text IS NULL OR i.customer_id = $3)
+              ORDER BY k LIMIT $4",
+            &[
+                &job_id,
+                &filter.status,
+                &filter.customer_id,
+                &MAX_PAYLOAD_COLUMNS,
+            ],
+        )
+        .await?;
+    Ok(rows.iter().map(|row| row.get(0)).collect())
+}
+
 /// Counts of the job's item rows by status (for checking that counters equal rows).
 pub async fn count_by_status(pool: &Pool, job_id: JobId) -> Result<Vec<(String, i64)>, DbError> {
     let client = pool.get().await?;

@@ -17,7 +17,7 @@ use super::{DbError, parse_status};
 
 const JOB_COLUMNS: &str = "id, name, operation, params, priority, status, total_items, succeeded,
     failed, skipped, error, detail, created_at, started_at, finished_at, updated_at,
-    last_heartbeat, owner, items_per_minute, progress_at, now() AS read_at";
+    last_heartbeat, owner, items_per_minute, progress_at, now() AS read_at, dry_run, run_of";
 
 /// A job's row as stored, with the time it was read (the API's view derives its rate from both).
 #[derive(Clone, Debug, PartialEq)]
@@ -46,6 +46,10 @@ pub struct JobRow {
     pub progress_at: Option<DateTime<Utc>>,
     /// The database's `now()` when the row was read.
     pub read_at: DateTime<Utc>,
+    /// A dry run changes nothing outside (API.md "Dry runs").
+    pub dry_run: bool,
+    /// The dry run this job was made from by `POST /api/jobs/{id}/run`.
+    pub run_of: Option<JobId>,
 }
 
 impl JobRow {
@@ -77,6 +81,8 @@ impl JobRow {
             items_per_minute: row.get("items_per_minute"),
             progress_at: row.get("progress_at"),
             read_at: row.get("read_at"),
+            dry_run: row.get("dry_run"),
+            run_of: row.get("run_of"),
         }
     }
 }
@@ -105,7 +111,7 @@ pub async fn claim(
                             ORDER BY priority DESC, id
                             LIMIT $3
                             FOR UPDATE SKIP LOCKED)
-            RETURNING id, operation, params, priority, lease_epoch",
+            RETURNING id, operation, params, priority, lease_epoch, dry_run",
             &[&node_id, &secs(lease), &limit],
         )
         .await?;
@@ -117,6 +123,7 @@ pub async fn claim(
             params: row.get(2),
             priority: row.get(3),
             lease_epoch: row.get(4),
+            dry_run: row.get(5),
         })
         .collect())
 }
@@ -295,6 +302,12 @@ pub enum ChangeError {
         action: &'static str,
         from: JobStatus,
     },
+    /// `POST /api/jobs/{id}/run` on a job that is not a dry run.
+    #[error("job {0} is not a dry run")]
+    NotDryRun(JobId),
+    /// `POST /api/jobs/{id}/run` on a dry run that was run for real already.
+    #[error("dry run {dry_run} was already run for real as job {run}")]
+    AlreadyRun { dry_run: JobId, run: JobId },
     #[error(transparent)]
     Db(#[from] DbError),
 }
@@ -433,6 +446,62 @@ pub async fn retry(pool: &Pool, job_id: JobId) -> Result<JobRow, ChangeError> {
             other => other,
         });
     }
+    tx.commit().await?;
+    drop(client);
+    changed(pool, job_id).await
+}
+
+/// Makes a new, real job from a finished dry run: the same name, operation, params, priority
+/// and items (with their rows), pending, `run_of` naming the dry run. One transaction, with the
+/// dry run's row locked, so two clicks make one job: the second is refused.
+pub async fn run_for_real(pool: &Pool, dry_run: JobId) -> Result<JobRow, ChangeError> {
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    let source = tx
+        .query_opt(
+            "SELECT status, dry_run, (SELECT max(id) FROM jobs WHERE run_of = $1)
+               FROM jobs WHERE id = $1 FOR UPDATE",
+            &[&dry_run],
+        )
+        .await?
+        .ok_or(ChangeError::NotFound(dry_run))?;
+    let status = parse_status(source.get(0));
+    if !source.get::<_, bool>(1) {
+        return Err(ChangeError::NotDryRun(dry_run));
+    }
+    if let Some(run) = source.get::<_, Option<JobId>>(2) {
+        return Err(ChangeError::AlreadyRun { dry_run, run });
+    }
+    if !status.is_finished() {
+        return Err(ChangeError::Illegal {
+            action: "run for real",
+            from: status,
+        });
+    }
+    let ids = tx
+        .query_one(
+            "SELECT nextval(pg_get_serial_sequence('jobs', 'id')),
+                    nextval(pg_get_serial_sequence('job_items', 'id'))",
+            &[],
+        )
+        .await?;
+    let (job_id, floor): (JobId, i64) = (ids.get(0), ids.get(1));
+    let items = tx
+        .execute(
+            "INSERT INTO job_items (job_id, customer_id, item_key, payload, \"row\")
+             SELECT $1, customer_id, item_key, payload, \"row\" FROM job_items
+              WHERE job_id = $2 ORDER BY id",
+            &[&job_id, &dry_run],
+        )
+        .await?;
+    let items = i64::try_from(items).unwrap_or(i64::MAX);
+    tx.execute(
+        "INSERT INTO jobs (id, name, operation, params, priority, item_id_floor, total_items,
+                           dry_run, run_of)
+         SELECT $1, name, operation, params, priority, $2, $3, false, id FROM jobs WHERE id = $4",
+        &[&job_id, &floor, &items, &dry_run],
+    )
+    .await?;
     tx.commit().await?;
     drop(client);
     changed(pool, job_id).await

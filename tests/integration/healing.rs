@@ -190,7 +190,7 @@ async fn customer_panicking_on_every_start_is_escalated_and_the_rest_completes()
     config.engine.restart.backoff_min = Duration::from_millis(5);
     config.engine.restart.backoff_max = Duration::from_millis(20);
     let mut registry = overseer::ops::registry(&config);
-    registry.register("panics", |_| {
+    registry.register("panics", |_, _| {
         Ok(Arc::new(PanicsFor("1000000001")) as Arc<dyn Operation>)
     });
     let app = App::start_with(config.clone(), Roles::SERVE, registry)

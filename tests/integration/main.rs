@@ -6,6 +6,7 @@ mod compose;
 mod config;
 mod crash_recovery;
 mod dashboard;
+mod dry_runs;
 mod engine;
 mod google_ads;
 mod healing;

@@ -42,7 +42,7 @@ use crate::{
     guard::{Guarded, guarded},
     heartbeat::{ActorKey, Beat, Chaos},
     model::{ClaimedJob, ItemId, ItemStatus, JobId, JobStatus, OutcomeRecord},
-    operation::Operation,
+    operation::{Operation, RunMode},
     restart::{Children, Verdict},
 };
 
@@ -164,6 +164,7 @@ impl JobActor {
             customer_id,
             priority: self.job.priority,
             epoch: self.job.lease_epoch,
+            dry_run: self.job.dry_run,
             operation,
             operation_name: self.job.operation.as_str().into(),
             store: self.deps.store.clone(),
@@ -554,7 +555,11 @@ impl Actor for JobActor {
             ctx.run_interval(act.deps.config.heartbeat_interval, |act, ctx| {
                 guarded(act, ctx, |act, _| act.beat());
             });
-            match act.deps.registry.build(&act.job.operation, &act.job.params) {
+            match act.deps.registry.build(
+                &act.job.operation,
+                &act.job.params,
+                RunMode::from_dry_run(act.job.dry_run),
+            ) {
                 Ok(operation) => act.operation = Some(operation),
                 Err(error) => {
                     let store = act.deps.announcing();

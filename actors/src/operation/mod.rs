@@ -89,6 +89,26 @@ pub trait PreparedCustomer: Send {
     ) -> Result<Vec<ItemOutcome>, BatchError>;
 }
 
+/// Whether a job acts for real or only says what it would do (API.md "Dry runs").
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RunMode {
+    #[default]
+    Real,
+    /// Do every read, and have the API validate every change without making it (Google Ads'
+    /// `validateOnly`); each item ends in the status it would get for real.
+    DryRun,
+}
+
+impl RunMode {
+    pub fn from_dry_run(dry_run: bool) -> Self {
+        if dry_run { Self::DryRun } else { Self::Real }
+    }
+
+    pub fn is_dry_run(self) -> bool {
+        self == Self::DryRun
+    }
+}
+
 /// Why an operation could not be built for a job.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 pub enum OperationError {
@@ -102,7 +122,7 @@ pub enum OperationError {
     Unavailable(String),
 }
 
-type Factory = dyn Fn(&Value) -> Result<Arc<dyn Operation>, OperationError> + Send + Sync;
+type Factory = dyn Fn(&Value, RunMode) -> Result<Arc<dyn Operation>, OperationError> + Send + Sync;
 
 /// Maps operation names to factories that validate params and build the operation.
 #[derive(Clone, Default)]
@@ -117,7 +137,10 @@ impl OperationRegistry {
 
     pub fn register<F>(&mut self, name: &str, factory: F)
     where
-        F: Fn(&Value) -> Result<Arc<dyn Operation>, OperationError> + Send + Sync + 'static,
+        F: Fn(&Value, RunMode) -> Result<Arc<dyn Operation>, OperationError>
+            + Send
+            + Sync
+            + 'static,
     {
         self.factories.insert(name.to_string(), Arc::new(factory));
     }
@@ -127,13 +150,19 @@ impl OperationRegistry {
     }
 
     /// Validates `params` and builds the operation; the same call is made at submission (to
-    /// reject bad jobs before anything is stored) and when a job starts.
-    pub fn build(&self, name: &str, params: &Value) -> Result<Arc<dyn Operation>, OperationError> {
+    /// reject bad jobs before anything is stored) and when a job starts. An operation that
+    /// cannot run without changing things refuses [`RunMode::DryRun`] as an invalid param.
+    pub fn build(
+        &self,
+        name: &str,
+        params: &Value,
+        mode: RunMode,
+    ) -> Result<Arc<dyn Operation>, OperationError> {
         let factory = self
             .factories
             .get(name)
             .ok_or_else(|| OperationError::Unknown(name.to_string()))?;
-        factory(params)
+        factory(params, mode)
     }
 }
 

@@ -23,7 +23,7 @@ use async_trait::async_trait;
 use overseer_actors::{
     BatchError, CallGate, Engine, EngineConfig, ItemOutcome, ItemStatus, JobId, JobStatus,
     LimiterConfig, Operation, OperationRegistry, OutcomeRecord, Permit, PreparedCustomer,
-    RestartPolicy, Scope, WorkItem, WriterConfig,
+    RestartPolicy, RunMode, Scope, WorkItem, WriterConfig,
     db_writer::{DbWriter, WriterHandle, WriterStats},
     memory_store::{MemoryItem, MemoryStore},
     rate_limiter::{Acquire, LimiterGate, RateLimiter},
@@ -530,6 +530,8 @@ pub struct Harness {
     pub op: ScriptedOp,
     pub engine: Engine,
     pub config: EngineConfig,
+    /// The mode of every operation the registry built, in order.
+    pub built_modes: Arc<Mutex<Vec<RunMode>>>,
 }
 
 impl Harness {
@@ -541,7 +543,10 @@ impl Harness {
     pub fn start_with_store(config: EngineConfig, op: ScriptedOp, store: MemoryStore) -> Self {
         let mut registry = OperationRegistry::new();
         let registered = op.clone();
-        registry.register(OP, move |_| {
+        let built_modes = Arc::new(Mutex::new(Vec::new()));
+        let modes = built_modes.clone();
+        registry.register(OP, move |_, mode| {
+            lock(&modes).push(mode);
             Ok(Arc::new(registered.clone()) as Arc<dyn Operation>)
         });
         let engine = Engine::start(config.clone(), Arc::new(store.clone()), Arc::new(registry));
@@ -550,12 +555,21 @@ impl Harness {
             op,
             engine,
             config,
+            built_modes,
         }
     }
 
     /// Adds a job of the scripted operation and nudges the Supervisor.
     pub fn submit(&self, items: &[(String, String)]) -> JobId {
         let job = add_job(&self.store, items);
+        self.engine.claim_now();
+        job
+    }
+
+    /// Adds a dry run of the scripted operation and nudges the Supervisor.
+    pub fn submit_dry_run(&self, items: &[(String, String)]) -> JobId {
+        let job = add_job(&self.store, items);
+        self.store.set_dry_run(job, true);
         self.engine.claim_now();
         job
     }

@@ -194,15 +194,21 @@ impl AdsClient {
     }
 
     /// A mutate of `resource` (`adGroupAds`, `labels`, `adGroupAdLabels`) with partial failure.
+    /// `validate_only` has Google check every operation and make none (a dry run): the answer
+    /// then carries no `results`, only the refused operations' errors.
     pub async fn mutate(
         &self,
         customer_id: &str,
         resource: &str,
         operations: Vec<Value>,
+        validate_only: bool,
         gate: &dyn CallGate,
     ) -> Result<Value, ApiFailure> {
         let count = operations.len() as u64;
-        let body = json!({ "operations": operations, "partialFailure": true });
+        let mut body = json!({ "operations": operations, "partialFailure": true });
+        if validate_only {
+            body["validateOnly"] = json!(true);
+        }
         self.call(
             customer_id,
             &format!("{resource}:mutate"),

@@ -22,8 +22,8 @@ use std::{
 
 use async_trait::async_trait;
 use overseer_actors::{
-    BatchError, CallGate, ItemId, ItemOutcome, Operation, OperationError, PreparedCustomer, Scope,
-    WorkItem,
+    BatchError, CallGate, ItemId, ItemOutcome, Operation, OperationError, PreparedCustomer,
+    RunMode, Scope, WorkItem,
 };
 use serde_json::{Value, json};
 
@@ -168,6 +168,7 @@ pub fn parse_params(params: &Value) -> Result<ThemeParams, OperationError> {
 pub struct ThemeRsa {
     client: Arc<AdsClient>,
     params: Arc<ThemeParams>,
+    dry_run: bool,
 }
 
 /// Builds the operation for a job; the client (and its token cache) is shared by all jobs.
@@ -175,12 +176,14 @@ pub fn build(
     client: Option<&Arc<AdsClient>>,
     unavailable: &str,
     params: &Value,
+    mode: RunMode,
 ) -> Result<Arc<dyn Operation>, OperationError> {
     let params = parse_params(params)?;
     let client = client.ok_or_else(|| OperationError::Unavailable(unavailable.to_string()))?;
     Ok(Arc::new(ThemeRsa {
         client: client.clone(),
         params: Arc::new(params),
+        dry_run: mode.is_dry_run(),
     }))
 }
 
@@ -238,6 +241,7 @@ impl Operation for ThemeRsa {
             client: self.client.clone(),
             params: self.params.clone(),
             customer_id: customer_id.to_string(),
+            dry_run: self.dry_run,
             account,
             ops_per_request: self.params.ops_per_request,
             claimed: HashMap::new(),
@@ -252,6 +256,9 @@ struct ThemedCustomer {
     client: Arc<AdsClient>,
     params: Arc<ThemeParams>,
     customer_id: String,
+    /// Mutates are sent `validateOnly`: nothing is created, and each item ends in the status
+    /// it would get for real.
+    dry_run: bool,
     account: CustomerAccount,
     /// Halved on `TOO_MANY_MUTATE_OPERATIONS`.
     ops_per_request: usize,
@@ -435,7 +442,13 @@ impl ThemedCustomer {
             let operations = chunk.iter().map(|(_, _, op)| op.clone()).collect();
             let response = match self
                 .client
-                .mutate(&self.customer_id, "adGroupAds", operations, gate)
+                .mutate(
+                    &self.customer_id,
+                    "adGroupAds",
+                    operations,
+                    self.dry_run,
+                    gate,
+                )
                 .await
             {
                 Ok(response) => response,
@@ -450,6 +463,17 @@ impl ThemedCustomer {
             let refused = errors::partial_failures(&response);
             let results = response["results"].as_array();
             for (n, (index, group, _)) in chunk.iter().enumerate() {
+                if self.dry_run {
+                    outcomes[*index] = Some(match refused.get(&n) {
+                        Some(error) => self.refused(error, ""),
+                        None => ItemOutcome::Succeeded {
+                            result: json!({
+                                "ad_group": format!("customers/{}/adGroups/{group}", self.customer_id),
+                            }),
+                        },
+                    });
+                    continue;
+                }
                 let resource = results
                     .and_then(|r| r.get(n))
                     .and_then(|r| r["resourceName"].as_str())
@@ -484,6 +508,7 @@ impl ThemedCustomer {
                 &self.customer_id,
                 "labels",
                 vec![json!({"create": {"name": self.params.label}})],
+                false,
                 gate,
             )
             .await
@@ -530,6 +555,9 @@ impl ThemedCustomer {
         if ads.is_empty() {
             return Ok(());
         }
+        if self.dry_run && self.account.label.is_none() {
+            return self.validate_label(ads, outcomes, gate).await;
+        }
         let label = self.ensure_label(gate).await?;
         for chunk in ads.chunks(self.ops_per_request.max(1)) {
             let operations = chunk
@@ -538,7 +566,13 @@ impl ThemedCustomer {
                 .collect();
             let response = self
                 .client
-                .mutate(&self.customer_id, "adGroupAdLabels", operations, gate)
+                .mutate(
+                    &self.customer_id,
+                    "adGroupAdLabels",
+                    operations,
+                    self.dry_run,
+                    gate,
+                )
                 .await
                 .map_err(|f| batch_error(f, &self.customer_id))?;
             let refused = errors::partial_failures(&response);
@@ -553,22 +587,61 @@ impl ThemedCustomer {
                     outcomes[*index] = Some(outcome);
                     continue;
                 }
+                if self.dry_run {
+                    outcomes[*index] = Some(labelled(*created, ad));
+                    continue;
+                }
                 self.labelled.insert(group.clone());
                 if let Some(rsas) = self.account.ads.get_mut(group) {
                     for rsa in rsas.iter_mut().filter(|r| r.resource_name == *ad) {
                         rsa.labels.push(label.clone());
                     }
                 }
-                outcomes[*index] = Some(if *created {
-                    ItemOutcome::Succeeded { result: json!(ad) }
-                } else {
-                    ItemOutcome::Skipped {
-                        reason: "already processed".into(),
-                    }
-                });
+                outcomes[*index] = Some(labelled(*created, ad));
             }
         }
         Ok(())
+    }
+
+    /// A dry run where the account has no theme label yet: the label's create is validated
+    /// (a real run would create it first), and the ads to label end as a real run would leave
+    /// them; their label links cannot be validated against a label that does not exist.
+    async fn validate_label(
+        &mut self,
+        ads: Vec<(usize, String, String, bool)>,
+        outcomes: &mut [Option<ItemOutcome>],
+        gate: &dyn CallGate,
+    ) -> Result<(), BatchError> {
+        let response = self
+            .client
+            .mutate(
+                &self.customer_id,
+                "labels",
+                vec![json!({"create": {"name": self.params.label}})],
+                true,
+                gate,
+            )
+            .await
+            .map_err(|f| batch_error(f, &self.customer_id))?;
+        let refused = errors::partial_failures(&response).into_values().next();
+        for (index, _, ad, created) in ads {
+            outcomes[index] = Some(match &refused {
+                Some(error) => self.refused(error, "creating the theme label"),
+                None => labelled(created, &ad),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// An ad's outcome once it carries the label: ours from this run, or found from an earlier one.
+fn labelled(created: bool, ad: &str) -> ItemOutcome {
+    if created {
+        ItemOutcome::Succeeded { result: json!(ad) }
+    } else {
+        ItemOutcome::Skipped {
+            reason: "already processed".into(),
+        }
     }
 }
 
