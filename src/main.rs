@@ -11,6 +11,7 @@ use overseer::{
     app::{App, Roles},
     cli::{
         api::{self, Api, CliError},
+        items::{self, ItemsFormat, ItemsRequest},
         output,
         submit::{self, Submission},
     },
@@ -77,6 +78,11 @@ enum Command {
     /// Example: overseer submit groups.csv --operation google_ads.theme_rsa
     /// --params '{"theme": "black_friday"}' --follow
     ///
+    /// Preview first, then run for real (a dry run changes nothing but uses API quota):
+    ///   overseer submit groups.csv --operation google_ads.theme_rsa \
+    ///     --params '{"theme": "black_friday"}' --dry-run --follow
+    ///   overseer jobs run 42 --follow
+    ///
     /// With --follow, the exit status says how the job ended: 0 completed with no failed item,
     /// 2 completed with failed items, 1 failed, cancelled, or not followed to its end.
     #[command(verbatim_doc_comment)]
@@ -96,6 +102,10 @@ enum Command {
         /// Print progress until the job ends.
         #[arg(long)]
         follow: bool,
+        /// A dry run: every read is made and every change validated, none is made; each item
+        /// ends in the status a real run would give it. `overseer jobs run ID` runs it for real.
+        #[arg(long)]
+        dry_run: bool,
         #[command(flatten)]
         api: ApiArgs,
     },
@@ -175,6 +185,38 @@ enum JobsCommand {
     #[command(verbatim_doc_comment)]
     Retry {
         id: i64,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Run a finished dry run for real: a new job from the same items and params (once).
+    ///
+    /// Example: overseer jobs run 42 --follow
+    #[command(verbatim_doc_comment)]
+    Run {
+        id: i64,
+        /// Print progress until the new job ends (the exit status as for submit --follow).
+        #[arg(long)]
+        follow: bool,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Write a job's items: CSV (the file to fix and submit again) or JSON lines.
+    ///
+    /// Example: overseer jobs items 42 --status failed --output failed.csv
+    #[command(verbatim_doc_comment)]
+    Items {
+        id: i64,
+        /// Only items with this status (pending, succeeded, failed, skipped).
+        #[arg(long)]
+        status: Option<String>,
+        /// Only this customer's items.
+        #[arg(long)]
+        customer_id: Option<String>,
+        #[arg(long, value_enum, default_value = "csv")]
+        format: ItemsFormat,
+        /// Write to this file instead of stdout.
+        #[arg(long)]
+        output: Option<PathBuf>,
         #[command(flatten)]
         api: ApiArgs,
     },
@@ -307,14 +349,19 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             priority,
             params,
             follow,
+            dry_run,
             api,
         } => Ok(submit_command(
             &api.api()?,
-            &file,
-            operation.as_deref(),
-            name.as_deref(),
-            priority,
-            &params,
+            &Submission {
+                file: &file,
+                operation: operation.as_deref().unwrap_or_default(),
+                name: name.as_deref(),
+                priority,
+                params: &params,
+                dry_run,
+            },
+            operation.is_some(),
             follow,
         )
         .await?),
@@ -386,44 +433,35 @@ async fn run_bench(config: Config, command: BenchCommand) -> anyhow::Result<()> 
 
 async fn submit_command(
     api: &Api,
-    file: &std::path::Path,
-    operation: Option<&str>,
-    name: Option<&str>,
-    priority: i32,
-    params: &str,
+    submission: &Submission<'_>,
+    operation_given: bool,
     follow: bool,
 ) -> Result<u8, CliError> {
-    let is_json = file.extension().is_some_and(|e| e == "json");
-    let operation = match (operation, is_json) {
-        (Some(operation), _) => operation,
-        // A JSON submission names its operation inside.
-        (None, true) => "",
-        (None, false) => {
-            return Err(CliError::Input(
-                "--operation is required: name what to run on each item, e.g. --operation \
-                 google_ads.theme_rsa (or --operation noop to try a file)"
-                    .into(),
-            ));
-        }
-    };
-    let job = submit::submit(
-        api,
-        &Submission {
-            file,
-            operation,
-            name,
-            priority,
-            params,
-        },
-    )
-    .await?;
+    let is_json = submission.file.extension().is_some_and(|e| e == "json");
+    // A JSON submission names its operation inside.
+    if !operation_given && !is_json {
+        return Err(CliError::Input(
+            "--operation is required: name what to run on each item, e.g. --operation \
+             google_ads.theme_rsa (or --operation noop to try a file)"
+                .into(),
+        ));
+    }
+    let job = submit::submit(api, submission).await?;
     let Some(id) = job["id"].as_i64() else {
         return Err(CliError::BadAnswer {
             url: format!("{}/api/jobs", api.base()),
             reason: format!("no job id in {job}"),
         });
     };
-    output::line(format!("submitted job {id} ({} items)", job["total_items"]))?;
+    let kind = if job["dry_run"] == true {
+        " as a dry run"
+    } else {
+        ""
+    };
+    output::line(format!(
+        "submitted job {id}{kind} ({} items)",
+        job["total_items"]
+    ))?;
     if !follow {
         return Ok(0);
     }
@@ -460,6 +498,37 @@ async fn jobs_command(command: JobsCommand) -> Result<u8, CliError> {
         JobsCommand::Resume { id, api } => change(&api, id, "resume").await,
         JobsCommand::Cancel { id, api } => change(&api, id, "cancel").await,
         JobsCommand::Retry { id, api } => change(&api, id, "retry").await,
+        JobsCommand::Run { id, follow, api } => {
+            let api = api.api()?;
+            let job = api.change(id, "run").await?;
+            let real = job["id"].as_i64().unwrap_or_default();
+            output::line(format!("job {real} runs dry run {id} for real"))?;
+            if !follow {
+                return Ok(0);
+            }
+            Ok(submit::exit_code(&submit::follow(&api, real).await?))
+        }
+        JobsCommand::Items {
+            id,
+            status,
+            customer_id,
+            format,
+            output,
+            api,
+        } => {
+            items::write(
+                &api.api()?,
+                &ItemsRequest {
+                    id,
+                    status: status.as_deref(),
+                    customer_id: customer_id.as_deref(),
+                    format,
+                    output: output.as_deref(),
+                },
+            )
+            .await?;
+            Ok(0)
+        }
     }
 }
 

@@ -5,6 +5,7 @@
 //! `bench`.)
 
 pub mod api;
+pub mod items;
 pub mod output;
 pub mod submit;
 pub mod watch;

@@ -15,6 +15,8 @@ pub struct Submission<'a> {
     pub name: Option<&'a str>,
     pub priority: i32,
     pub params: &'a str,
+    /// Changes nothing outside (API.md "Dry runs").
+    pub dry_run: bool,
 }
 
 /// Uploads the file (CSV, or JSON when it ends in `.json`) and returns the created job.
@@ -24,6 +26,11 @@ pub async fn submit(api: &Api, s: &Submission<'_>) -> Result<Value, CliError> {
         .map_err(|e| CliError::Input(format!("cannot read {}: {e}", s.file.display())))?;
     let request = api.request(reqwest::Method::POST, "/api/jobs");
     let request = if is_json {
+        let body = if s.dry_run {
+            as_dry_run(&body, s.file)?
+        } else {
+            body
+        };
         request
             .header("content-type", "application/json")
             .body(body)
@@ -39,6 +46,7 @@ pub async fn submit(api: &Api, s: &Submission<'_>) -> Result<Value, CliError> {
             ("name", name),
             ("priority", s.priority.to_string()),
             ("params", s.params.to_string()),
+            ("dry_run", s.dry_run.to_string()),
         ];
         request
             .query(&query)
@@ -46,6 +54,20 @@ pub async fn submit(api: &Api, s: &Submission<'_>) -> Result<Value, CliError> {
             .body(body)
     };
     api.send(request).await
+}
+
+/// A JSON submission with `"dry_run": true` set (whatever the file says): the flag wins.
+fn as_dry_run(body: &[u8], file: &Path) -> Result<Vec<u8>, CliError> {
+    let mut job: Value = serde_json::from_slice(body)
+        .map_err(|e| CliError::Input(format!("{} is not JSON: {e}", file.display())))?;
+    let Some(fields) = job.as_object_mut() else {
+        return Err(CliError::Input(format!(
+            "{} is not a JSON object (a submission is {{\"operation\": …, \"items\": […]}})",
+            file.display()
+        )));
+    };
+    fields.insert("dry_run".into(), Value::Bool(true));
+    serde_json::to_vec(&job).map_err(|e| CliError::Input(format!("cannot write the JSON: {e}")))
 }
 
 /// How a finished job ends the command (API.md "CLI"): 0 completed with no failed item, 2
@@ -64,8 +86,13 @@ pub fn progress_line(job: &Value) -> String {
         .as_i64()
         .map(|s| format!(", ETA {s}s"))
         .unwrap_or_default();
+    let dry = if job["dry_run"] == true {
+        " (dry run)"
+    } else {
+        ""
+    };
     format!(
-        "job {} {}: {}/{} ({:.1}%), {} succeeded, {} failed, {} skipped, {:.0} items/min{}",
+        "job {}{dry} {}: {}/{} ({:.1}%), {} succeeded, {} failed, {} skipped, {:.0} items/min{}",
         n("id"),
         job["status"].as_str().unwrap_or("?"),
         n("processed"),

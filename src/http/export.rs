@@ -5,7 +5,8 @@
 //! then one column per payload key the matching items carry, so the submission's own extra
 //! columns come back. The body streams: items are read a page at a time by keyset, each page
 //! on a connection taken for that page only, so a slow download never holds a connection and a
-//! job of a million items costs a page of memory.
+//! job of a million items costs a page of memory. Items come in the order they are stored (by
+//! customer, and in submission order within a customer); `row` says where each came from.
 
 use actix_web::{HttpResponse, http::header};
 use bytes::Bytes;

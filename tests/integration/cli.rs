@@ -1,7 +1,8 @@
 //! The `overseer` binary's own commands against a running server and the real database:
 //! `migrate` applies the schema once, `submit --follow` submits a CSV and follows it to the end,
 //! and the server is found from `--server`, `OVERSEER_SERVER` or the older `OVERSEER_API_URL`;
-//! `jobs show|pause|resume|cancel|retry|watch` and their exit codes; every failure one line
+//! `jobs show|pause|resume|cancel|retry|watch` and their exit codes; `submit --dry-run`, `jobs run`
+//! and `jobs items` (CSV to a file, JSON lines to stdout); every failure one line
 //! (a bad URL, an unreachable server, a closed pipe, a port in use); a watcher that outlives a
 //! restart of its server.
 
@@ -210,6 +211,125 @@ async fn jobs_commands_show_and_change_jobs_and_watch_exits_by_how_the_job_ended
     let (code, _, stderr) = run_cli(&base, &["jobs", "retry", &clean.to_string()]).await;
     assert_eq!(code, Some(1));
     assert_one_line_failure("retrying a job without failed items", &stderr, "409");
+}
+
+#[actix_rt::test]
+async fn submit_dry_run_then_jobs_run_and_jobs_items_write_csv_and_json_lines() {
+    let (_db, _app, base) = started("cli_dry_run").await;
+    let dir = std::env::temp_dir().join(format!("overseer-cli-dry-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let file = dir.join("items.csv");
+    std::fs::write(&file, csv_items(100, 4)).expect("write csv");
+    let file = file.to_string_lossy().into_owned();
+    let json_file = dir.join("items.json");
+    let body = json!({"operation": "noop", "items": json_items(10, 2)});
+    std::fs::write(&json_file, body.to_string()).expect("write json");
+
+    let (code, stdout, stderr) = run_cli(
+        &base,
+        &[
+            "submit",
+            &file,
+            "--operation",
+            "noop",
+            "--params",
+            r#"{"fail_ratio": 0.3}"#,
+        ],
+    )
+    .await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        !stdout.contains("as a dry run"),
+        "no --dry-run, no dry run: {stdout}"
+    );
+    let (code, stdout, stderr) = run_cli(
+        &base,
+        &[
+            "submit",
+            &file,
+            "--operation",
+            "noop",
+            "--params",
+            r#"{"fail_ratio": 0.3}"#,
+            "--dry-run",
+            "--follow",
+        ],
+    )
+    .await;
+    assert_eq!(
+        code,
+        Some(2),
+        "a dry run with failed items exits 2: {stderr}"
+    );
+    assert!(stdout.contains("as a dry run (100 items)"), "{stdout}");
+    assert!(stdout.contains("(dry run) completed: 100/100"), "{stdout}");
+    let dry: i64 = stdout
+        .split_whitespace()
+        .nth(2)
+        .and_then(|id| id.parse().ok())
+        .unwrap_or_else(|| panic!("a job id in {stdout}"));
+    assert_eq!(get_job(&base, dry).await["dry_run"], true);
+    let (code, stdout, stderr) = run_cli(
+        &base,
+        &["submit", &json_file.to_string_lossy(), "--dry-run"],
+    )
+    .await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stdout.contains("as a dry run (10 items)"),
+        "a JSON file too: {stdout}"
+    );
+
+    // Failed items as CSV to a file, and every item as JSON lines on stdout.
+    let failed_file = dir.join("failed.csv");
+    let (code, _, stderr) = run_cli(
+        &base,
+        &[
+            "jobs",
+            "items",
+            &dry.to_string(),
+            "--status",
+            "failed",
+            "--output",
+            &failed_file.to_string_lossy(),
+        ],
+    )
+    .await;
+    assert_eq!(code, Some(0), "{stderr}");
+    let failed = get_job(&base, dry).await["failed"]
+        .as_u64()
+        .expect("failed");
+    let csv = std::fs::read_to_string(&failed_file).expect("the CSV was written");
+    assert!(csv.starts_with("row,customer_id,ad_group_id"), "{csv}");
+    assert_eq!(csv.lines().count() as u64, failed + 1, "{csv}");
+    let (code, stdout, stderr) = run_cli(
+        &base,
+        &["jobs", "items", &dry.to_string(), "--format", "json"],
+    )
+    .await;
+    assert_eq!(code, Some(0), "{stderr}");
+    let lines: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert_eq!(lines.len(), 100);
+    assert!(lines.iter().all(|item| item["result"]["dry_run"] == true));
+
+    let (code, stdout, stderr) =
+        run_cli(&base, &["jobs", "run", &dry.to_string(), "--follow"]).await;
+    assert_eq!(
+        code,
+        Some(2),
+        "the real run has the same failed items: {stderr}"
+    );
+    assert!(
+        stdout.contains(&format!("runs dry run {dry} for real")),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("(dry run) completed"), "{stdout}");
+    let (code, _, stderr) = run_cli(&base, &["jobs", "run", &dry.to_string()]).await;
+    assert_eq!(code, Some(1));
+    assert_one_line_failure("running a dry run twice", &stderr, "already run for real");
 }
 
 #[actix_rt::test]

@@ -8,6 +8,7 @@ mod crash_recovery;
 mod dashboard;
 mod dry_runs;
 mod engine;
+mod export;
 mod google_ads;
 mod healing;
 mod http_api;
