@@ -154,6 +154,9 @@ impl App {
             );
             listeners.push(listener);
         }
+        // Cancels and retries whose items were left half-changed (the process stopped) are
+        // finished by whichever node looks first; the API starts each new one itself.
+        listeners.push(spawn_bulk_sweeper(api_pool.clone(), Arc::new(api_events.clone())));
         let server = if let Some(http_listeners) = http_listeners {
             let state = AppState {
                 store: PgStore::new(api_pool.clone()),
@@ -257,4 +260,34 @@ fn learned_limits(
         )),
         None => Arc::new(postgres),
     }
+}
+
+/// How often unfinished bulk item changes are looked for.
+const BULK_SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
+
+fn spawn_bulk_sweeper(
+    pool: deadpool_postgres::Pool,
+    events: Arc<dyn overseer_actors::JobEvents>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(BULK_SWEEP_INTERVAL);
+        loop {
+            ticks.tick().await;
+            let unfinished = match store::bulk::unfinished(&pool).await {
+                Ok(unfinished) => unfinished,
+                Err(error) => {
+                    tracing::warn!(%error, "looking for unfinished cancels and retries failed");
+                    continue;
+                }
+            };
+            for (job_id, change) in unfinished {
+                tracing::info!(job_id, ?change, "finishing a cancel or retry cut short");
+                if let Err(error) =
+                    store::bulk::finish(&pool, job_id, change, events.as_ref()).await
+                {
+                    tracing::warn!(job_id, %error, "finishing a cancel or retry failed");
+                }
+            }
+        }
+    })
 }

@@ -13,8 +13,9 @@ use super::{
 use crate::{
     redis::cache::Lookup,
     store::{
+        bulk::{self, BulkChange},
         items::{self, ItemFilter},
-        jobs,
+        jobs::{self, JobRow},
     },
 };
 
@@ -296,27 +297,55 @@ enum StateChange {
 }
 
 impl StateChange {
-    async fn apply(self, pool: &deadpool_postgres::Pool, id: i64) -> Result<JobView, ApiError> {
-        let row = match self {
+    async fn apply(self, pool: &deadpool_postgres::Pool, id: i64) -> Result<JobRow, ApiError> {
+        Ok(match self {
             StateChange::Pause => jobs::pause(pool, id).await?,
             StateChange::Resume => jobs::resume(pool, id).await?,
             StateChange::Cancel => jobs::cancel(pool, id).await?,
             StateChange::Retry => jobs::retry(pool, id).await?,
-        };
-        Ok(JobView::from(row))
+        })
+    }
+
+    /// The items' side of the change, run after the job row's.
+    fn bulk(self) -> Option<BulkChange> {
+        match self {
+            StateChange::Cancel => Some(BulkChange::SkipCancelled),
+            StateChange::Retry => Some(BulkChange::ResetFailed),
+            StateChange::Pause | StateChange::Resume => None,
+        }
     }
 }
 
-/// Makes the change, announces it (feeds, list cache, engines), answers with the job.
+/// Makes the change, announces it (feeds, list cache, engines), answers with the job. Cancel
+/// and retry change the job row at once and their items in the background ([`bulk`]); the
+/// answer waits up to [`BULK_WAIT`] for those, so a small job's answer shows its final
+/// counters and a job of a million items still answers within a second.
 async fn change_state(
     state: web::Data<AppState>,
     id: web::Path<String>,
     change: StateChange,
 ) -> Result<HttpResponse, ApiError> {
-    let job = change.apply(&state.store.pool, job_id(&id)?).await?;
+    let id = job_id(&id)?;
+    let mut row = change.apply(&state.store.pool, id).await?;
+    if let Some(bulk_change) = change.bulk() {
+        let (pool, events) = (state.store.pool.clone(), state.events.clone());
+        let mut items = actix_web::rt::spawn(async move {
+            if let Err(error) = bulk::finish(&pool, id, bulk_change, events.as_ref()).await {
+                tracing::warn!(job_id = id, %error, "the job's items were not all changed; \
+                    the next sweep goes on");
+            }
+        });
+        if tokio::time::timeout(BULK_WAIT, &mut items).await.is_ok() {
+            row = jobs::get(&state.store.pool, id).await?.unwrap_or(row);
+        }
+    }
+    let job = JobView::from(row);
     state.events.announce(&announced(&job)).await;
     Ok(HttpResponse::Ok().json(job))
 }
+
+/// How long a cancel or retry answer waits for the items' side of the change.
+const BULK_WAIT: std::time::Duration = std::time::Duration::from_millis(300);
 
 #[utoipa::path(post, path = "/api/jobs/{id}/run", operation_id = "runJobForReal", tag = "jobs",
     params(("id" = String, Path, description = "The dry run's id")),

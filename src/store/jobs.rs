@@ -106,7 +106,7 @@ pub async fn claim(
                     started_at = coalesce(started_at, now()), last_heartbeat = now(),
                     updated_at = now()
               WHERE id IN (SELECT id FROM jobs
-                            WHERE status IN ('pending', 'running')
+                            WHERE status IN ('pending', 'running') AND NOT retrying
                               AND (owner IS NULL OR lease_expires_at IS NULL OR lease_expires_at < now())
                             ORDER BY priority DESC, id
                             LIMIT $3
@@ -377,63 +377,42 @@ pub async fn resume(pool: &Pool, job_id: JobId) -> Result<JobRow, ChangeError> {
     changed(pool, job_id).await
 }
 
-/// Cancelling marks every pending item skipped with error `cancelled`, in one transaction
-/// with the status change.
+/// Cancelling changes the job row at once; its pending items are skipped (`cancelled`) after,
+/// in batches, by [`super::bulk`] (the caller starts that).
 pub async fn cancel(pool: &Pool, job_id: JobId) -> Result<JobRow, ChangeError> {
-    let mut client = pool.get().await?;
-    let tx = client.transaction().await?;
-    let skipped = tx
+    let client = pool.get().await?;
+    let n = client
         .execute(
-            "UPDATE job_items SET status = 'skipped', error = 'cancelled', processed_at = now()
-              WHERE job_id = $1 AND status = 'pending'",
+            "UPDATE jobs SET status = 'cancelled', finished_at = now(), updated_at = now(),
+                    items_per_minute = 0
+              WHERE id = $1 AND status IN ('pending', 'running', 'paused')",
             &[&job_id],
         )
         .await?;
-    let skipped = i64::try_from(skipped).unwrap_or(i64::MAX);
-    let n = tx
-        .execute(
-            "UPDATE jobs SET status = 'cancelled', skipped = skipped + $2, finished_at = now(),
-                    updated_at = now(), items_per_minute = 0
-              WHERE id = $1 AND status IN ('pending', 'running', 'paused')",
-            &[&job_id, &skipped],
-        )
-        .await?;
+    drop(client);
     if n == 0 {
-        tx.rollback().await?;
-        drop(client);
         return Err(refuse(pool, job_id, "cancel").await);
     }
-    tx.commit().await?;
-    drop(client);
     changed(pool, job_id).await
 }
 
-/// Retrying puts the failed items of a finished job back to pending and the job to running.
+/// Retrying a finished job with failed (or unprocessed) items makes it running again and
+/// marks it `retrying`: its failed items go back to pending after, in batches, by
+/// [`super::bulk`] (the caller starts that), and only then is it claimable.
 pub async fn retry(pool: &Pool, job_id: JobId) -> Result<JobRow, ChangeError> {
-    let mut client = pool.get().await?;
-    let tx = client.transaction().await?;
-    let reset = tx
+    let client = pool.get().await?;
+    let n = client
         .execute(
-            "UPDATE job_items SET status = 'pending', error = NULL, result = NULL,
-                    processed_at = NULL, attempts = 0
-              WHERE job_id = $1 AND status = 'failed'",
-            &[&job_id],
-        )
-        .await?;
-    let reset = i64::try_from(reset).unwrap_or(i64::MAX);
-    let n = tx
-        .execute(
-            "UPDATE jobs SET status = 'running', failed = failed - $2, error = NULL,
+            "UPDATE jobs SET status = 'running', retrying = true, error = NULL,
                     finished_at = NULL, owner = NULL, lease_expires_at = NULL, updated_at = now(),
                     progress_at = now(), items_per_minute = 0
               WHERE id = $1 AND status IN ('completed', 'failed')
                 AND (failed > 0 OR succeeded + failed + skipped < total_items)",
-            &[&job_id, &reset],
+            &[&job_id],
         )
         .await?;
+    drop(client);
     if n == 0 {
-        tx.rollback().await?;
-        drop(client);
         return Err(match refuse(pool, job_id, "retry").await {
             ChangeError::Illegal { from, .. }
                 if matches!(from, JobStatus::Completed | JobStatus::Failed) =>
@@ -446,8 +425,6 @@ pub async fn retry(pool: &Pool, job_id: JobId) -> Result<JobRow, ChangeError> {
             other => other,
         });
     }
-    tx.commit().await?;
-    drop(client);
     changed(pool, job_id).await
 }
 

@@ -2,11 +2,13 @@
 //!
 //! One module per concern: [`pool`] builds the connection pool (every connection named
 //! `overseer/<node id>` in `pg_stat_activity`), [`migrate`] applies `migrations/`, [`ingest`]
-//! writes a submitted job (batches of binary COPY, then the job row), [`flush`] commits the DbWriter's batches, [`jobs`]
+//! writes a submitted job (batches of binary COPY, then the job row), [`flush`] commits the DbWriter's batches, [`bulk`] the background
+//! batches of cancel and retry, [`jobs`]
 //! holds the job-level statements (claim, lease, state changes, listing), [`items`] the
 //! item listing, [`nodes`] the node registry and heartbeats, [`limits`] what the rate limiter
 //! learned, and [`notify`] the job change announcements from the API to the workers. Every statement is parameterised.
 
+pub mod bulk;
 pub mod flush;
 pub mod ingest;
 pub mod items;

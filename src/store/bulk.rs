@@ -1,0 +1,167 @@
+//! The bulk item changes behind cancel and retry, in the background, in bounded batches.
+//!
+//! Cancelling a job of a million items used to mark its pending items skipped in the request's
+//! own transaction (10 to 52 s); retrying put its failed items back the same way. Now the
+//! request changes the job row only, and the items follow here, [`BATCH`] at a time by keyset
+//! over the job's ids. Each batch moves the job's counters by the rows it changed, in its own
+//! transaction, so the counters equal the rows at every commit. Items are locked in id order
+//! before the job row, as the DbWriter's flush does, so the two never deadlock.
+//!
+//! A retried job is not claimable while its failed items are being put back (`jobs.retrying`),
+//! or the engine could find nothing pending and complete it half-reset. Work cut short (the
+//! process stopped) is found again by [`unfinished`] and finished by any node.
+
+use deadpool_postgres::Pool;
+use overseer_actors::{JobChange, JobEvents, JobId, JobStatus};
+
+use super::DbError;
+
+/// Items looked at per transaction: about 50 ms of work, so a batch never holds many locks
+/// for long.
+pub const BATCH: i64 = 5_000;
+
+/// What happens to a job's items.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BulkChange {
+    /// A cancelled job's pending items become skipped, `cancelled`.
+    SkipCancelled,
+    /// A retried job's failed items go back to pending.
+    ResetFailed,
+}
+
+const SKIP_SQL: &str = "
+WITH win AS (
+    SELECT i.id, i.status FROM job_items i, jobs j
+     WHERE j.id = $1 AND i.job_id = $1 AND i.id > greatest($2, j.item_id_floor)
+     ORDER BY i.id LIMIT $3
+), locked AS (
+    SELECT i.id FROM job_items i JOIN win ON i.id = win.id
+     WHERE win.status = 'pending' ORDER BY i.id FOR UPDATE OF i
+), changed AS (
+    UPDATE job_items u SET status = 'skipped', error = 'cancelled', processed_at = now()
+      FROM locked WHERE u.id = locked.id AND u.status = 'pending'
+    RETURNING u.id
+), counted AS (
+    UPDATE jobs SET skipped = skipped + (SELECT count(*) FROM changed), updated_at = now()
+     WHERE id = $1 AND (SELECT count(*) FROM changed) > 0
+    RETURNING id
+)
+SELECT (SELECT max(id) FROM win), (SELECT count(*) FROM changed), (SELECT count(*) FROM counted)";
+
+const RESET_SQL: &str = "
+WITH win AS (
+    SELECT i.id, i.status FROM job_items i, jobs j
+     WHERE j.id = $1 AND i.job_id = $1 AND i.id > greatest($2, j.item_id_floor)
+     ORDER BY i.id LIMIT $3
+), locked AS (
+    SELECT i.id FROM job_items i JOIN win ON i.id = win.id
+     WHERE win.status = 'failed' ORDER BY i.id FOR UPDATE OF i
+), changed AS (
+    UPDATE job_items u SET status = 'pending', error = NULL, result = NULL,
+           processed_at = NULL, attempts = 0
+      FROM locked WHERE u.id = locked.id AND u.status = 'failed'
+    RETURNING u.id
+), counted AS (
+    UPDATE jobs SET failed = failed - (SELECT count(*) FROM changed), updated_at = now()
+     WHERE id = $1 AND (SELECT count(*) FROM changed) > 0
+    RETURNING id
+)
+SELECT (SELECT max(id) FROM win), (SELECT count(*) FROM changed), (SELECT count(*) FROM counted)";
+
+/// One batch: the last id it looked at (`None` when the job has no item after `after_id`) and
+/// the items it changed.
+pub async fn step(
+    pool: &Pool,
+    job_id: JobId,
+    change: BulkChange,
+    after_id: i64,
+) -> Result<(Option<i64>, i64), DbError> {
+    let client = pool.get().await?;
+    let sql = match change {
+        BulkChange::SkipCancelled => SKIP_SQL,
+        BulkChange::ResetFailed => RESET_SQL,
+    };
+    let statement = client.prepare_cached(sql).await?;
+    // One statement: one transaction, the items' change and the counters' together.
+    let row = client
+        .query_one(&statement, &[&job_id, &after_id, &BATCH])
+        .await?;
+    Ok((row.get(0), row.get(1)))
+}
+
+/// Runs the change over every item of the job, then (for a retry) makes the job claimable and
+/// announces it. Returns the items changed. A batch that fails is tried again a few times (a
+/// flush may have been chosen as a deadlock's victim's partner); then the work is left for
+/// [`unfinished`] to find.
+pub async fn finish(
+    pool: &Pool,
+    job_id: JobId,
+    change: BulkChange,
+    events: &dyn JobEvents,
+) -> Result<i64, DbError> {
+    let mut after_id = 0;
+    let mut changed = 0;
+    let mut failures = 0;
+    loop {
+        match step(pool, job_id, change, after_id).await {
+            Ok((None, _)) => break,
+            Ok((Some(last), rows)) => {
+                after_id = last;
+                changed += rows;
+                failures = 0;
+            }
+            Err(error) if failures < 3 => {
+                failures += 1;
+                tracing::warn!(job_id, %error, ?change, "a bulk item batch failed; trying again");
+                tokio::time::sleep(std::time::Duration::from_millis(200 * failures)).await;
+            }
+            Err(error) => return Err(error),
+        }
+    }
+    let status = match change {
+        BulkChange::SkipCancelled => JobStatus::Cancelled,
+        BulkChange::ResetFailed => {
+            let client = pool.get().await?;
+            client
+                .execute(
+                    "UPDATE jobs SET retrying = false, updated_at = now() WHERE id = $1",
+                    &[&job_id],
+                )
+                .await?;
+            JobStatus::Running
+        }
+    };
+    events
+        .announce(&JobChange {
+            job_id,
+            status: Some(status),
+            error: None,
+        })
+        .await;
+    Ok(changed)
+}
+
+/// Jobs whose bulk change was cut short: cancelled jobs with items left pending, retried jobs
+/// still marked `retrying`.
+pub async fn unfinished(pool: &Pool) -> Result<Vec<(JobId, BulkChange)>, DbError> {
+    let client = pool.get().await?;
+    let rows = client
+        .query(
+            "SELECT id, retrying FROM jobs
+              WHERE retrying
+                 OR (status = 'cancelled' AND succeeded + failed + skipped < total_items)",
+            &[],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|row| {
+            let change = if row.get::<_, bool>(1) {
+                BulkChange::ResetFailed
+            } else {
+                BulkChange::SkipCancelled
+            };
+            (row.get(0), change)
+        })
+        .collect())
+}
