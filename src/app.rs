@@ -156,7 +156,10 @@ impl App {
         }
         // Cancels and retries whose items were left half-changed (the process stopped) are
         // finished by whichever node looks first; the API starts each new one itself.
-        listeners.push(spawn_bulk_sweeper(api_pool.clone(), Arc::new(api_events.clone())));
+        listeners.push(spawn_bulk_sweeper(
+            api_pool.clone(),
+            Arc::new(api_events.clone()),
+        ));
         let server = if let Some(http_listeners) = http_listeners {
             let state = AppState {
                 store: PgStore::new(api_pool.clone()),

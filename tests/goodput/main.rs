@@ -1,10 +1,13 @@
-//! Goodput tests: a binary of their own, and one test at a time, because what they measure is
-//! throughput against a quota, which the rest of the suite running beside them on two cores
-//! would starve. `cargo test` runs test binaries one after another, so these run alone.
+//! Tests that measure, in a binary of their own and one at a time: goodput against a quota
+//! (`shapes`), and the answers of the API on a job of a million items (`big_jobs`). The rest of
+//! the suite running beside them on two cores would starve the first, and the second would
+//! load PostgreSQL under everyone else. `cargo test` runs test binaries one after another, so
+//! these run alone.
 
 // The fixtures are shared with the integration tests, which use other parts of them.
 #![allow(dead_code)]
 
+mod big_jobs;
 #[path = "../integration/node_process.rs"]
 mod node_process;
 mod shapes;
