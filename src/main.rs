@@ -247,6 +247,9 @@ enum BenchCommand {
     },
     /// API latency under load while a 100,000-item job runs, and the list cache at 10,000 jobs.
     Api,
+    /// A job of 1,000,000 items: cancel, retry, pause and resume latency, the background item
+    /// batches' speed, and the CSV export of 100,000 and 1,000,000 items against COPY.
+    BigJobs,
     /// A large noop job end to end, against the raw batched UPDATE speed of PostgreSQL.
     Engine {
         #[arg(long, default_value_t = 1_000_000)]
@@ -381,6 +384,7 @@ async fn run_bench(config: Config, command: BenchCommand) -> anyhow::Result<()> 
             phase,
         } => bench::ingest::run(config, items, customers, phase).await,
         BenchCommand::Api => bench::api::run(config).await,
+        BenchCommand::BigJobs => bench::big_jobs::run(config).await,
         BenchCommand::GoogleAds(args) => bench::google_ads::run(config, args).await,
         BenchCommand::Recovery { rounds, lease_ms } => {
             bench::recovery::run(config, rounds, lease_ms).await

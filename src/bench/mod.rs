@@ -4,6 +4,7 @@
 //! the tests (databases, CSV inputs, theme jobs) live in `overseer-testkit`.
 
 pub mod api;
+pub mod big_jobs;
 pub mod demo;
 pub mod engine;
 pub mod google_ads;

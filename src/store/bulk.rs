@@ -31,8 +31,8 @@ pub enum BulkChange {
 
 const SKIP_SQL: &str = "
 WITH win AS (
-    SELECT i.id, i.status FROM job_items i, jobs j
-     WHERE j.id = $1 AND i.job_id = $1 AND i.id > greatest($2, j.item_id_floor)
+    SELECT i.id, i.status FROM job_items i
+     WHERE i.job_id = $1 AND i.id > greatest($2, (SELECT item_id_floor FROM jobs WHERE id = $1))
      ORDER BY i.id LIMIT $3
 ), locked AS (
     SELECT i.id FROM job_items i JOIN win ON i.id = win.id
@@ -50,8 +50,8 @@ SELECT (SELECT max(id) FROM win), (SELECT count(*) FROM changed), (SELECT count(
 
 const RESET_SQL: &str = "
 WITH win AS (
-    SELECT i.id, i.status FROM job_items i, jobs j
-     WHERE j.id = $1 AND i.job_id = $1 AND i.id > greatest($2, j.item_id_floor)
+    SELECT i.id, i.status FROM job_items i
+     WHERE i.job_id = $1 AND i.id > greatest($2, (SELECT item_id_floor FROM jobs WHERE id = $1))
      ORDER BY i.id LIMIT $3
 ), locked AS (
     SELECT i.id FROM job_items i JOIN win ON i.id = win.id

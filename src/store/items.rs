@@ -85,14 +85,16 @@ pub async fn list(
 ) -> Result<Vec<ItemRow>, DbError> {
     let client = pool.get().await?;
     // Starting the id range at the job's floor lets the primary key index begin at the job's
-    // first item instead of at the first item of every job.
+    // first item instead of at the first item of every job. The floor is a scalar subquery, not
+    // a join, so the range is an index condition: with a join it became a filter, and each
+    // page of a million-item job scanned from the job's start (1.6 s a page, measured).
     let rows = client
         .query(
             "SELECT i.id, i.customer_id, i.item_key, i.payload, i.status, i.attempts,
                     i.result, i.error, i.processed_at, i.row
-               FROM job_items i, jobs j
-              WHERE j.id = $1 AND i.job_id = $1
-                AND i.id > greatest($2, j.item_id_floor)
+               FROM job_items i
+              WHERE i.job_id = $1
+                AND i.id > greatest($2, (SELECT item_id_floor FROM jobs WHERE id = $1))
                 AND ($3::text IS NULL OR i.status = $3)
                 AND ($4::text IS NULL OR i.customer_id = $4)
               ORDER BY i.id LIMIT $5",
@@ -105,21 +107,61 @@ pub async fn list(
             ],
         )
         .await?;
-    Ok(rows
-        .iter()
-        .map(|row| ItemRow {
-            id: row.get(0),
-            row: row.get(9),
-            customer_id: row.get(1),
-            item_key: row.get(2),
-            payload: row.get(3),
-            status: row.get(4),
-            attempts: row.get(5),
-            result: row.get(6),
-            error: row.get(7),
-            processed_at: row.get(8),
-        })
-        .collect())
+    Ok(rows.iter().map(item_row).collect())
+}
+
+fn item_row(row: &tokio_postgres::Row) -> ItemRow {
+    ItemRow {
+        id: row.get(0),
+        row: row.get(9),
+        customer_id: row.get(1),
+        item_key: row.get(2),
+        payload: row.get(3),
+        status: row.get(4),
+        attempts: row.get(5),
+        result: row.get(6),
+        error: row.get(7),
+        processed_at: row.get(8),
+    }
+}
+
+/// A page of the export: the job's items in the order of its `(job_id, customer_id, id)`
+/// index, after `after` (a customer and an id; `("", 0)` for the first page). Keyset on the
+/// index's own order makes every page a range scan whatever the table's statistics say; by
+/// id, a table not yet analysed after a million rows got a plan that rescanned the job's index
+/// entries for every page (a 1M-item export took 92 s against 1.1 s for 100,000).
+pub async fn export_page(
+    pool: &Pool,
+    job_id: JobId,
+    filter: &ItemFilter,
+    after: (&str, i64),
+) -> Result<Vec<ItemRow>, DbError> {
+    let client = pool.get().await?;
+    let statement = client
+        .prepare_cached(
+            "SELECT i.id, i.customer_id, i.item_key, i.payload, i.status, i.attempts,
+                    i.result, i.error, i.processed_at, i.row
+               FROM job_items i
+              WHERE i.job_id = $1 AND (i.customer_id, i.id) > ($2, $3)
+                AND ($4::text IS NULL OR i.status = $4)
+                AND ($5::text IS NULL OR i.customer_id = $5)
+              ORDER BY i.customer_id, i.id LIMIT $6",
+        )
+        .await?;
+    let rows = client
+        .query(
+            &statement,
+            &[
+                &job_id,
+                &after.0,
+                &after.1,
+                &filter.status,
+                &filter.customer_id,
+                &filter.limit,
+            ],
+        )
+        .await?;
+    Ok(rows.iter().map(item_row).collect())
 }
 
 /// Most payload keys an export makes columns of: a submission has a handful; a payload with a
@@ -136,8 +178,8 @@ pub async fn payload_keys(
     let rows = client
         .query(
             "SELECT DISTINCT k
-               FROM jobs j, job_items i, jsonb_object_keys(i.payload) AS k
-              WHERE j.id = $1 AND i.job_id = $1 AND i.id > j.item_id_floor
+               FROM job_items i, jsonb_object_keys(i.payload) AS k
+              WHERE i.job_id = $1 AND i.id > (SELECT item_id_floor FROM jobs WHERE id = $1)
                 AND jsonb_typeof(i.payload) = 'object'
                 AND ($2::text IS NULL OR i.status = $2)
                 AND ($3::text IS NULL OR i.customer_id = $3)
