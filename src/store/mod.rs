@@ -5,9 +5,11 @@
 //! writes a submitted job (batches of binary COPY, then the job row), [`flush`] commits the DbWriter's batches, [`jobs`]
 //! holds the job-level statements (claim, lease, state changes, listing), [`items`] the
 //! item listing, [`nodes`] the node registry and heartbeats, [`limits`] what the rate limiter
-//! learned, and [`notify`] the job change announcements from the API to the workers. Every statement is parameterised.
+//! learned, [`history`] a job's throughput samples and outcome reasons, and [`notify`] the job
+//! change announcements from the API to the workers. Every statement is parameterised.
 
 pub mod flush;
+pub mod history;
 pub mod ingest;
 pub mod items;
 pub mod jobs;
