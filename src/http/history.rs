@@ -136,9 +136,18 @@ mod tests {
     fn reasons_are_asked_for_skipped_or_failed_items_only() {
         assert_eq!(reason_status(Some("skipped".into())), Ok("skipped"));
         assert_eq!(reason_status(Some("failed".into())), Ok("failed"));
-        for bad in [None, Some(String::new()), Some("pending".into()), Some("Failed".into())] {
+        for bad in [
+            None,
+            Some(String::new()),
+            Some("pending".into()),
+            Some("Failed".into()),
+        ] {
             let error = reason_status(bad.clone()).expect_err("refused");
-            assert_eq!((error.status.as_u16(), error.code), (422, "invalid_query"), "{bad:?}");
+            assert_eq!(
+                (error.status.as_u16(), error.code),
+                (422, "invalid_query"),
+                "{bad:?}"
+            );
         }
     }
 }

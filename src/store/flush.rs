@@ -22,8 +22,9 @@ use overseer_actors::{JobProgress, OutcomeRecord, pace::RATE_TIME_CONSTANT};
 use serde_json::Value;
 
 use super::{
-    DbError, parse_status,
+    DbError,
     history::{MAX_SAMPLES, SAMPLE_EVERY},
+    parse_status,
 };
 
 const FLUSH_SQL: &str = "

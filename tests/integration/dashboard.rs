@@ -22,8 +22,8 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, tungstenite::Message};
 use overseer_sim::{self as sim, SimConfig};
 
 use crate::support::{
-    TestDb, get_job, json_items, point_at_simulator, start, started, submit_json,
-    test_config, wait_for, wait_for_status,
+    TestDb, get_job, json_items, point_at_simulator, start, started, submit_json, test_config,
+    wait_for, wait_for_status,
 };
 
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -380,7 +380,10 @@ async fn a_finished_jobs_page_browses_items_groups_skips_by_reason_and_charts_it
     let id = job["id"].as_i64().expect("id");
     let done = wait_for_status(&base, id, "completed", DEADLINE).await;
     let skipped = done["skipped"].as_u64().expect("skipped");
-    assert!(already_processed > 0 && skipped > already_processed as u64, "{done}");
+    assert!(
+        already_processed > 0 && skipped > already_processed as u64,
+        "{done}"
+    );
 
     let mut browser = Browser::ready().await;
     browser.navigate(&format!("{base}/#/jobs/{id}")).await;
@@ -468,7 +471,10 @@ async fn a_finished_jobs_page_browses_items_groups_skips_by_reason_and_charts_it
     let dry_run_shown = browser
         .eval(&format!("{} || {}", shown("job-dry"), shown("btn-run")))
         .await;
-    assert_eq!(dry_run_shown, false, "a job without `dry_run` shows no dry-run controls");
+    assert_eq!(
+        dry_run_shown, false,
+        "a job without `dry_run` shows no dry-run controls"
+    );
 
     // A fresh page has heard no progress event of this job: its chart is the server's history.
     browser.call("Page.reload", json!({})).await;
@@ -480,7 +486,10 @@ async fn a_finished_jobs_page_browses_items_groups_skips_by_reason_and_charts_it
                  && [Number(c.dataset.persisted), Number(c.dataset.points)]; })()",
         )
         .await;
-    assert_eq!(persisted[0], persisted[1], "every point is from the history: {persisted}");
+    assert_eq!(
+        persisted[0], persisted[1],
+        "every point is from the history: {persisted}"
+    );
     browser
         .eval_until(
             "the reasons after the reload",
@@ -535,9 +544,7 @@ async fn a_running_jobs_items_stay_live_and_the_nodes_page_lists_this_node_runni
         .await;
 
     let node_id = app.config.node_id();
-    browser
-        .eval("location.hash = '#/nodes'; true")
-        .await;
+    browser.eval("location.hash = '#/nodes'; true").await;
     let row = format!("document.querySelector('#nodes-body tr[data-node-id=\"{node_id}\"]')");
     browser
         .eval_until(
@@ -566,6 +573,110 @@ async fn a_running_jobs_items_stay_live_and_the_nodes_page_lists_this_node_runni
             ),
         )
         .await;
+    let errors = browser.errors();
+    assert!(errors.is_empty(), "console errors: {errors:#?}");
+}
+
+/// Makes the page see job `dry` as a dry run (`"dry_run": true` in its JSON) and answer
+/// `POST /api/jobs/{dry}/run` with job `real` (201), as a server with dry runs would: the page
+/// is tested on its own, whatever the server does. Installed before the page's script runs.
+fn dry_run_stub(dry: i64, real: i64) -> String {
+    format!(
+        r#"(() => {{
+  const fetchReal = window.fetch.bind(window);
+  window.runPosts = 0;
+  const mark = (job) => (job.id === {dry} ? Object.assign(job, {{ dry_run: true }}) : job);
+  window.fetch = async (input, init) => {{
+    const url = new URL(String(input), location.href);
+    const method = (init && init.method) || 'GET';
+    if (method === 'POST' && url.pathname === '/api/jobs/{dry}/run') {{
+      window.runPosts += 1;
+      const job = await fetchReal('/api/jobs/{real}', {{ headers: (init && init.headers) || {{}} }});
+      return new Response(await job.text(), {{ status: 201, headers: {{ 'Content-Type': 'application/json' }} }});
+    }}
+    const response = await fetchReal(input, init);
+    if (method !== 'GET' || !response.ok) return response;
+    if (url.pathname === '/api/jobs/{dry}') {{
+      return Response.json(mark(await response.json()));
+    }}
+    if (url.pathname === '/api/jobs') {{
+      const list = await response.json();
+      list.jobs.forEach(mark);
+      return Response.json(list);
+    }}
+    return response;
+  }};
+}})();"#
+    )
+}
+
+#[actix_rt::test]
+async fn a_finished_dry_run_shows_its_badge_and_its_run_for_real_button_opens_the_new_job() {
+    let (_db, _app, base) = started("dashboard_dry_run").await;
+    let mut ids = Vec::new();
+    for name in ["rehearsal", "for real"] {
+        let job = submit_json(
+            &base,
+            &json!({"name": name, "operation": "noop", "items": json_items(20, 2)}),
+        )
+        .await;
+        let id = job["id"].as_i64().expect("id");
+        wait_for_status(&base, id, "completed", DEADLINE).await;
+        ids.push(id);
+    }
+    let (dry, real) = (ids[0], ids[1]);
+    let mut browser = Browser::ready().await;
+    browser
+        .call(
+            "Page.addScriptToEvaluateOnNewDocument",
+            json!({"source": dry_run_stub(dry, real)}),
+        )
+        .await;
+
+    browser.navigate(&format!("{base}/")).await;
+    browser
+        .eval_until(
+            "the dry run's badge in the jobs table",
+            &format!(
+                "(() => {{ const tr = document.querySelector('tr[data-job-id=\"{dry}\"]'); \
+                   return tr !== null && tr.querySelector('.badge.dry') !== null; }})()"
+            ),
+        )
+        .await;
+    let real_badge = browser
+        .eval(&format!(
+            "document.querySelector('tr[data-job-id=\"{real}\"] .badge.dry') !== null"
+        ))
+        .await;
+    assert_eq!(real_badge, false, "a job without `dry_run` has no badge");
+
+    browser
+        .eval(&format!("location.hash = '#/jobs/{dry}'; true"))
+        .await;
+    browser
+        .eval_until(
+            "the dry-run badge and the Run for real button",
+            &format!("{} && {}", shown("job-dry"), shown("btn-run")),
+        )
+        .await;
+    browser.screenshot("dashboard-dry-run.png").await;
+    browser
+        .eval("document.getElementById('btn-run').click(); true")
+        .await;
+    browser
+        .eval_until(
+            "the new job's page",
+            &format!(
+                "location.hash === '#/jobs/{real}' && \
+                 document.getElementById('job-title').textContent.startsWith('#{real} ')"
+            ),
+        )
+        .await;
+    assert_eq!(browser.eval("window.runPosts").await, 1);
+    let controls = browser
+        .eval(&format!("{} || {}", shown("job-dry"), shown("btn-run")))
+        .await;
+    assert_eq!(controls, false, "the real run is no dry run");
     let errors = browser.errors();
     assert!(errors.is_empty(), "console errors: {errors:#?}");
 }

@@ -59,7 +59,10 @@ async fn execute(app: &App, sql: &str, id: i64) -> u64 {
 async fn sample_count(app: &App, id: i64) -> i64 {
     let client = app.store.pool.get().await.expect("connection");
     client
-        .query_one("SELECT count(*) FROM job_progress WHERE job_id = $1", &[&id])
+        .query_one(
+            "SELECT count(*) FROM job_progress WHERE job_id = $1",
+            &[&id],
+        )
         .await
         .expect("count samples")
         .get(0)
@@ -101,7 +104,10 @@ async fn a_job_is_sampled_at_its_first_flush_and_then_at_most_every_ten_seconds(
     let sample = &samples[0];
     let processed = sample["processed"].as_i64().expect("processed");
     assert!(processed > 0, "a flush's counters: {sample}");
-    assert!(processed < done["total_items"].as_i64().expect("total"), "{sample}");
+    assert!(
+        processed < done["total_items"].as_i64().expect("total"),
+        "{sample}"
+    );
     assert_eq!(
         processed,
         ["succeeded", "failed", "skipped"]
@@ -168,7 +174,11 @@ async fn a_job_keeps_at_most_720_samples_by_thinning_its_older_half() {
         .map(|w| (at(&w[1]) - at(&w[0])).num_seconds())
         .collect();
     assert!(gaps[..180].iter().all(|g| *g == 20), "{:?}", &gaps[..180]);
-    assert!(gaps[180..539].iter().all(|g| *g == 10), "{:?}", &gaps[180..]);
+    assert!(
+        gaps[180..539].iter().all(|g| *g == 10),
+        "{:?}",
+        &gaps[180..]
+    );
 }
 
 #[actix_rt::test]
@@ -202,13 +212,25 @@ async fn progress_and_reasons_of_an_unknown_job_are_404() {
 #[actix_rt::test]
 async fn reasons_refuse_a_status_other_than_skipped_or_failed() {
     let (_db, _app, base) = started("reasons_bad_status").await;
-    let job = submit_json(&base, &json!({"operation": "noop", "items": json_items(5, 1)})).await;
+    let job = submit_json(
+        &base,
+        &json!({"operation": "noop", "items": json_items(5, 1)}),
+    )
+    .await;
     let id = job["id"].as_i64().expect("id");
-    for query in ["", "?status=", "?status=pending", "?status=succeeded", "?status=SKIPPED"] {
+    for query in [
+        "",
+        "?status=",
+        "?status=pending",
+        "?status=succeeded",
+        "?status=SKIPPED",
+    ] {
         let url = format!("{base}/api/jobs/{id}/reasons{query}");
         let error = assert_api_error(get(&url).await, 422, "invalid_query").await;
         assert!(
-            error["message"].as_str().is_some_and(|m| m.contains("skipped or failed")),
+            error["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("skipped or failed")),
             "{query}: {error}"
         );
     }
@@ -247,7 +269,10 @@ async fn reasons_count_skipped_and_failed_items_by_reason_most_frequent_first() 
             }
         }
     }
-    assert!(processed > no_ad && no_ad > 0, "two reasons, different counts");
+    assert!(
+        processed > no_ad && no_ad > 0,
+        "two reasons, different counts"
+    );
     // Three ad groups that do not exist fail.
     for n in 0..3 {
         let cid = simulator.sim.customer_ids()[0].clone();
@@ -270,7 +295,11 @@ async fn reasons_count_skipped_and_failed_items_by_reason_most_frequent_first() 
         "{done}"
     );
     let failed = get_json(&format!("{base}/api/jobs/{id}/reasons?status=failed")).await;
-    assert_eq!(failed, json!([{"reason": "ad group not found", "count": 3}]), "{done}");
+    assert_eq!(
+        failed,
+        json!([{"reason": "ad group not found", "count": 3}]),
+        "{done}"
+    );
 }
 
 #[actix_rt::test]
@@ -293,15 +322,26 @@ async fn nodes_lists_this_node_alive_with_the_running_job_it_owns() {
     let id = submit_long(&base).await;
     let node = wait_for("this node to own the running job", DEADLINE, || async {
         let nodes = get_json(&format!("{base}/api/nodes")).await;
-        nodes.as_array()?.iter().find(|n| n["id"] == node_id.as_str()).cloned().filter(
-            |n| n["jobs"].as_array().is_some_and(|jobs| jobs.iter().any(|j| j["id"] == id)),
-        )
+        nodes
+            .as_array()?
+            .iter()
+            .find(|n| n["id"] == node_id.as_str())
+            .cloned()
+            .filter(|n| {
+                n["jobs"]
+                    .as_array()
+                    .is_some_and(|jobs| jobs.iter().any(|j| j["id"] == id))
+            })
     })
     .await;
     assert_eq!(node["alive"], true, "{node}");
     assert_eq!(node["pid"], std::process::id(), "{node}");
     assert_eq!(node["version"], env!("CARGO_PKG_VERSION"), "{node}");
-    assert!(node["last_heartbeat_seconds_ago"].as_f64().is_some_and(|s| s < 30.0));
+    assert!(
+        node["last_heartbeat_seconds_ago"]
+            .as_f64()
+            .is_some_and(|s| s < 30.0)
+    );
     let job = &node["jobs"][0];
     assert_eq!(job["name"], "long", "{node}");
     assert_eq!(job["total_items"], 2_000, "{node}");
@@ -313,16 +353,23 @@ async fn nodes_lists_this_node_alive_with_the_running_job_it_owns() {
         .unwrap_or_else(|| panic!("the stopped node is listed: {nodes}"));
     assert_eq!(gone["alive"], false, "{gone}");
     assert_eq!(gone["jobs"], json!([]), "{gone}");
-    assert_eq!(nodes[0]["id"], node_id.as_str(), "newest heartbeat first: {nodes}");
+    assert_eq!(
+        nodes[0]["id"],
+        node_id.as_str(),
+        "newest heartbeat first: {nodes}"
+    );
 
     // Pausing, not cancelling: a cancel racing the DbWriter's flush can deadlock on the items
     // (PostgreSQL then refuses one of the two), which is not what this test is about.
     change_job(&base, id, "pause").await;
     let node = wait_for("the paused job to leave the node", DEADLINE, || async {
         let nodes = get_json(&format!("{base}/api/nodes")).await;
-        nodes.as_array()?.iter().find(|n| n["id"] == node_id.as_str()).cloned().filter(
-            |n| n["jobs"] == json!([]),
-        )
+        nodes
+            .as_array()?
+            .iter()
+            .find(|n| n["id"] == node_id.as_str())
+            .cloned()
+            .filter(|n| n["jobs"] == json!([]))
     })
     .await;
     assert_eq!(get_job(&base, id).await["status"], "paused", "{node}");

@@ -408,6 +408,8 @@ function drawThroughput() {
   if (job && FINISHED.has(job.status)) {
     const last = points.length ? points[points.length - 1][0] : -Infinity;
     range.until = Math.max(last, job.finished_at ? Date.parse(job.finished_at) : last);
+    // Shown until the history has loaded, and for good when no flush ever moved the job.
+    range.empty = S.persisted.has(job.id) ? 'no throughput recorded' : 'loading history…';
   }
   drawChart(canvas, [{ color: '#2f6fde', points, fill: true }], 'items/min', range);
   canvas.dataset.points = points.length;
@@ -453,8 +455,9 @@ function drawChart(canvas, series, label, range) {
   const pad = { l: 52, r: 10, t: 10, b: 22 };
   const all = series.flatMap((s) => s.points);
   const now = Date.now();
-  let t0 = all.length ? Math.min(...all.map((p) => p[0])) : now - 60000;
-  if (range && Number.isFinite(range.from)) t0 = Math.min(t0, range.from);
+  const from = range && Number.isFinite(range.from) ? range.from : undefined;
+  let t0 = all.length ? Math.min(...all.map((p) => p[0])) : (from === undefined ? now - 60000 : from);
+  if (from !== undefined) t0 = Math.min(t0, from);
   const t1 = Math.max(until === undefined ? now : until, t0 + 10000);
   let max = all.length ? Math.max(...all.map((p) => p[1])) : 0;
   max = niceMax(max);
@@ -471,7 +474,8 @@ function drawChart(canvas, series, label, range) {
   const y = (v) => pad.t + (hgt - pad.t - pad.b) * (1 - v / max);
   g.fillText(label + (until === undefined ? ' · last ' : ' · over ') + fmtSpan(t1 - t0), pad.l, hgt - 6);
   if (!all.length) {
-    g.fillText('waiting for data…', w / 2 - 40, hgt / 2);
+    const empty = (range && range.empty) || 'waiting for data…';
+    g.fillText(empty, w / 2 - g.measureText(empty).width / 2, hgt / 2);
     return;
   }
   for (const s of series) {
