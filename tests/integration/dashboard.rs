@@ -496,9 +496,16 @@ async fn a_finished_jobs_page_browses_items_groups_skips_by_reason_and_charts_it
             "document.querySelectorAll('#reasons-skipped li .count').length === 2",
         )
         .await;
-    let shot = browser
-        .screenshot_at("job-view", "dashboard-history.png")
+    // The bar grows to its width in a short transition; the picture is taken once it has.
+    browser
+        .eval_until(
+            "a full progress bar",
+            "(() => { const f = document.getElementById('job-fill'); \
+               return f.getBoundingClientRect().width >= f.parentElement.getBoundingClientRect().width - 1; })()",
+        )
         .await;
+    browser.eval("window.scrollTo(0, 0); true").await;
+    let shot = browser.screenshot("dashboard-history.png").await;
     assert!(std::fs::metadata(&shot).expect("screenshot").len() > 10_000);
     let errors = browser.errors();
     assert!(errors.is_empty(), "console errors: {errors:#?}");
