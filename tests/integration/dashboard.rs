@@ -56,10 +56,13 @@ impl Drop for Browser {
 impl Browser {
     async fn launch() -> Browser {
         let binary = std::env::var("OVERSEER_CHROMIUM").unwrap_or_else(|_| "chromium".into());
+        // One profile per browser: Chromium refuses a profile another instance holds, and the
+        // tests of this file launch theirs at once.
+        static BROWSERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let profile = std::env::temp_dir().join(format!(
             "overseer-chromium-{}-{}",
             std::process::id(),
-            Instant::now().elapsed().as_nanos()
+            BROWSERS.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
         ));
         std::fs::create_dir_all(&profile).expect("profile dir");
         let mut child = Command::new(&binary)
@@ -334,7 +337,10 @@ async fn dashboard_shows_live_progress_and_its_pause_button_pauses_the_job() {
 
 /// Whether the element with the given id is laid out (`hidden` and CSS both count).
 fn shown(id: &str) -> String {
-    format!("(document.getElementById('{id}').getClientRects().length > 0)")
+    format!(
+        "(() => {{ const e = document.getElementById('{id}'); \
+           return e !== null && e.getClientRects().length > 0; }})()"
+    )
 }
 
 /// Rows of the items browser: `[status, customer]` per row.
@@ -684,6 +690,101 @@ async fn a_finished_dry_run_shows_its_badge_and_its_run_for_real_button_opens_th
         .eval(&format!("{} || {}", shown("job-dry"), shown("btn-run")))
         .await;
     assert_eq!(controls, false, "the real run is no dry run");
+    let errors = browser.errors();
+    assert!(errors.is_empty(), "console errors: {errors:#?}");
+}
+
+/// Records what the page does with the failed-items CSV: each fetch of a `format=csv` URL
+/// (with its Authorization header, answered with a small CSV here, whatever the server's
+/// export does) and each download it hands the browser (the anchor's `download` name).
+const DOWNLOAD_SPY: &str = r#"(() => {
+  const fetchReal = window.fetch.bind(window);
+  window.csvFetches = [];
+  window.downloads = [];
+  window.fetch = async (input, init) => {
+    const url = new URL(String(input), location.href);
+    if (url.searchParams.get('format') === 'csv') {
+      const headers = (init && init.headers) || {};
+      window.csvFetches.push([url.pathname + url.search, headers.Authorization || null]);
+      return new Response('row,customer_id\n1,1000000000\n', { headers: { 'Content-Type': 'text/csv' } });
+    }
+    return fetchReal(input, init);
+  };
+  const click = HTMLAnchorElement.prototype.click;
+  HTMLAnchorElement.prototype.click = function () {
+    if (this.href.startsWith('blob:')) { window.downloads.push(this.download); return; }
+    return click.call(this);
+  };
+})();"#;
+
+#[actix_rt::test]
+async fn with_a_token_the_failed_items_download_is_fetched_with_it() {
+    const TOKEN: &str = "dashboard-token";
+    let db = TestDb::new("dashboard_token_csv");
+    let mut config = test_config(&db);
+    config.api_token = Some(TOKEN.into());
+    let app = start(config).await;
+    let base = app.base_url().expect("base url");
+    let client = crate::support::http();
+    let job: Value = client
+        .post(format!("{base}/api/jobs"))
+        .bearer_auth(TOKEN)
+        .json(&json!({"operation": "noop", "params": {"fail_ratio": 0.5},
+                      "items": json_items(40, 2)}))
+        .send()
+        .await
+        .expect("submit")
+        .json()
+        .await
+        .expect("job JSON");
+    let id = job["id"].as_i64().unwrap_or_else(|| panic!("a job: {job}"));
+    wait_for("the job to complete", DEADLINE, || async {
+        let job = crate::support::try_json(
+            client
+                .get(format!("{base}/api/jobs/{id}"))
+                .bearer_auth(TOKEN),
+        )
+        .await?;
+        (job["status"] == "completed").then_some(())
+    })
+    .await;
+
+    let mut browser = Browser::ready().await;
+    let setup = format!("localStorage.setItem('overseer.token', '{TOKEN}'); {DOWNLOAD_SPY}");
+    browser
+        .call(
+            "Page.addScriptToEvaluateOnNewDocument",
+            json!({"source": setup}),
+        )
+        .await;
+    browser.navigate(&format!("{base}/#/jobs/{id}")).await;
+    browser
+        .eval_until("the download link", &shown("dl-failed"))
+        .await;
+    browser
+        .eval("document.getElementById('dl-failed').click(); true")
+        .await;
+    let downloads = browser
+        .eval_until(
+            "the CSV handed to the browser",
+            "window.downloads.length > 0 && window.downloads",
+        )
+        .await;
+    assert_eq!(downloads, json!([format!("job-{id}-failed.csv")]));
+    let fetches = browser.eval("window.csvFetches").await;
+    assert_eq!(
+        fetches,
+        json!([[
+            format!("/api/jobs/{id}/items?format=csv&status=failed"),
+            format!("Bearer {TOKEN}")
+        ]]),
+        "one fetch, with the token in its header (the API takes `?token=` on websockets only)"
+    );
+    let asked = browser.eval(&shown("token-bar")).await;
+    assert_eq!(
+        asked, false,
+        "the stored token was used, not asked for again"
+    );
     let errors = browser.errors();
     assert!(errors.is_empty(), "console errors: {errors:#?}");
 }

@@ -12,6 +12,9 @@ const ITEMS_PAGE = 50;
 // A running job sends up to 4 progress events a second; two page reads a second per viewer
 // would cost the database more than the picture gains.
 const ITEMS_REFRESH_MS = 2000;
+// Grouping reasons reads every skipped or failed item of the job: on a million-item job that
+// is a fraction of a second of database time, so it is re-read less often (and at the end).
+const REASONS_REFRESH_MS = 10000;
 const NODES_REFRESH_MS = 3000;
 
 const S = {
@@ -28,6 +31,8 @@ const S = {
   items: { cursor: [0], next: null, seq: 0 },  // after_id of each page seen, the next one
   refreshTimer: null,
   lastRefresh: 0,
+  lastReasons: 0,
+  reasonsDue: false,
   view: 'jobs',         // jobs | job | nodes
   ws: null,
   wsDelay: 500,
@@ -257,7 +262,7 @@ function onEvent(event) {
       job.items_per_minute = 0;
       job.eta_seconds = null;
     }
-    if (S.jobId === id) { loadJob(id); refreshSoon(); }
+    if (S.jobId === id) { loadJob(id); refreshSoon(true); }
   }
   const isNew = !S.jobs.has(id);
   S.jobs.set(id, job);
@@ -648,6 +653,7 @@ function paintReasons(status, groups, none) {
 async function loadReasons() {
   const id = S.jobId;
   if (id === null) return;
+  S.lastReasons = Date.now();
   try {
     const [skipped, failed] = await Promise.all(['skipped', 'failed'].map((status) =>
       api('/api/jobs/' + id + '/reasons?status=' + status)));
@@ -659,16 +665,21 @@ async function loadReasons() {
   }
 }
 
-// Re-reads the items page and the reasons at most every ITEMS_REFRESH_MS, the last event
-// included (a trailing read), so the page ends showing the final state.
-function refreshSoon() {
+// Re-reads the items page at most every ITEMS_REFRESH_MS and the reasons at most every
+// REASONS_REFRESH_MS, the last event included (a trailing read); a status change (`final`)
+// always re-reads both, so the page ends showing the final state.
+function refreshSoon(final) {
+  if (final) S.reasonsDue = true;
   if (S.refreshTimer) return;
   const wait = Math.max(0, S.lastRefresh + ITEMS_REFRESH_MS - Date.now());
   S.refreshTimer = setTimeout(() => {
     S.refreshTimer = null;
     S.lastRefresh = Date.now();
     loadItems();
-    loadReasons();
+    if (S.reasonsDue || S.lastRefresh - S.lastReasons >= REASONS_REFRESH_MS) {
+      S.reasonsDue = false;
+      loadReasons();
+    }
   }, wait);
 }
 
