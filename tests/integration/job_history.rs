@@ -4,11 +4,14 @@
 //! (`GET /api/jobs/{id}/reasons`, against the Google Ads simulator, whose layout says exactly
 //! how many ad groups are skipped for which reason), and the node registry with the running
 //! jobs each node owns (`GET /api/nodes`). Where waiting ten seconds would only prove a clock
-//! ticks, a test moves the job's last sample back in time instead.
+//! ticks, a test moves the job's last sample back in time instead; two flushes of one job made
+//! to wait for its row at once show that the sampling choice is made on the locked row (with
+//! the choice made on the statement's snapshot, both would sample).
 
 use std::time::Duration;
 
-use overseer::app::App;
+use overseer::{app::App, store::flush::flush};
+use overseer_actors::{ItemStatus, OutcomeRecord};
 use overseer_sim::{self as sim, SimConfig};
 use serde_json::{Value, json};
 
@@ -133,6 +136,82 @@ async fn a_running_job_samples_again_once_its_last_sample_is_ten_seconds_old() {
         both[1]["processed"].as_i64() > both[0]["processed"].as_i64(),
         "the job moved on between them: {both:?}"
     );
+}
+
+#[actix_rt::test]
+async fn two_flushes_of_one_job_in_flight_at_once_take_one_sample() {
+    let (_db, app, base) = started("history_concurrent").await;
+    let pool = &app.store.pool;
+    let client = pool.get().await.expect("connection");
+    // A job the engine leaves alone (paused) with two pending items, under lease epoch 1.
+    let id: i64 = client
+        .query_one(
+            "INSERT INTO jobs (name, operation, status, total_items, lease_epoch, started_at)
+             VALUES ('held', 'noop', 'paused', 2, 1, now()) RETURNING id",
+            &[],
+        )
+        .await
+        .expect("insert a job")
+        .get(0);
+    let items: Vec<i64> = client
+        .query(
+            "INSERT INTO job_items (job_id, customer_id, item_key, \"row\")
+             VALUES ($1, '1', '1', 1), ($1, '1', '2', 2) RETURNING id",
+            &[&id],
+        )
+        .await
+        .expect("insert its items")
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    let outcome = |item_id| OutcomeRecord {
+        item_id,
+        job_id: id,
+        customer_id: "1".into(),
+        status: ItemStatus::Succeeded,
+        result: None,
+        error: None,
+        attempts: 1,
+        epoch: 1,
+    };
+    // Holding the job row makes both flushes decide while the other is in flight.
+    let mut holder = pool.get().await.expect("connection");
+    let hold = holder.transaction().await.expect("transaction");
+    hold.execute("SELECT 1 FROM jobs WHERE id = $1 FOR UPDATE", &[&id])
+        .await
+        .expect("lock the job row");
+    let (first_batch, second_batch) = ([outcome(items[0])], [outcome(items[1])]);
+    let release = async {
+        // (`pg_stat_activity` keeps a statement's first KiB: the flush is known by its opening.)
+        wait_for("both flushes to wait for the job row", DEADLINE, || async {
+            let waiting: i64 = client
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity
+                      WHERE datname = current_database() AND pid <> pg_backend_pid()
+                        AND wait_event_type = 'Lock' AND query LIKE '%WITH input AS%'",
+                    &[],
+                )
+                .await
+                .ok()?
+                .get(0);
+            (waiting == 2).then_some(())
+        })
+        .await;
+        hold.commit().await.expect("release the job row");
+    };
+    let (first, second, ()) = tokio::join!(
+        flush(pool, &first_batch),
+        flush(pool, &second_batch),
+        release
+    );
+    first.expect("first flush");
+    second.expect("second flush");
+    assert_eq!(
+        get_job(&base, id).await["succeeded"],
+        2,
+        "both flushes counted"
+    );
+    assert_eq!(sample_count(&app, id).await, 1, "one sample between them");
 }
 
 #[actix_rt::test]
