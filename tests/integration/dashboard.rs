@@ -315,8 +315,13 @@ async fn dashboard_shows_live_progress_and_its_pause_button_pauses_the_job() {
             "!document.getElementById('job-view').hidden && !document.getElementById('btn-pause').disabled",
         )
         .await;
-    // Let the throughput chart gather a few points before the picture.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // A few points on the throughput chart before the picture.
+    browser
+        .eval_until(
+            "the throughput chart's points",
+            "Number(document.getElementById('chart-throughput').dataset.points) >= 3",
+        )
+        .await;
     browser.screenshot("dashboard-job.png").await;
     browser
         .eval("document.getElementById('btn-pause').click(); true")

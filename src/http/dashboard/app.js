@@ -3,7 +3,9 @@
 // feed (only the rows that changed, once per animation frame), so it stays smooth at 1,000 jobs.
 // A job's page shows what happened to its items: the throughput chart starts from the history
 // the server keeps (GET /api/jobs/{id}/progress) and goes on from the feed; the items browser
-// and the reasons are re-read at most every ITEMS_REFRESH_MS while progress events arrive.
+// is re-read at most every ITEMS_REFRESH_MS and the reasons every REASONS_REFRESH_MS while
+// progress events arrive.
+// The nodes page (#/nodes) re-reads GET /api/nodes every NODES_REFRESH_MS while it is open.
 'use strict';
 
 const FINISHED = new Set(['completed', 'failed', 'cancelled']);
