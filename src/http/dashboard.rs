@@ -1,8 +1,10 @@
 //! The dashboard at `/`: one HTML page, one script and one stylesheet, compiled into the binary
 //! (no build step, no CDN). The page is a client of the public API only: `GET /api/jobs` for
-//! the table, `/api/ws` for live progress and the rate limiter, `/api/jobs/{id}/items` for
-//! failed items, the state-change routes for its buttons and `POST /api/jobs` for CSV uploads.
-//! When the API needs a token, the page asks for it once and keeps it in the browser.
+//! the table, `/api/ws` for live progress and the rate limiter, `/api/jobs/{id}/items` for the
+//! items browser and the failed-items CSV, `/api/jobs/{id}/progress` and `/reasons` for a job's
+//! history and outcomes, `/api/nodes` for the nodes page, the state-change routes (and a dry
+//! run's `/run`) for its buttons and `POST /api/jobs` for CSV uploads. When the API needs a
+//! token, the page asks for it once and keeps it in the browser.
 //!
 //! Every answer carries a Content-Security-Policy that allows only the page's own script, style
 //! and API (so an injected `<script>` or a job name full of markup cannot run or phone home) and

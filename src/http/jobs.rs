@@ -36,13 +36,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/jobs/{id}/run", web::post().to(run_for_real));
 }
 
-fn job_id(raw: &str) -> Result<i64, ApiError> {
+pub(super) fn job_id(raw: &str) -> Result<i64, ApiError> {
     raw.parse::<i64>().ok().filter(|id| *id > 0).ok_or_else(|| {
         ApiError::not_found(format!("no job {raw:?}: job ids are positive integers"))
     })
 }
 
-async fn load(state: &AppState, id: i64) -> Result<JobView, ApiError> {
+pub(super) async fn load(state: &AppState, id: i64) -> Result<JobView, ApiError> {
     jobs::get(&state.store.pool, id)
         .await?
         .map(JobView::from)

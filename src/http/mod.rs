@@ -4,7 +4,8 @@
 //! (the page at `/`), [`metrics`] (`/metrics`), [`openapi`] (`/api/openapi.json`) and
 //! [`middleware`] (bearer-token auth of `/api`, `HEAD`, request latency), [`open_mode`] (the
 //! `Host` and `Origin` guards without a token), [`submit`] (`POST /api/jobs`) and
-//! [`error_shape`]. Extractor errors (bad paths,
+//! [`error_shape`], [`history`] (a job's throughput history and outcome reasons) and [`nodes`]
+//! (`/api/nodes`). Extractor errors (bad paths,
 //! bad query strings, bad JSON, oversized bodies), unknown routes inside and outside `/api`, and
 //! every other error actix answers itself are mapped to the API's error shape too.
 
@@ -14,9 +15,11 @@ pub mod error;
 pub mod error_shape;
 pub mod export;
 pub mod health;
+pub mod history;
 pub mod jobs;
 pub mod metrics;
 pub mod middleware;
+pub mod nodes;
 pub mod open_mode;
 pub mod openapi;
 pub mod rate_limiter;
@@ -103,6 +106,8 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
                     .configure(actors::routes)
                     .configure(openapi::routes)
                     .configure(jobs::routes)
+                    .configure(history::routes)
+                    .configure(nodes::routes)
                     .configure(rate_limiter::routes)
                     .configure(ws::routes)
                     .default_service(web::to(unknown_route)),

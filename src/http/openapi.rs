@@ -18,7 +18,7 @@ use utoipa::{
     openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
 };
 
-use super::{actors, health, jobs, rate_limiter, submit};
+use super::{actors, health, history, jobs, nodes, rate_limiter, submit};
 use overseer_actors::JobStatus;
 
 use super::views::{ItemView, JobView};
@@ -109,6 +109,7 @@ impl Modify for BearerAuth {
         health::live, health::ready, health::pool, health::config,
         actors::list, actors::chaos,
         rate_limiter::get, rate_limiter::put,
+        history::progress, history::reasons, nodes::list,
         openapi_json, job_feed, all_feed, metrics, dashboard,
     ),
     components(schemas(ErrorBody, ErrorDetail, JobList, ItemPage, SubmitJob, SubmitItem, JobStatus)),

@@ -11,12 +11,21 @@
 //! its lease changes no row of the job's new owner.
 //! Items are locked before the job row, in id order (the DbWriter sorts each batch), the same
 //! order as every other statement that touches both, so concurrent flushes cannot deadlock.
+//! The same statement keeps the job's throughput history (`job_progress`, see
+//! [`super::history`]): when the job's last sample is [`SAMPLE_EVERY`] old, it records the
+//! counters it just wrote, and thins the job's older samples once there are [`MAX_SAMPLES`].
+//! The choice is made on the locked job row (`progress_sampled_at`), so two flushes of one job
+//! in flight at once never both sample.
 
 use deadpool_postgres::Pool;
 use overseer_actors::{JobProgress, OutcomeRecord, pace::RATE_TIME_CONSTANT};
 use serde_json::Value;
 
-use super::{DbError, parse_status};
+use super::{
+    DbError,
+    history::{MAX_SAMPLES, SAMPLE_EVERY},
+    parse_status,
+};
 
 const FLUSH_SQL: &str = "
 WITH input AS (
@@ -44,18 +53,42 @@ WITH input AS (
            greatest(extract(epoch FROM clock_timestamp()
                     - coalesce(j.progress_at, j.started_at, clock_timestamp())), 0.001)::float8 AS dt
       FROM deltas d JOIN jobs j ON j.id = d.job_id
+), moved AS (
+    UPDATE jobs AS j
+       SET succeeded = j.succeeded + t.succeeded,
+           failed = j.failed + t.failed,
+           skipped = j.skipped + t.skipped,
+           items_per_minute = t.old_rate
+               + (1 - exp(-t.dt / $7::float8)) * (t.processed * 60.0 / t.dt - t.old_rate),
+           progress_at = clock_timestamp(),
+           updated_at = now(),
+           -- Read from the locked row: a concurrent flush of this job that sampled first is seen.
+           progress_sampled_at = CASE
+               WHEN j.progress_sampled_at > statement_timestamp() - make_interval(secs => $8::float8)
+               THEN j.progress_sampled_at
+               ELSE statement_timestamp() END
+      FROM timing t
+     WHERE j.id = t.job_id
+    RETURNING j.id, j.status, j.total_items, j.succeeded, j.failed, j.skipped, j.items_per_minute,
+              j.progress_sampled_at = statement_timestamp() AS sampled
+), sampled AS (
+    INSERT INTO job_progress (job_id, at, succeeded, failed, skipped, items_per_minute)
+    SELECT id, statement_timestamp(), succeeded, failed, skipped, items_per_minute
+      FROM moved WHERE sampled
+    ON CONFLICT DO NOTHING
+), thinned AS (
+    -- Sees the samples as they were before this statement: with MAX_SAMPLES there, every second
+    -- one of the older half goes (the first is kept), and the new one makes it MAX_SAMPLES * 3/4 + 1.
+    DELETE FROM job_progress AS p
+     USING (SELECT s.job_id, s.at,
+                   row_number() OVER (PARTITION BY s.job_id ORDER BY s.at) AS n,
+                   count(*) OVER (PARTITION BY s.job_id) AS total
+              FROM job_progress s
+             WHERE s.job_id IN (SELECT id FROM moved WHERE sampled)) AS o
+     WHERE p.job_id = o.job_id AND p.at = o.at
+       AND o.total >= $9::bigint AND o.n <= o.total / 2 AND o.n % 2 = 0
 )
-UPDATE jobs AS j
-   SET succeeded = j.succeeded + t.succeeded,
-       failed = j.failed + t.failed,
-       skipped = j.skipped + t.skipped,
-       items_per_minute = t.old_rate
-           + (1 - exp(-t.dt / $7::float8)) * (t.processed * 60.0 / t.dt - t.old_rate),
-       progress_at = clock_timestamp(),
-       updated_at = now()
-  FROM timing t
- WHERE j.id = t.job_id
-RETURNING j.id, j.status, j.total_items, j.succeeded, j.failed, j.skipped, j.items_per_minute";
+SELECT id, status, total_items, succeeded, failed, skipped, items_per_minute FROM moved";
 
 pub async fn flush(pool: &Pool, outcomes: &[OutcomeRecord]) -> Result<Vec<JobProgress>, DbError> {
     let ids: Vec<i64> = outcomes.iter().map(|o| o.item_id).collect();
@@ -80,6 +113,8 @@ pub async fn flush(pool: &Pool, outcomes: &[OutcomeRecord]) -> Result<Vec<JobPro
                 &attempts,
                 &epochs,
                 &RATE_TIME_CONSTANT.as_secs_f64(),
+                &SAMPLE_EVERY.as_secs_f64(),
+                &MAX_SAMPLES,
             ],
         )
         .await?;

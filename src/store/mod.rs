@@ -6,10 +6,12 @@
 //! batches of cancel and retry, [`jobs`]
 //! holds the job-level statements (claim, lease, state changes, listing), [`items`] the
 //! item listing, [`nodes`] the node registry and heartbeats, [`limits`] what the rate limiter
-//! learned, and [`notify`] the job change announcements from the API to the workers. Every statement is parameterised.
+//! learned, [`history`] a job's throughput samples and outcome reasons, and [`notify`] the job
+//! change announcements from the API to the workers. Every statement is parameterised.
 
 pub mod bulk;
 pub mod flush;
+pub mod history;
 pub mod ingest;
 pub mod items;
 pub mod jobs;

@@ -15,6 +15,7 @@ mod http_api;
 mod ingest;
 mod ingest_input;
 mod ingest_streaming;
+mod job_history;
 mod limiter;
 mod live;
 mod node_process;

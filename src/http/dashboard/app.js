@@ -1,24 +1,41 @@
 // Overseer's dashboard: a client of the public API (API.md), no framework.
 // The jobs table is built once from GET /api/jobs and then patched in place from the /api/ws
 // feed (only the rows that changed, once per animation frame), so it stays smooth at 1,000 jobs.
+// A job's page shows what happened to its items: the throughput chart starts from the history
+// the server keeps (GET /api/jobs/{id}/progress) and goes on from the feed; the items browser
+// is re-read at most every ITEMS_REFRESH_MS and the reasons every REASONS_REFRESH_MS while
+// progress events arrive.
+// The nodes page (#/nodes) re-reads GET /api/nodes every NODES_REFRESH_MS while it is open.
 'use strict';
 
 const FINISHED = new Set(['completed', 'failed', 'cancelled']);
 const HISTORY_POINTS = 1200;
-const FAILED_PAGE = 50;
+const ITEMS_PAGE = 50;
+// A running job sends up to 4 progress events a second; two page reads a second per viewer
+// would cost the database more than the picture gains.
+const ITEMS_REFRESH_MS = 2000;
+// Grouping reasons reads every skipped or failed item of the job: on a million-item job that
+// is a fraction of a second of database time, so it is re-read less often (and at the end).
+const REASONS_REFRESH_MS = 10000;
+const NODES_REFRESH_MS = 3000;
 
 const S = {
   token: localStorage.getItem('overseer.token') || '',
   jobs: new Map(),      // id -> Job (API shape), kept current from the feed
   rows: new Map(),      // id -> {tr, cells}
   dirty: new Set(),
-  history: new Map(),   // id -> [[time ms, items/min, processed]]
+  history: new Map(),   // id -> [[time ms, items/min, processed]] from the feed
+  persisted: new Map(), // id -> [[time ms, items/min, processed]] from the server's history
   limiter: [],          // [[time ms, global rate/s, throttles in that second]]
   lastLimiter: null,
   limiterText: '',     // why the limiter runs where it does (learned quota, bound by, concurrency)
   jobId: null,          // the job page's job
-  failedCursor: [0],    // after_id of each page seen
-  failedNext: null,
+  items: { cursor: [0], next: null, seq: 0 },  // after_id of each page seen, the next one
+  refreshTimer: null,
+  lastRefresh: 0,
+  lastReasons: 0,
+  reasonsDue: false,
+  view: 'jobs',         // jobs | job | nodes
   ws: null,
   wsDelay: 500,
   frame: 0,
@@ -121,6 +138,7 @@ function paintRow(row, job) {
   const c = row.cells;
   c.name.textContent = job.name || '(unnamed)';
   c.name.title = job.name || '';
+  if (job.dry_run === true) c.name.append(' ', el('span', 'badge dry', 'dry run'));
   c.operation.textContent = job.operation || '';
   c.badge.textContent = job.status;
   c.badge.className = 'badge ' + job.status;
@@ -239,13 +257,14 @@ function onEvent(event) {
       progress: event.total_items ? event.processed / event.total_items : 1,
     });
     record(id, event);
+    if (S.jobId === id) refreshSoon();
   } else if (event.type === 'status') {
     job = Object.assign({}, job, { status: event.status, error: event.error });
     if (FINISHED.has(event.status) || event.status === 'paused') {
       job.items_per_minute = 0;
       job.eta_seconds = null;
     }
-    if (S.jobId === id) loadJob(id);
+    if (S.jobId === id) { loadJob(id); refreshSoon(true); }
   }
   const isNew = !S.jobs.has(id);
   S.jobs.set(id, job);
@@ -364,15 +383,54 @@ function paintJob() {
   $('btn-resume').disabled = job.status !== 'paused';
   $('btn-cancel').disabled = FINISHED.has(job.status);
   $('btn-retry').disabled = !['completed', 'failed'].includes(job.status) || !job.failed;
+  // `dry_run` is absent on servers without dry runs: only an explicit true shows anything.
+  $('job-dry').hidden = job.dry_run !== true;
+  $('btn-run').hidden = !(job.dry_run === true && FINISHED.has(job.status));
+  const dl = $('dl-failed');
+  dl.href = '/api/jobs/' + job.id + '/items?format=csv&status=failed';
+  dl.download = 'job-' + job.id + '-failed.csv';
+  dl.textContent = 'Download the ' + fmtInt(job.failed) + ' failed item' + (job.failed === 1 ? '' : 's') + ' (CSV)';
+  dl.hidden = !job.failed;
   drawThroughput();
   drawLimiter();
 }
 
+// The server's samples up to where the feed's points begin, then the feed's: a page opened
+// mid-run (or after the end) shows the whole run, a page open from the start the finest grain.
+function throughputPoints(id) {
+  const live = S.history.get(id) || [];
+  const since = live.length ? live[0][0] : Infinity;
+  const before = (S.persisted.get(id) || []).filter((p) => p[0] < since);
+  return { points: before.concat(live).map((p) => [p[0], p[1]]), persisted: before.length };
+}
+
 function drawThroughput() {
-  const h = S.history.get(S.jobId) || [];
-  drawChart($('chart-throughput'), [
-    { color: '#2f6fde', points: h.map((p) => [p[0], p[1]]), fill: true },
-  ], 'items/min');
+  const job = S.jobs.get(S.jobId);
+  const { points, persisted } = throughputPoints(S.jobId);
+  const canvas = $('chart-throughput');
+  // The chart spans the run: from its start, to now while it runs, to its end once finished
+  // (not to the current time, which would squeeze yesterday's job into the left edge).
+  const range = {};
+  if (job && job.started_at) range.from = Date.parse(job.started_at);
+  if (job && FINISHED.has(job.status)) {
+    const last = points.length ? points[points.length - 1][0] : -Infinity;
+    range.until = Math.max(last, job.finished_at ? Date.parse(job.finished_at) : last);
+    // Shown until the history has loaded, and for good when no flush ever moved the job.
+    range.empty = S.persisted.has(job.id) ? 'no throughput recorded' : 'loading history…';
+  }
+  drawChart(canvas, [{ color: '#2f6fde', points, fill: true }], 'items/min', range);
+  canvas.dataset.points = points.length;
+  canvas.dataset.persisted = persisted;
+}
+
+async function loadHistory(id) {
+  try {
+    const samples = await api('/api/jobs/' + id + '/progress');
+    S.persisted.set(id, samples.map((s) => [Date.parse(s.at), s.items_per_minute, s.processed]));
+    if (S.jobId === id) drawThroughput();
+  } catch (e) {
+    if (e.status !== 404) flash('Could not load job ' + id + '\'s history: ' + e.message);
+  }
 }
 
 function drawLimiter() {
@@ -389,8 +447,10 @@ function drawLimiter() {
   why.hidden = !S.limiterText;
 }
 
-// A small line/bar chart on a canvas: time on x (last few minutes), values on y.
-function drawChart(canvas, series, label) {
+// A small line/bar chart on a canvas: time on x (`range.from`, else the first point, to
+// `range.until`, else now), values on y. Sparse lines get dots, so one sample still shows.
+function drawChart(canvas, series, label, range) {
+  const until = range && Number.isFinite(range.until) ? range.until : undefined;
   const dpr = window.devicePixelRatio || 1;
   const w = canvas.clientWidth || 400;
   const hgt = canvas.clientHeight || 200;
@@ -402,8 +462,10 @@ function drawChart(canvas, series, label) {
   const pad = { l: 52, r: 10, t: 10, b: 22 };
   const all = series.flatMap((s) => s.points);
   const now = Date.now();
-  const t0 = all.length ? Math.min(...all.map((p) => p[0])) : now - 60000;
-  const t1 = Math.max(now, t0 + 10000);
+  const from = range && Number.isFinite(range.from) ? range.from : undefined;
+  let t0 = all.length ? Math.min(...all.map((p) => p[0])) : (from === undefined ? now - 60000 : from);
+  if (from !== undefined) t0 = Math.min(t0, from);
+  const t1 = Math.max(until === undefined ? now : until, t0 + 10000);
   let max = all.length ? Math.max(...all.map((p) => p[1])) : 0;
   max = niceMax(max);
   g.font = '11px system-ui, sans-serif';
@@ -417,9 +479,10 @@ function drawChart(canvas, series, label) {
   }
   const x = (t) => pad.l + (w - pad.l - pad.r) * (t - t0) / (t1 - t0);
   const y = (v) => pad.t + (hgt - pad.t - pad.b) * (1 - v / max);
-  g.fillText(label + ' · last ' + Math.max(1, Math.round((t1 - t0) / 1000)) + ' s', pad.l, hgt - 6);
+  g.fillText(label + (until === undefined ? ' · last ' : ' · over ') + fmtSpan(t1 - t0), pad.l, hgt - 6);
   if (!all.length) {
-    g.fillText('waiting for data…', w / 2 - 40, hgt / 2);
+    const empty = (range && range.empty) || 'waiting for data…';
+    g.fillText(empty, w / 2 - g.measureText(empty).width / 2, hgt / 2);
     return;
   }
   for (const s of series) {
@@ -436,6 +499,11 @@ function drawChart(canvas, series, label) {
     s.points.forEach(([t, v], i) => (i ? g.lineTo(x(t), y(v)) : g.moveTo(x(t), y(v))));
     g.stroke();
     g.setLineDash([]);
+    if (s.points.length < 60) {
+      for (const [t, v] of s.points) { g.beginPath(); g.arc(x(t), y(v), 3, 0, 2 * Math.PI); g.fill(); }
+      g.beginPath();
+      s.points.forEach(([t, v], i) => (i ? g.lineTo(x(t), y(v)) : g.moveTo(x(t), y(v))));
+    }
     if (s.fill) {
       g.globalAlpha = 0.12;
       g.lineTo(x(s.points[s.points.length - 1][0]), y(0));
@@ -444,6 +512,13 @@ function drawChart(canvas, series, label) {
       g.globalAlpha = 1;
     }
   }
+}
+
+function fmtSpan(ms) {
+  const s = Math.max(1, Math.round(ms / 1000));
+  if (s < 120) return s + ' s';
+  if (s < 7200) return Math.round(s / 60) + ' min';
+  return (s / 3600).toFixed(1) + ' h';
 }
 
 function niceMax(v) {
@@ -501,27 +576,196 @@ function paintActorsFallback(box, job) {
   box.replaceChildren(p);
 }
 
-async function loadFailed() {
-  const after = S.failedCursor[S.failedCursor.length - 1];
+// ---- what happened to the items ------------------------------------------------------------
+
+function itemsQuery() {
+  const q = new URLSearchParams({ limit: String(ITEMS_PAGE) });
+  const status = $('items-status').value;
+  const customer = $('items-customer').value.trim();
+  if (status) q.set('status', status);
+  if (customer) q.set('customer_id', customer);
+  q.set('after_id', String(S.items.cursor[S.items.cursor.length - 1]));
+  return q;
+}
+
+function resultText(result) {
+  if (result === null || result === undefined) return '';
+  const text = JSON.stringify(result);
+  return text.length > 80 ? text.slice(0, 79) + '…' : text;
+}
+
+async function loadItems() {
+  const id = S.jobId;
+  if (id === null) return;
+  // Answers can overtake each other (filters typed fast, live refreshes): only the last counts.
+  const seq = ++S.items.seq;
   try {
-    const body = await api('/api/jobs/' + S.jobId + '/items?status=failed&limit=' + FAILED_PAGE + '&after_id=' + after);
-    const tbody = $('failed-body');
+    const body = await api('/api/jobs/' + id + '/items?' + itemsQuery());
+    if (seq !== S.items.seq || S.jobId !== id) return;
     const fragment = document.createDocumentFragment();
     for (const it of body.items) {
       const tr = el('tr');
-      tr.append(el('td', 'num', '#' + it.id), el('td', null, it.customer_id),
-        el('td', null, it.ad_group_id || it.ad_group_name || ''), el('td', 'num', String(it.attempts)),
-        el('td', 'error', it.error || ''), el('td', 'muted', fmtTime(it.processed_at)));
+      tr.dataset.itemId = it.id;
+      tr.dataset.status = it.status;
+      const status = el('td');
+      status.append(el('span', 'badge ' + it.status, it.status));
+      const result = el('td', 'result-cell', resultText(it.result));
+      if (it.result !== null && it.result !== undefined) result.title = JSON.stringify(it.result, null, 2);
+      tr.append(el('td', 'num', it.row === null || it.row === undefined ? '–' : String(it.row)),
+        el('td', null, it.customer_id), el('td', 'name', it.ad_group_id || it.ad_group_name || ''),
+        status, el('td', 'num', String(it.attempts)),
+        el('td', it.status === 'failed' ? 'error' : 'reason', it.error || ''), result);
       fragment.append(tr);
     }
-    tbody.replaceChildren(fragment);
-    $('failed-empty').hidden = body.items.length > 0 || S.failedCursor.length > 1;
-    S.failedNext = body.next_after_id;
-    $('failed-next').disabled = body.next_after_id === null || body.next_after_id === undefined;
-    $('failed-prev').disabled = S.failedCursor.length <= 1;
-    $('failed-page').textContent = 'page ' + S.failedCursor.length;
+    $('items-body').replaceChildren(fragment);
+    $('items-empty').hidden = body.items.length > 0;
+    S.items.next = body.next_after_id;
+    $('items-next').disabled = body.next_after_id === null || body.next_after_id === undefined;
+    $('items-prev').disabled = S.items.cursor.length <= 1;
+    $('items-page').textContent = 'page ' + S.items.cursor.length;
+    const job = S.jobs.get(id);
+    $('items-live').textContent = job && !FINISHED.has(job.status) ? 'updating while the job runs' : '';
   } catch (e) {
-    flash('Could not load failed items: ' + e.message);
+    if (seq === S.items.seq) flash('Could not load items: ' + e.message);
+  }
+}
+
+function resetItems() {
+  S.items.cursor = [0];
+  loadItems();
+}
+
+// A reason's line filters the items browser to its status (the list is what to read next).
+function paintReasons(status, groups, none) {
+  const ul = $('reasons-' + status);
+  if (!groups.length) {
+    ul.replaceChildren(el('li', 'muted', none));
+    return;
+  }
+  ul.replaceChildren(...groups.map((g) => {
+    const li = el('li');
+    li.append(el('span', 'reason', g.reason === null ? '(no reason given)' : g.reason),
+      el('b', 'count', fmtInt(g.count)));
+    li.title = 'Show the ' + status + ' items';
+    li.addEventListener('click', () => { $('items-status').value = status; resetItems(); });
+    return li;
+  }));
+}
+
+async function loadReasons() {
+  const id = S.jobId;
+  if (id === null) return;
+  S.lastReasons = Date.now();
+  try {
+    const [skipped, failed] = await Promise.all(['skipped', 'failed'].map((status) =>
+      api('/api/jobs/' + id + '/reasons?status=' + status)));
+    if (S.jobId !== id) return;
+    paintReasons('skipped', skipped, 'No skipped items.');
+    paintReasons('failed', failed, 'No failed items.');
+  } catch (e) {
+    flash('Could not load reasons: ' + e.message);
+  }
+}
+
+// Re-reads the items page at most every ITEMS_REFRESH_MS and the reasons at most every
+// REASONS_REFRESH_MS, the last event included (a trailing read); a status change (`final`)
+// always re-reads both, so the page ends showing the final state.
+function refreshSoon(final) {
+  if (final) S.reasonsDue = true;
+  if (S.refreshTimer) return;
+  const wait = Math.max(0, S.lastRefresh + ITEMS_REFRESH_MS - Date.now());
+  S.refreshTimer = setTimeout(() => {
+    S.refreshTimer = null;
+    S.lastRefresh = Date.now();
+    loadItems();
+    if (S.reasonsDue || S.lastRefresh - S.lastReasons >= REASONS_REFRESH_MS) {
+      S.reasonsDue = false;
+      loadReasons();
+    }
+  }, wait);
+}
+
+// With a token the CSV must be fetched with its Authorization header (the API takes `?token=`
+// on the websockets only), then handed to the browser as a file.
+async function downloadFailed(ev) {
+  if (!S.token) return;
+  ev.preventDefault();
+  const link = ev.currentTarget;
+  try {
+    const response = await fetch(link.href, { headers: { Authorization: 'Bearer ' + S.token } });
+    if (response.status === 401) askToken();
+    if (!response.ok) {
+      let body = null;
+      try { body = await response.json(); } catch (_) { body = null; }
+      throw new ApiError(response.status, body);
+    }
+    const url = URL.createObjectURL(await response.blob());
+    const a = el('a');
+    a.href = url;
+    a.download = link.download;
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10000);
+  } catch (e) {
+    flash('Could not download failed items: ' + e.message);
+  }
+}
+
+async function runForReal() {
+  try {
+    const job = await api('/api/jobs/' + S.jobId + '/run', { method: 'POST' });
+    S.jobs.set(job.id, job);
+    renderTable();
+    flash('Started job #' + job.id + ' for real', true);
+    location.hash = '#/jobs/' + job.id;
+  } catch (e) {
+    flash('Run for real refused: ' + e.message);
+  }
+}
+
+// ---- the nodes page ------------------------------------------------------------------------
+
+function fmtAgo(seconds) {
+  if (seconds === null || seconds === undefined) return '–';
+  if (seconds < 1) return 'just now';
+  if (seconds < 120) return Math.round(seconds) + ' s ago';
+  if (seconds < 7200) return Math.round(seconds / 60) + ' min ago';
+  return Math.round(seconds / 3600) + ' h ago';
+}
+
+async function loadNodes() {
+  try {
+    const nodes = await api('/api/nodes');
+    if (S.view !== 'nodes') return;
+    const fragment = document.createDocumentFragment();
+    for (const n of nodes) {
+      const tr = el('tr');
+      tr.dataset.nodeId = n.id;
+      tr.dataset.alive = n.alive;
+      const state = el('td');
+      state.append(el('span', 'badge ' + (n.alive ? 'alive' : 'gone'), n.alive ? 'alive' : 'gone'));
+      const jobs = el('td', 'jobs-cell');
+      if (!n.jobs.length) jobs.append(el('span', 'muted', '–'));
+      for (const j of n.jobs) {
+        const a = el('a', 'node-job', '#' + j.id + ' ' + (j.name || '(unnamed)') + ' · ' +
+          fmtInt(j.processed) + ' / ' + fmtInt(j.total_items));
+        a.href = '#/jobs/' + j.id;
+        a.dataset.jobId = j.id;
+        jobs.append(a);
+      }
+      const beat = el('td', null, fmtAgo(n.last_heartbeat_seconds_ago));
+      beat.title = fmtTime(n.last_heartbeat);
+      const name = el('td', 'name', n.id);
+      name.title = n.id;
+      tr.append(name, el('td', null, n.hostname), el('td', 'num', String(n.pid)),
+        el('td', 'muted', n.version), el('td', 'muted', fmtTime(n.started_at)), beat, state, jobs);
+      fragment.append(tr);
+    }
+    $('nodes-body').replaceChildren(fragment);
+    $('nodes-empty').hidden = nodes.length > 0;
+  } catch (e) {
+    flash('Could not load nodes: ' + e.message);
   }
 }
 
@@ -532,7 +776,7 @@ async function change(action) {
     S.dirty.add(job.id);
     schedule();
     flash('Job ' + job.id + ': ' + action + ' done (' + job.status + ')', true);
-    if (action === 'retry') { S.failedCursor = [0]; loadFailed(); }
+    if (action === 'retry' || action === 'cancel') { resetItems(); loadReasons(); }
   } catch (e) {
     flash(action + ' refused: ' + e.message);
   }
@@ -570,23 +814,39 @@ async function submitCsv(ev) {
 // ---- routing and start ---------------------------------------------------------------------
 
 let pageTimer = null;
+function show(view) {
+  S.view = view;
+  $('jobs-view').hidden = view !== 'jobs';
+  $('job-view').hidden = view !== 'job';
+  $('nodes-view').hidden = view !== 'nodes';
+  $('nav-jobs').className = view === 'nodes' ? '' : 'current';
+  $('nav-nodes').className = view === 'nodes' ? 'current' : '';
+}
+
 function route() {
   const m = location.hash.match(/^#\/jobs\/(\d+)/);
   clearInterval(pageTimer);
+  clearTimeout(S.refreshTimer);
+  S.refreshTimer = null;
   if (m) {
     S.jobId = Number(m[1]);
-    S.failedCursor = [0];
-    $('jobs-view').hidden = true;
-    $('job-view').hidden = false;
+    S.items.cursor = [0];
+    show('job');
     paintJob();
     loadJob(S.jobId);
+    loadHistory(S.jobId);
     loadActors();
-    loadFailed();
+    loadItems();
+    loadReasons();
     pageTimer = setInterval(() => { loadActors(); paintJob(); }, 2000);
+  } else if (location.hash === '#/nodes') {
+    S.jobId = null;
+    show('nodes');
+    loadNodes();
+    pageTimer = setInterval(loadNodes, NODES_REFRESH_MS);
   } else {
     S.jobId = null;
-    $('job-view').hidden = true;
-    $('jobs-view').hidden = false;
+    show('jobs');
   }
 }
 
@@ -608,12 +868,20 @@ function start() {
   for (const action of ['pause', 'resume', 'cancel', 'retry']) {
     $('btn-' + action).addEventListener('click', () => change(action));
   }
-  $('failed-next').addEventListener('click', () => {
-    if (S.failedNext !== null) { S.failedCursor.push(S.failedNext); loadFailed(); }
+  $('items-next').addEventListener('click', () => {
+    if (S.items.next !== null && S.items.next !== undefined) { S.items.cursor.push(S.items.next); loadItems(); }
   });
-  $('failed-prev').addEventListener('click', () => {
-    if (S.failedCursor.length > 1) { S.failedCursor.pop(); loadFailed(); }
+  $('items-prev').addEventListener('click', () => {
+    if (S.items.cursor.length > 1) { S.items.cursor.pop(); loadItems(); }
   });
+  $('items-status').addEventListener('change', resetItems);
+  let typing = null;
+  $('items-customer').addEventListener('input', () => {
+    clearTimeout(typing);
+    typing = setTimeout(resetItems, 300);
+  });
+  $('dl-failed').addEventListener('click', downloadFailed);
+  $('btn-run').addEventListener('click', runForReal);
   window.addEventListener('hashchange', route);
   route();
   loadJobs().catch((e) => { if (e.status !== 401) flash('Could not load jobs: ' + e.message); });
