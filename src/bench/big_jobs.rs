@@ -41,9 +41,17 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
     let running = insert(&mut db, ITEMS, "pending", "pending").await?;
     wait(&http, &base, running, |job| job["status"] == "running").await?;
     let (answer, job) = post(&http, &base, running, "pause").await?;
-    println!("pause:  answered in {:.0} ms ({})", ms(answer), job["status"]);
+    println!(
+        "pause:  answered in {:.0} ms ({})",
+        ms(answer),
+        job["status"]
+    );
     let (answer, job) = post(&http, &base, running, "resume").await?;
-    println!("resume: answered in {:.0} ms ({})", ms(answer), job["status"]);
+    println!(
+        "resume: answered in {:.0} ms ({})",
+        ms(answer),
+        job["status"]
+    );
     let (answer, job) = post(&http, &base, running, "cancel").await?;
     let swept = wait(&http, &base, running, |job| job["processed"] == ITEMS).await?;
     println!(
@@ -68,8 +76,10 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
     );
     post(&http, &base, failed, "cancel").await?;
 
+    let mut finished = 0;
     for items in [100_000, ITEMS] {
         let done = insert(&mut db, items, "completed", "failed").await?;
+        finished = done;
         let started = Instant::now();
         let response = http
             .get(format!("{base}/api/jobs/{done}/items?format=csv"))
@@ -92,7 +102,43 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
             export.as_secs_f64() / copy.as_secs_f64()
         );
     }
+    job_page(&http, &base, finished).await?;
     app.shutdown().await;
+    Ok(())
+}
+
+/// What the dashboard's job page asks for when it opens, one request at a time, on a finished
+/// job of a million failed items: the server's part of the page's load time.
+async fn job_page(http: &reqwest::Client, base: &str, id: i64) -> anyhow::Result<()> {
+    let mut total = Duration::ZERO;
+    let mut parts = Vec::new();
+    for path in [
+        "/".to_string(),
+        "/dashboard/app.js".to_string(),
+        format!("/api/jobs/{id}"),
+        format!("/api/jobs/{id}/progress"),
+        format!("/api/jobs/{id}/items?limit=50"),
+        format!("/api/jobs/{id}/reasons?status=skipped"),
+        format!("/api/jobs/{id}/reasons?status=failed"),
+        "/api/actors".to_string(),
+    ] {
+        let started = Instant::now();
+        let response = http.get(format!("{base}{path}")).send().await?;
+        anyhow::ensure!(
+            response.status().is_success(),
+            "GET {path}: {}",
+            response.status()
+        );
+        response.bytes().await?;
+        let took = started.elapsed();
+        total += took;
+        parts.push(format!("{path} {:.0} ms", ms(took)));
+    }
+    println!(
+        "dashboard job page of a {ITEMS}-item job: its requests take {:.0} ms one after another ({})",
+        ms(total),
+        parts.join(", ")
+    );
     Ok(())
 }
 

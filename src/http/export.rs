@@ -42,40 +42,35 @@ pub async fn csv_response(
 ) -> Result<HttpResponse, ApiError> {
     let keys = items::payload_keys(&pool, job_id, &filter).await?;
     let header = csv_line(header_names(&keys).iter().map(String::as_str));
-    let pages = stream::unfold(
-        Some((pool, filter, String::new(), 0_i64)),
-        move |state| {
-            let keys = keys.clone();
-            async move {
-                let (pool, mut filter, after_customer, after_id) = state?;
-                filter.limit = PAGE;
-                match items::export_page(&pool, job_id, &filter, (&after_customer, after_id))
-                    .await
-                {
-                    Ok(rows) if rows.is_empty() => None,
-                    Ok(rows) => {
-                        let full = rows.len() as i64 == PAGE;
-                        let last = rows.last().map(|r| (r.customer_id.clone(), r.id));
-                        let mut body = Vec::new();
-                        for row in rows {
-                            body.extend(item_line(&ItemView::from(row), &keys));
-                        }
-                        let next = match (full, last) {
-                            (true, Some((customer, id))) => Some((pool, filter, customer, id)),
-                            _ => None,
-                        };
-                        Some((Ok::<_, std::io::Error>(Bytes::from(body)), next))
+    let pages = stream::unfold(Some((pool, filter, String::new(), 0_i64)), move |state| {
+        let keys = keys.clone();
+        async move {
+            let (pool, mut filter, after_customer, after_id) = state?;
+            filter.limit = PAGE;
+            match items::export_page(&pool, job_id, &filter, (&after_customer, after_id)).await {
+                Ok(rows) if rows.is_empty() => None,
+                Ok(rows) => {
+                    let full = rows.len() as i64 == PAGE;
+                    let last = rows.last().map(|r| (r.customer_id.clone(), r.id));
+                    let mut body = Vec::new();
+                    for row in rows {
+                        body.extend(item_line(&ItemView::from(row), &keys));
                     }
-                    Err(error) => {
-                        // The status line is sent: cutting the body short is how the client
-                        // learns of it (a chunked body without its end is a failed download).
-                        tracing::warn!(job_id, %error, "item export stopped");
-                        Some((Err(std::io::Error::other(error.to_string())), None))
-                    }
+                    let next = match (full, last) {
+                        (true, Some((customer, id))) => Some((pool, filter, customer, id)),
+                        _ => None,
+                    };
+                    Some((Ok::<_, std::io::Error>(Bytes::from(body)), next))
+                }
+                Err(error) => {
+                    // The status line is sent: cutting the body short is how the client
+                    // learns of it (a chunked body without its end is a failed download).
+                    tracing::warn!(job_id, %error, "item export stopped");
+                    Some((Err(std::io::Error::other(error.to_string())), None))
                 }
             }
-        },
-    );
+        }
+    });
     let body = stream::once(async move { Ok::<_, std::io::Error>(Bytes::from(header)) });
     Ok(HttpResponse::Ok()
         .content_type("text/csv; charset=utf-8")

@@ -76,6 +76,8 @@ pub struct SubmitJob {
     pub priority: Option<i32>,
     /// The operation's params.
     pub params: Option<Value>,
+    /// A dry run: every read is made and every change validated, none is made.
+    pub dry_run: Option<bool>,
     pub items: Vec<SubmitItem>,
 }
 

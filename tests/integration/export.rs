@@ -1,6 +1,6 @@
 //! `GET /api/jobs/{id}/items?format=csv` (API.md "Items: row numbers and export"): every
-//! matching item with its submission row, its fields and the submission's payload columns,
-//! quoted where CSV needs it, and a file the API takes back as a new submission.
+//! matching item with its submission row, its fields and the submission's payload columns
+//! (commas, quotes and newlines in cells quoted back), and a file the API takes back as a new submission.
 
 use std::collections::BTreeMap;
 
@@ -41,8 +41,14 @@ async fn failed_items_export_with_their_rows_and_payload_and_submit_again() {
         } else {
             format!("{},", 1000 + n)
         };
+        // Commas, quotes and a newline inside cells, which the export must quote back.
+        let note = if n % 5 == 0 {
+            format!("\"note {n},\nsecond line\"")
+        } else {
+            format!("note {n}")
+        };
         submitted.push_str(&format!(
-            "{},{key},note {n},Sale {n}|Today only\n",
+            "{},{key},{note},Sale {n}|Today only\n",
             1_234_567_000 + n % 4
         ));
     }

@@ -97,3 +97,53 @@ async fn the_openapi_document_passes_a_standard_validator() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// The routes `docs/api.md` describes in its headings (`### \`GET /api/…\``), as
+/// `(METHOD, path)`.
+fn documented_routes(markdown: &str) -> std::collections::BTreeSet<(String, String)> {
+    markdown
+        .lines()
+        .filter(|line| line.starts_with("### "))
+        .flat_map(|line| line.split('`').skip(1).step_by(2))
+        .filter_map(|route| {
+            let (method, path) = route.split_once(' ')?;
+            ["GET", "POST", "PUT", "DELETE"]
+                .contains(&method)
+                .then(|| (method.to_string(), path.to_string()))
+        })
+        .collect()
+}
+
+#[actix_rt::test]
+async fn docs_api_md_describes_every_route_of_the_openapi_document_and_no_other() {
+    let (_db, app, base) = started("openapi_docs").await;
+    let document: Value = http()
+        .get(format!("{base}/api/openapi.json"))
+        .send()
+        .await
+        .expect("GET openapi.json")
+        .json()
+        .await
+        .expect("JSON");
+    app.stop().await;
+    let served: std::collections::BTreeSet<(String, String)> = document["paths"]
+        .as_object()
+        .expect("paths")
+        .iter()
+        .flat_map(|(path, item)| {
+            item.as_object()
+                .into_iter()
+                .flat_map(|methods| methods.keys())
+                .map(move |method| (method.to_uppercase(), path.clone()))
+        })
+        .collect();
+    let docs = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/api.md"))
+        .expect("read docs/api.md");
+    let documented = documented_routes(&docs);
+    let missing: Vec<_> = served.difference(&documented).collect();
+    let stale: Vec<_> = documented.difference(&served).collect();
+    assert!(
+        missing.is_empty() && stale.is_empty(),
+        "docs/api.md lacks {missing:?} and names routes the API does not serve: {stale:?}"
+    );
+}
