@@ -22,8 +22,8 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, tungstenite::Message};
 use overseer_sim::{self as sim, SimConfig};
 
 use crate::support::{
-    TestDb, get_job, json_items, point_at_simulator, start, started, submit_json, test_config,
-    wait_for, wait_for_status,
+    TestDb, get_job, get_json, json_items, point_at_simulator, start, started, submit_json,
+    test_config, wait_for, wait_for_status,
 };
 
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -595,62 +595,23 @@ async fn a_running_jobs_items_stay_live_and_the_nodes_page_lists_this_node_runni
     assert!(errors.is_empty(), "console errors: {errors:#?}");
 }
 
-/// Makes the page see job `dry` as a dry run (`"dry_run": true` in its JSON) and answer
-/// `POST /api/jobs/{dry}/run` with job `real` (201), as a server with dry runs would: the page
-/// is tested on its own, whatever the server does. Installed before the page's script runs.
-fn dry_run_stub(dry: i64, real: i64) -> String {
-    format!(
-        r#"(() => {{
-  const fetchReal = window.fetch.bind(window);
-  window.runPosts = 0;
-  const mark = (job) => (job.id === {dry} ? Object.assign(job, {{ dry_run: true }}) : job);
-  window.fetch = async (input, init) => {{
-    const url = new URL(String(input), location.href);
-    const method = (init && init.method) || 'GET';
-    if (method === 'POST' && url.pathname === '/api/jobs/{dry}/run') {{
-      window.runPosts += 1;
-      const job = await fetchReal('/api/jobs/{real}', {{ headers: (init && init.headers) || {{}} }});
-      return new Response(await job.text(), {{ status: 201, headers: {{ 'Content-Type': 'application/json' }} }});
-    }}
-    const response = await fetchReal(input, init);
-    if (method !== 'GET' || !response.ok) return response;
-    if (url.pathname === '/api/jobs/{dry}') {{
-      return Response.json(mark(await response.json()));
-    }}
-    if (url.pathname === '/api/jobs') {{
-      const list = await response.json();
-      list.jobs.forEach(mark);
-      return Response.json(list);
-    }}
-    return response;
-  }};
-}})();"#
-    )
-}
-
 #[actix_rt::test]
 async fn a_finished_dry_run_shows_its_badge_and_its_run_for_real_button_opens_the_new_job() {
     let (_db, _app, base) = started("dashboard_dry_run").await;
     let mut ids = Vec::new();
-    for name in ["rehearsal", "for real"] {
+    for (name, dry_run) in [("rehearsal", true), ("plain", false)] {
         let job = submit_json(
             &base,
-            &json!({"name": name, "operation": "noop", "items": json_items(20, 2)}),
+            &json!({"name": name, "operation": "noop", "dry_run": dry_run,
+                    "items": json_items(20, 2)}),
         )
         .await;
         let id = job["id"].as_i64().expect("id");
         wait_for_status(&base, id, "completed", DEADLINE).await;
         ids.push(id);
     }
-    let (dry, real) = (ids[0], ids[1]);
+    let (dry, plain) = (ids[0], ids[1]);
     let mut browser = Browser::ready().await;
-    browser
-        .call(
-            "Page.addScriptToEvaluateOnNewDocument",
-            json!({"source": dry_run_stub(dry, real)}),
-        )
-        .await;
-
     browser.navigate(&format!("{base}/")).await;
     browser
         .eval_until(
@@ -663,7 +624,7 @@ async fn a_finished_dry_run_shows_its_badge_and_its_run_for_real_button_opens_th
         .await;
     let real_badge = browser
         .eval(&format!(
-            "document.querySelector('tr[data-job-id=\"{real}\"] .badge.dry') !== null"
+            "document.querySelector('tr[data-job-id=\"{plain}\"] .badge.dry') !== null"
         ))
         .await;
     assert_eq!(real_badge, false, "a job without `dry_run` has no badge");
@@ -681,6 +642,16 @@ async fn a_finished_dry_run_shows_its_badge_and_its_run_for_real_button_opens_th
     browser
         .eval("document.getElementById('btn-run').click(); true")
         .await;
+    // The server made the real job (its id is the next one); the page went to it.
+    let real = wait_for("the real job", DEADLINE, || async {
+        let list = get_json(&format!("{base}/api/jobs")).await;
+        list["jobs"]
+            .as_array()?
+            .iter()
+            .find(|j| j["run_of"] == dry)
+            .and_then(|j| j["id"].as_i64())
+    })
+    .await;
     browser
         .eval_until(
             "the new job's page",
@@ -690,7 +661,8 @@ async fn a_finished_dry_run_shows_its_badge_and_its_run_for_real_button_opens_th
             ),
         )
         .await;
-    assert_eq!(browser.eval("window.runPosts").await, 1);
+    let real_job = get_json(&format!("{base}/api/jobs/{real}")).await;
+    assert_eq!(real_job["dry_run"], false, "{real_job}");
     let controls = browser
         .eval(&format!("{} || {}", shown("job-dry"), shown("btn-run")))
         .await;
