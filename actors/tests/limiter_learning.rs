@@ -27,11 +27,14 @@ struct Kept {
     stored: Arc<Mutex<Vec<LearnedScope>>>,
     saves: Arc<Mutex<Vec<LearnedScope>>>,
     loaded: Arc<std::sync::atomic::AtomicBool>,
+    /// How long `load` takes (a slow database at start).
+    load_delay: Duration,
 }
 
 #[async_trait]
 impl LearnedLimits for Kept {
     async fn load(&self) -> Result<Vec<LearnedScope>, String> {
+        tokio::time::sleep(self.load_delay).await;
         self.loaded.store(true, std::sync::atomic::Ordering::SeqCst);
         Ok(self.stored.lock().expect("lock").clone())
     }
@@ -101,6 +104,28 @@ async fn a_restarted_node_starts_from_the_kept_mark() {
         (rate - 120.0 * RECOVERY_SHARE).abs() < 1.0,
         "starts probing just under the mark, not at the preset's 10/s: {rate}"
     );
+}
+
+/// However slow the read of the kept limits, nothing is served before it: the first answer
+/// the limiter gives already knows the kept mark (a permit granted earlier would be paced by
+/// the preset instead).
+#[actix_rt::test]
+async fn nothing_is_served_before_a_slow_read_of_the_kept_limits() {
+    let kept = Kept {
+        load_delay: Duration::from_millis(400),
+        ..Kept::default()
+    };
+    kept.stored
+        .lock()
+        .expect("lock")
+        .push(entry("global", 120.0, Duration::from_secs(30)));
+    let limiter = RateLimiter::new(LimiterConfig::preset(Preset::Balanced))
+        .with_learned(Arc::new(kept.clone()))
+        .start();
+    let first = stats_of(&limiter, "global")
+        .await
+        .expect("the global scope");
+    assert_eq!(first.learned_quota_per_sec, Some(120.0), "{first:?}");
 }
 
 #[actix_rt::test]

@@ -32,6 +32,8 @@ pub const TRUST: Duration = Duration::from_secs(60 * 60);
 pub const FORGET: Duration = Duration::from_secs(24 * 60 * 60);
 /// A scope is written again when its rate moved by more than this share.
 const RATE_MOVED: f64 = 0.02;
+/// Longest the limiter waits at start for what it learned before.
+pub const RESTORE_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 /// At most this many forgotten scopes are remembered in memory (priors and restores).
 const MAX_REMEMBERED: usize = 100_000;
 
@@ -168,22 +170,31 @@ impl Memory {
 }
 
 impl super::RateLimiter {
-    /// Reads what was learned before (then keeps what is learned from now on).
+    /// Reads what was learned before (then keeps what is learned from now on). The limiter
+    /// handles no message until the read is done or [`RESTORE_WAIT`] has passed: a permit
+    /// granted before it would be paced by the preset, not by what was kept, and the first
+    /// seconds after a restart are when the kept limits matter most.
     pub(super) fn start_learning(&mut self, ctx: &mut actix::Context<Self>) {
         use actix::prelude::*;
         let Some(store) = self.memory.store.clone() else {
             return;
         };
-        let load = async move { store.load().await };
-        ctx.spawn(load.into_actor(self).map(|loaded, act, ctx| {
+        let load = async move { tokio::time::timeout(RESTORE_WAIT, store.load()).await };
+        ctx.wait(load.into_actor(self).map(|loaded, act, ctx| {
             match loaded {
-                Ok(entries) => {
+                Ok(Ok(entries)) => {
                     let restored = act.memory.restore(entries, Utc::now());
                     act.adopt_restored();
                     tracing::info!(scopes = restored, "rate limiter: learned limits restored");
                 }
-                Err(error) => {
+                Ok(Err(error)) => {
                     tracing::warn!(%error, "rate limiter: could not read learned limits; learning afresh");
+                }
+                Err(_) => {
+                    tracing::warn!(
+                        wait_ms = RESTORE_WAIT.as_millis() as u64,
+                        "rate limiter: learned limits not read in time; learning afresh"
+                    );
                 }
             }
             ctx.run_interval(SAVE_INTERVAL, |act, ctx| {
