@@ -29,44 +29,51 @@ pub enum BulkChange {
     ResetFailed,
 }
 
-const SKIP_SQL: &str = "
-WITH win AS (
-    SELECT i.id, i.status FROM job_items i
-     WHERE i.job_id = $1 AND i.id > greatest($2, (SELECT item_id_floor FROM jobs WHERE id = $1))
-     ORDER BY i.id LIMIT $3
-), locked AS (
-    SELECT i.id FROM job_items i JOIN win ON i.id = win.id
-     WHERE win.status = 'pending' ORDER BY i.id FOR UPDATE OF i
-), changed AS (
-    UPDATE job_items u SET status = 'skipped', error = 'cancelled', processed_at = now()
-      FROM locked WHERE u.id = locked.id AND u.status = 'pending'
-    RETURNING u.id
-), counted AS (
-    UPDATE jobs SET skipped = skipped + (SELECT count(*) FROM changed), updated_at = now()
-     WHERE id = $1 AND (SELECT count(*) FROM changed) > 0
-    RETURNING id
-)
-SELECT (SELECT max(id) FROM win), (SELECT count(*) FROM changed), (SELECT count(*) FROM counted)";
+impl BulkChange {
+    /// `(status it changes, assignments, the counter it takes the rows from or gives them to)`.
+    fn parts(self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            BulkChange::SkipCancelled => (
+                "pending",
+                "status = 'skipped', error = 'cancelled', processed_at = now()",
+                "skipped = skipped +",
+            ),
+            BulkChange::ResetFailed => (
+                "failed",
+                "status = 'pending', error = NULL, result = NULL, processed_at = NULL, attempts = 0",
+                "failed = failed -",
+            ),
+        }
+    }
 
-const RESET_SQL: &str = "
-WITH win AS (
-    SELECT i.id, i.status FROM job_items i
-     WHERE i.job_id = $1 AND i.id > greatest($2, (SELECT item_id_floor FROM jobs WHERE id = $1))
-     ORDER BY i.id LIMIT $3
-), locked AS (
-    SELECT i.id FROM job_items i JOIN win ON i.id = win.id
-     WHERE win.status = 'failed' ORDER BY i.id FOR UPDATE OF i
-), changed AS (
-    UPDATE job_items u SET status = 'pending', error = NULL, result = NULL,
-           processed_at = NULL, attempts = 0
-      FROM locked WHERE u.id = locked.id AND u.status = 'failed'
-    RETURNING u.id
-), counted AS (
-    UPDATE jobs SET failed = failed - (SELECT count(*) FROM changed), updated_at = now()
-     WHERE id = $1 AND (SELECT count(*) FROM changed) > 0
-    RETURNING id
-)
-SELECT (SELECT max(id) FROM win), (SELECT count(*) FROM changed), (SELECT count(*) FROM counted)";
+    /// One batch as one statement: the window of the next [`BATCH`] items by id, the ones in
+    /// the changed status locked in id order, changed, and the counter moved by the rows
+    /// changed. It answers the window's last id and the rows changed.
+    fn sql(self) -> String {
+        let (from, set, counter) = self.parts();
+        format!(
+            "WITH win AS (
+                SELECT i.id, i.status FROM job_items i
+                 WHERE i.job_id = $1
+                   AND i.id > greatest($2, (SELECT item_id_floor FROM jobs WHERE id = $1))
+                 ORDER BY i.id LIMIT $3
+            ), locked AS (
+                SELECT i.id FROM job_items i JOIN win ON i.id = win.id
+                 WHERE win.status = '{from}' ORDER BY i.id FOR UPDATE OF i
+            ), changed AS (
+                UPDATE job_items u SET {set}
+                  FROM locked WHERE u.id = locked.id AND u.status = '{from}'
+                RETURNING u.id
+            ), counted AS (
+                UPDATE jobs SET {counter} (SELECT count(*) FROM changed), updated_at = now()
+                 WHERE id = $1 AND (SELECT count(*) FROM changed) > 0
+                RETURNING id
+            )
+            SELECT (SELECT max(id) FROM win), (SELECT count(*) FROM changed),
+                   (SELECT count(*) FROM counted)"
+        )
+    }
+}
 
 /// One batch: the last id it looked at (`None` when the job has no item after `after_id`) and
 /// the items it changed.
@@ -77,11 +84,7 @@ pub async fn step(
     after_id: i64,
 ) -> Result<(Option<i64>, i64), DbError> {
     let client = pool.get().await?;
-    let sql = match change {
-        BulkChange::SkipCancelled => SKIP_SQL,
-        BulkChange::ResetFailed => RESET_SQL,
-    };
-    let statement = client.prepare_cached(sql).await?;
+    let statement = client.prepare_cached(&change.sql()).await?;
     // One statement: one transaction, the items' change and the counters' together.
     let row = client
         .query_one(&statement, &[&job_id, &after_id, &BATCH])

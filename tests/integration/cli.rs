@@ -225,37 +225,22 @@ async fn submit_dry_run_then_jobs_run_and_jobs_items_write_csv_and_json_lines() 
     let body = json!({"operation": "noop", "items": json_items(10, 2)});
     std::fs::write(&json_file, body.to_string()).expect("write json");
 
-    let (code, stdout, stderr) = run_cli(
-        &base,
-        &[
-            "submit",
-            &file,
-            "--operation",
-            "noop",
-            "--params",
-            r#"{"fail_ratio": 0.3}"#,
-        ],
-    )
-    .await;
+    let submit: [&str; 6] = [
+        "submit",
+        &file,
+        "--operation",
+        "noop",
+        "--params",
+        r#"{"fail_ratio": 0.3}"#,
+    ];
+    let (code, stdout, stderr) = run_cli(&base, &submit).await;
     assert_eq!(code, Some(0), "{stderr}");
     assert!(
         !stdout.contains("as a dry run"),
         "no --dry-run, no dry run: {stdout}"
     );
-    let (code, stdout, stderr) = run_cli(
-        &base,
-        &[
-            "submit",
-            &file,
-            "--operation",
-            "noop",
-            "--params",
-            r#"{"fail_ratio": 0.3}"#,
-            "--dry-run",
-            "--follow",
-        ],
-    )
-    .await;
+    let dry_run_followed = [&submit[..], &["--dry-run", "--follow"]].concat();
+    let (code, stdout, stderr) = run_cli(&base, &dry_run_followed).await;
     assert_eq!(
         code,
         Some(2),

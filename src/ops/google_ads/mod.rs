@@ -497,22 +497,30 @@ impl ThemedCustomer {
         Ok(to_label)
     }
 
+    /// Creates the theme label (or, `validate_only`, has Google check that it could).
+    async fn create_label(
+        &self,
+        validate_only: bool,
+        gate: &dyn CallGate,
+    ) -> Result<Value, BatchError> {
+        self.client
+            .mutate(
+                &self.customer_id,
+                "labels",
+                vec![json!({"create": {"name": self.params.label}})],
+                validate_only,
+                gate,
+            )
+            .await
+            .map_err(|f| batch_error(f, &self.customer_id))
+    }
+
     /// Makes sure the theme label exists in the account.
     async fn ensure_label(&mut self, gate: &dyn CallGate) -> Result<String, BatchError> {
         if let Some(label) = &self.account.label {
             return Ok(label.clone());
         }
-        let response = self
-            .client
-            .mutate(
-                &self.customer_id,
-                "labels",
-                vec![json!({"create": {"name": self.params.label}})],
-                false,
-                gate,
-            )
-            .await
-            .map_err(|f| batch_error(f, &self.customer_id))?;
+        let response = self.create_label(false, gate).await?;
         let label = response["results"][0]["resourceName"]
             .as_str()
             .filter(|r| !r.is_empty())
@@ -612,17 +620,7 @@ impl ThemedCustomer {
         outcomes: &mut [Option<ItemOutcome>],
         gate: &dyn CallGate,
     ) -> Result<(), BatchError> {
-        let response = self
-            .client
-            .mutate(
-                &self.customer_id,
-                "labels",
-                vec![json!({"create": {"name": self.params.label}})],
-                true,
-                gate,
-            )
-            .await
-            .map_err(|f| batch_error(f, &self.customer_id))?;
+        let response = self.create_label(true, gate).await?;
         let refused = errors::partial_failures(&response).into_values().next();
         for (index, _, ad, created) in ads {
             outcomes[index] = Some(match &refused {
