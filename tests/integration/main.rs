@@ -23,4 +23,5 @@ mod openapi;
 mod operations;
 mod roles;
 mod security;
+mod store_contract;
 mod support;
