@@ -8,6 +8,7 @@ use overseer_actors::{Engine, Fanout, OperationRegistry};
 
 use crate::{
     config::Config,
+    database::{Database, StoreUrl},
     http::{self, AppState, RunningServer},
     ops,
     store::{self, PgStore},
@@ -35,11 +36,26 @@ impl Roles {
         engine: false,
         api: true,
     };
+
+    /// Refuses roles the store cannot serve: the embedded store serves one process that is
+    /// both API and engine, because API-only processes and workers exist to be several.
+    pub fn check_store(self, url: &StoreUrl) -> Result<(), String> {
+        if url.is_sqlite() && self != Roles::SERVE {
+            let role = if self.engine { "worker" } else { "api" };
+            return Err(format!(
+                "`overseer {role}` needs PostgreSQL: the embedded SQLite store serves one node \
+                 running both the API and the engine (`overseer serve`). Set \
+                 DATABASE_URL=postgres://… to split roles or run several nodes"
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// A started Overseer process (or its in-process equivalent in tests).
 pub struct App {
-    pub store: PgStore,
+    /// The store the engine writes through (on PostgreSQL, its own pool).
+    pub store: Database,
     pub redis: Option<crate::redis::ConnectionManager>,
     pub engine: Option<Engine>,
     pub server: Option<RunningServer>,
@@ -48,6 +64,8 @@ pub struct App {
     pub live: http::ws::LiveFeeds,
     /// The job change listener (engine roles).
     listeners: Vec<tokio::task::JoinHandle<()>>,
+    /// On the embedded store, the lock on its file that keeps a second node off it.
+    _node_lock: Option<std::fs::File>,
 }
 
 /// This process, as the `nodes` table records it.
@@ -74,26 +92,34 @@ impl App {
         registry: OperationRegistry,
     ) -> anyhow::Result<App> {
         let config = Arc::new(config);
+        let url = StoreUrl::parse(&config.database_url).map_err(anyhow::Error::msg)?;
+        roles.check_store(&url).map_err(anyhow::Error::msg)?;
         let http_listeners = match roles.api {
             true => Some(http::bind(&config.http_addr)?),
             false => None,
         };
-        let pool = store::connect(&config.pool_settings()).await?;
-        // Two budgets: nothing the API does (slow uploads, heavy reads) can take a connection
-        // the DbWriter, lease renewal or heartbeats need. Connections open lazily, so a role
-        // that uses one pool only never opens the other's.
-        let api_pool = store::pool::build_pool(&config.api_pool_settings())?;
-        let store = PgStore::new(pool);
+        let (store, api_store, node_lock) = open_store(&config, &url).await?;
+        tracing::info!(store = store.kind(), "store: {}", store.describe());
         let ingest = store::ingest::WriterSettings::from_config(&config);
-        if let Err(error) =
-            store::ingest::sweep(&api_pool, &config.node_id(), ingest.stale_after).await
+        if let Err(error) = api_store
+            .sweep_submissions(&config.node_id(), ingest.stale_after)
+            .await
         {
             tracing::warn!(%error, "sweeping unfinished submissions failed; the next one will");
         }
         let registry = Arc::new(registry);
         // Before any actor starts, so the engine's first increments are recorded.
         crate::telemetry::metrics::install(registry.names());
-        let redis = match &config.redis_url {
+        // The embedded store serves one node: nothing to share through Redis, and a list
+        // cache in front of a local file would only add staleness.
+        let redis_url = match (&config.redis_url, store.is_sqlite()) {
+            (Some(_), true) => {
+                tracing::info!("REDIS_URL is not used with the embedded store (one node)");
+                None
+            }
+            (url, _) => url.as_ref(),
+        };
+        let redis = match redis_url {
             Some(url) => match crate::redis::connect(url).await {
                 Ok(connection) => Some(connection),
                 Err(error) => {
@@ -105,7 +131,7 @@ impl App {
         };
         let mut live = http::ws::LiveFeeds::start(&config, redis.as_ref());
         let mut listeners = Vec::new();
-        let shared_quota = match (&config.redis_url, roles.engine) {
+        let shared_quota = match (redis_url, roles.engine) {
             (Some(url), true) => shared_quota(url, &config.redis_prefix).await,
             _ => None,
         };
@@ -124,7 +150,7 @@ impl App {
         let engine = roles.engine.then(|| {
             Engine::start_node(
                 config.engine_config(),
-                Arc::new(store.clone()),
+                store.engine_store(),
                 registry.clone(),
                 node_info(&config),
                 overseer_actors::LimiterAdapters {
@@ -134,8 +160,10 @@ impl App {
                 Arc::new(engine_events.clone()),
             )
         });
-        let mut api_events =
-            engine_events.with(Arc::new(store::notify::NotifyListener(api_pool.clone())));
+        let mut api_events = engine_events.clone();
+        if let Some(pg) = api_store.postgres() {
+            api_events = api_events.with(Arc::new(store::notify::NotifyListener(pg.pool.clone())));
+        }
         if let Some(engine) = &engine {
             api_events = api_events.with(Arc::new(
                 overseer_actors::supervisor::SupervisorListener(engine.supervisor.clone()),
@@ -143,6 +171,8 @@ impl App {
         }
         if let Some(engine) = &engine {
             live.attach_engine(engine);
+        }
+        if let (Some(engine), Some(_)) = (&engine, store.postgres()) {
             // Job changes made by API processes reach this engine within milliseconds.
             let supervisor = engine.supervisor.clone();
             let listener = store::notify::spawn_listener(
@@ -157,13 +187,13 @@ impl App {
         // Cancels and retries whose items were left half-changed (the process stopped) are
         // finished by whichever node looks first; the API starts each new one itself.
         listeners.push(spawn_bulk_sweeper(
-            api_pool.clone(),
+            api_store.clone(),
             Arc::new(api_events.clone()),
         ));
         let server = if let Some(http_listeners) = http_listeners {
             let state = AppState {
-                store: PgStore::new(api_pool.clone()),
-                engine_pool: store.pool.clone(),
+                store: api_store,
+                engine_store: store.clone(),
                 submissions: Arc::new(tokio::sync::Semaphore::new(
                     config.max_concurrent_submissions,
                 )),
@@ -196,6 +226,7 @@ impl App {
             config,
             live,
             listeners,
+            _node_lock: node_lock,
         })
     }
 
@@ -247,21 +278,63 @@ async fn shared_quota(url: &str, prefix: &str) -> Option<Arc<dyn overseer_actors
     }
 }
 
-/// Where the rate limiter keeps what it learned: PostgreSQL, with Redis in front when there is
-/// one.
+/// Opens the store `url` names: the engine's and the API's (on PostgreSQL two pools, two
+/// budgets: nothing the API does, slow uploads or heavy reads, can take a connection the
+/// DbWriter, lease renewal or heartbeats need; connections open lazily, so a role that uses
+/// one pool never opens the other's). On SQLite both are the one store, and the file is
+/// locked for this process, so a second node on it stops at start instead of sharing it.
+async fn open_store(
+    config: &Config,
+    url: &StoreUrl,
+) -> anyhow::Result<(Database, Database, Option<std::fs::File>)> {
+    match url {
+        StoreUrl::Postgres(_) => {
+            let pool = store::connect(&config.pool_settings()).await?;
+            let api_pool = store::pool::build_pool(&config.api_pool_settings())?;
+            Ok((
+                Database::Postgres(PgStore::new(pool)),
+                Database::Postgres(PgStore::new(api_pool)),
+                None,
+            ))
+        }
+        StoreUrl::Sqlite(path) => {
+            let database = Database::open_sqlite(path).await?;
+            let lock = lock_for_one_node(path)?;
+            Ok((database.clone(), database, Some(lock)))
+        }
+    }
+}
+
+/// An exclusive advisory lock on the embedded store's file, held for the life of the process
+/// (the kernel drops it when the process dies, `kill -9` included). SQLite's own locks are
+/// POSIX record locks, which this `flock` lock does not touch.
+fn lock_for_one_node(path: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    let file = std::fs::File::open(path)?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "another Overseer node runs on {}: the embedded SQLite store serves one node; \
+             set DATABASE_URL=postgres://… to run several",
+            path.display()
+        ),
+        Err(std::fs::TryLockError::Error(error)) => Err(error.into()),
+    }
+}
+
+/// Where the rate limiter keeps what it learned: the store, with Redis in front when there is
+/// one (only beside PostgreSQL: the embedded store runs without Redis).
 fn learned_limits(
-    store: &PgStore,
+    store: &Database,
     redis: Option<&crate::redis::ConnectionManager>,
     prefix: &str,
 ) -> Arc<dyn overseer_actors::LearnedLimits> {
-    let postgres = store::limits::PgLearnedLimits::new(store.pool.clone());
-    match redis {
-        Some(redis) => Arc::new(crate::redis::limits::LayeredLimits::new(
+    match (store.postgres(), redis) {
+        (Some(pg), Some(redis)) => Arc::new(crate::redis::limits::LayeredLimits::new(
             redis.clone(),
             prefix,
-            postgres,
+            store::limits::PgLearnedLimits::new(pg.pool.clone()),
         )),
-        None => Arc::new(postgres),
+        _ => store.learned_limits(),
     }
 }
 
@@ -269,14 +342,14 @@ fn learned_limits(
 const BULK_SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
 
 fn spawn_bulk_sweeper(
-    pool: deadpool_postgres::Pool,
+    store: Database,
     events: Arc<dyn overseer_actors::JobEvents>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval(BULK_SWEEP_INTERVAL);
         loop {
             ticks.tick().await;
-            let unfinished = match store::bulk::unfinished(&pool).await {
+            let unfinished = match store.unfinished_bulk().await {
                 Ok(unfinished) => unfinished,
                 Err(error) => {
                     tracing::warn!(%error, "looking for unfinished cancels and retries failed");
@@ -285,8 +358,7 @@ fn spawn_bulk_sweeper(
             };
             for (job_id, change) in unfinished {
                 tracing::info!(job_id, ?change, "finishing a cancel or retry cut short");
-                if let Err(error) =
-                    store::bulk::finish(&pool, job_id, change, events.as_ref()).await
+                if let Err(error) = store.finish_bulk(job_id, change, events.as_ref()).await
                 {
                     tracing::warn!(job_id, %error, "finishing a cancel or retry failed");
                 }

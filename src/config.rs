@@ -27,7 +27,8 @@ use serde_json::{Map, Value};
 #[derive(Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct Config {
-    /// PostgreSQL URL; the database is created if missing.
+    /// The store: `postgres://…` (the database is created if missing) or `sqlite:PATH`, the
+    /// embedded store (the file is created if missing); `sqlite:overseer.db` when unset.
     pub database_url: String,
     /// Redis URL; unset runs a single node without Redis.
     pub redis_url: Option<String>,
@@ -132,7 +133,7 @@ pub const SECRET_FIELDS: [&str; 5] = [
 impl Default for Config {
     fn default() -> Self {
         Self {
-            database_url: "postgres://postgres@127.0.0.1:5432/overseer".into(),
+            database_url: format!("sqlite:{}", crate::database::DEFAULT_SQLITE_FILE),
             redis_url: None,
             redis_prefix: "overseer:".into(),
             http_addr: "127.0.0.1:8080".into(),

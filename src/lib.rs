@@ -7,11 +7,14 @@
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod database;
 pub mod http;
 pub mod ingest;
 pub mod item_key;
 pub mod ops;
 pub mod redis;
 pub mod signal;
+pub mod sqlite;
 pub mod store;
+pub mod store_copy;
 pub mod telemetry;

@@ -16,6 +16,7 @@ use overseer::{
         submit::{self, Submission},
     },
     config::{Config, ConfigError},
+    database::{Database, StoreUrl},
     signal::{StopSignals, wait_for_signal},
     store, telemetry,
 };
@@ -65,8 +66,19 @@ enum Command {
     Worker,
     /// Run only the HTTP API (jobs run in workers).
     Api,
-    /// Create the database if needed and apply pending migrations.
-    Migrate,
+    /// Create the database if needed and apply pending migrations; with --from and --to, copy
+    /// every job and item from the embedded store to PostgreSQL.
+    ///
+    /// Example: overseer migrate --from sqlite:overseer.db --to postgres://db.internal/overseer
+    Migrate {
+        /// The embedded store to copy from (`sqlite:PATH`); stop its node first.
+        #[arg(long, requires = "to")]
+        from: Option<String>,
+        /// The PostgreSQL database to copy to (created and migrated when missing; it must
+        /// hold no job yet).
+        #[arg(long, requires = "from")]
+        to: Option<String>,
+    },
     /// Run the demo: start the Google Ads simulator and the server in-process, submit a
     /// 10,000-item theme job over 50 customers, follow it to the end and keep serving the
     /// dashboard until Ctrl-C.
@@ -329,18 +341,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Serve => run_roles(config, Roles::SERVE).await.map(|()| 0),
         Command::Worker => run_roles(config, Roles::WORKER).await.map(|()| 0),
         Command::Api => run_roles(config, Roles::API).await.map(|()| 0),
-        Command::Migrate => {
-            let settings = config.pool_settings();
-            store::pool::ensure_database(&settings).await?;
-            let applied = store::migrate::run(&store::pool::pg_config(&settings)?).await?;
-            if applied.is_empty() {
-                println!("the schema is up to date");
-            }
-            for name in applied {
-                println!("applied {name}");
-            }
-            Ok(0)
-        }
+        Command::Migrate { from, to } => migrate(config, from, to).await.map(|()| 0),
         Command::Demo(args) => bench::demo::run(config, args).await.map(|()| 0),
         Command::Sim(args) => overseer_sim::run(*args, wait_for_signal())
             .await
@@ -536,7 +537,57 @@ async fn jobs_command(command: JobsCommand) -> Result<u8, CliError> {
     }
 }
 
+/// `overseer migrate`: the schema of the configured store, or a copy between two stores.
+async fn migrate(config: Config, from: Option<String>, to: Option<String>) -> anyhow::Result<()> {
+    if let (Some(from), Some(to)) = (from, to) {
+        let StoreUrl::Sqlite(source) = StoreUrl::parse(&from).map_err(anyhow::Error::msg)? else {
+            anyhow::bail!("--from must be the embedded store (sqlite:PATH), not {from:?}");
+        };
+        let StoreUrl::Postgres(target) = StoreUrl::parse(&to).map_err(anyhow::Error::msg)? else {
+            anyhow::bail!("--to must be a PostgreSQL URL (postgres://…)");
+        };
+        let settings = overseer::store::pool::PoolSettings {
+            database_url: target,
+            ..config.pool_settings()
+        };
+        let copied = overseer::store_copy::sqlite_to_postgres(&source, &settings).await?;
+        println!(
+            "copied {} jobs, {} items and {} throughput samples from {} to PostgreSQL; \
+             start the nodes with DATABASE_URL set to it",
+            copied.jobs,
+            copied.items,
+            copied.samples,
+            source.display()
+        );
+        return Ok(());
+    }
+    let applied = match StoreUrl::parse(&config.database_url).map_err(anyhow::Error::msg)? {
+        StoreUrl::Sqlite(path) => {
+            // Opening the embedded store applies its migrations.
+            Database::open_sqlite(&path).await?;
+            Vec::new()
+        }
+        StoreUrl::Postgres(_) => {
+            let settings = config.pool_settings();
+            store::pool::ensure_database(&settings).await?;
+            store::migrate::run(&store::pool::pg_config(&settings)?).await?
+        }
+    };
+    if applied.is_empty() {
+        println!("the schema is up to date");
+    }
+    for name in applied {
+        println!("applied {name}");
+    }
+    Ok(())
+}
+
 async fn run_roles(config: Config, roles: Roles) -> anyhow::Result<()> {
+    // A role the store cannot serve is a usage error, refused before anything starts.
+    if let Err(problem) = StoreUrl::parse(&config.database_url).and_then(|url| roles.check_store(&url)) {
+        eprintln!("error: {problem}");
+        std::process::exit(2);
+    }
     tracing::info!(config = %config.redacted(), "starting");
     // Listening before the start, so a stop during start-up, or two stops at once, is heard.
     let mut signals = StopSignals::listen();

@@ -71,7 +71,13 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
     }
 
     // (c) the list at 10,000 jobs
-    let client_db = app.store.pool.get().await?;
+    let client_db = app
+        .store
+        .postgres()
+        .context("this bench runs on PostgreSQL")?
+        .pool
+        .get()
+        .await?;
     client_db
         .batch_execute(&format!(
             "INSERT INTO jobs (name, operation, status, total_items, created_at)

@@ -1,6 +1,6 @@
 //! `overseer demo`: one command that shows Overseer doing its real job on this machine. It
-//! starts the Google Ads simulator and the server (API and engine) in one process against the
-//! local PostgreSQL, submits a `google_ads.theme_rsa` job over every ad group of the simulated
+//! starts the Google Ads simulator and the server (API and engine) in one process on the
+//! configured store (the embedded SQLite file when `DATABASE_URL` is unset), submits a `google_ads.theme_rsa` job over every ad group of the simulated
 //! customers through the API, follows it with the terminal progress bar, prints the counts and
 //! where to look, and keeps serving the dashboard until Ctrl-C.
 
@@ -55,6 +55,7 @@ pub async fn run(mut config: Config, args: DemoArgs) -> anyhow::Result<()> {
     theme_job::point_at_simulator(&mut config, &simulator, &sim_config);
     let app = App::start(config, Roles::SERVE).await?;
     let api = app.base_url().context("the demo server has no address")?;
+    println!("store: {}", app.store.describe());
 
     let csv = theme_job::items_csv(&simulator.sim, args.items);
     let response = reqwest::Client::new()

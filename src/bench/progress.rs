@@ -165,7 +165,11 @@ async fn run_job(
         csv,
     )
     .await?;
-    let pool = &app.store.pool;
+    let pool = &app
+        .store
+        .postgres()
+        .context("this bench runs on PostgreSQL")?
+        .pool;
     jobs::pause(pool, id).await?;
     // Let the JobActor see the pause and stop (control interval), so the run starts cleanly.
     tokio::time::sleep(Duration::from_millis(1500)).await;

@@ -69,6 +69,10 @@ fn encode(text: &str) -> String {
 
 /// A PostgreSQL connection string (URL or key=value), rebuilt as a URL without the password.
 pub fn postgres(dsn: &str) -> String {
+    // A file path holds no secret.
+    if dsn.starts_with("sqlite:") {
+        return dsn.to_string();
+    }
     let Ok(config) = normalize_postgres(dsn).parse::<tokio_postgres::Config>() else {
         return UNPARSEABLE.into();
     };

@@ -15,9 +15,8 @@ use futures_util::stream;
 use serde_json::Value;
 
 use super::{ApiError, views::ItemView};
-use deadpool_postgres::Pool;
 
-use crate::store::items::{self, ItemFilter};
+use crate::{database::Database, store::items::ItemFilter};
 
 /// Items read per page of the export.
 const PAGE: i64 = 2000;
@@ -36,18 +35,21 @@ const COLUMNS: [&str; 8] = [
 /// Answers the export: the header now (so a bad job or filter is still a clean error), the
 /// rows as they are read.
 pub async fn csv_response(
-    pool: Pool,
+    store: Database,
     job_id: i64,
     filter: ItemFilter,
 ) -> Result<HttpResponse, ApiError> {
-    let keys = items::payload_keys(&pool, job_id, &filter).await?;
+    let keys = store.payload_keys(job_id, &filter).await?;
     let header = csv_line(header_names(&keys).iter().map(String::as_str));
-    let pages = stream::unfold(Some((pool, filter, String::new(), 0_i64)), move |state| {
+    let pages = stream::unfold(Some((store, filter, String::new(), 0_i64)), move |state| {
         let keys = keys.clone();
         async move {
-            let (pool, mut filter, after_customer, after_id) = state?;
+            let (store, mut filter, after_customer, after_id) = state?;
             filter.limit = PAGE;
-            match items::export_page(&pool, job_id, &filter, (&after_customer, after_id)).await {
+            match store
+                .export_page(job_id, &filter, (&after_customer, after_id))
+                .await
+            {
                 Ok(rows) if rows.is_empty() => None,
                 Ok(rows) => {
                     let full = rows.len() as i64 == PAGE;
@@ -57,7 +59,7 @@ pub async fn csv_response(
                         body.extend(item_line(&ItemView::from(row), &keys));
                     }
                     let next = match (full, last) {
-                        (true, Some((customer, id))) => Some((pool, filter, customer, id)),
+                        (true, Some((customer, id))) => Some((store, filter, customer, id)),
                         _ => None,
                     };
                     Some((Ok::<_, std::io::Error>(Bytes::from(body)), next))

@@ -11,6 +11,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::AppState;
+use crate::database::Database;
 
 /// Longest wait for Redis's answer to a readiness probe.
 const REDIS_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -93,8 +94,8 @@ pub struct SubmissionNumbers {
     pub connections_budget: usize,
 }
 
-fn numbers(pool: &deadpool_postgres::Pool) -> PoolNumbers {
-    let status = pool.status();
+fn numbers(store: &Database, engine: bool) -> PoolNumbers {
+    let status = store.pool_status(engine);
     PoolNumbers {
         max_size: status.max_size,
         size: status.size,
@@ -111,14 +112,7 @@ pub async fn live() -> HttpResponse {
 
 async fn probe_postgres(state: &AppState) -> Probe {
     let started = Instant::now();
-    let result = match state.store.pool.get().await {
-        Ok(client) => client
-            .simple_query("SELECT 1")
-            .await
-            .map(|_| ())
-            .map_err(|e| e.to_string()),
-        Err(e) => Err(e.to_string()),
-    };
+    let result = state.store.ping().await.map_err(|e| e.to_string());
     Probe {
         ok: result.is_ok(),
         latency_ms: Some(started.elapsed().as_secs_f64() * 1000.0),
@@ -194,7 +188,7 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
     responses((status = 200, description = "The PostgreSQL pool", body = PoolStatus),
         (status = 401, description = "Missing or wrong token", body = super::openapi::ErrorBody)))]
 pub async fn pool(state: web::Data<AppState>) -> HttpResponse {
-    let engine = numbers(&state.engine_pool);
+    let engine = numbers(&state.engine_store, true);
     let max_submissions = state.config.max_concurrent_submissions;
     let budget = state.config.ingest_connections;
     HttpResponse::Ok().json(PoolStatus {
@@ -203,7 +197,7 @@ pub async fn pool(state: web::Data<AppState>) -> HttpResponse {
         available: engine.available,
         waiting: engine.waiting,
         engine,
-        api: numbers(&state.store.pool),
+        api: numbers(&state.store, false),
         submissions: SubmissionNumbers {
             in_flight: max_submissions.saturating_sub(state.submissions.available_permits()),
             max: max_submissions,

@@ -11,7 +11,7 @@ use super::{
     ApiError, AppState,
     jobs::{job_id, load},
 };
-use crate::store::history::{self, SampleRow};
+use crate::store::history::SampleRow;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/jobs/{id}/progress", web::get().to(progress))
@@ -60,7 +60,7 @@ pub async fn progress(
     let id = job_id(&id)?;
     // 404 for an unknown job rather than an empty history.
     load(&state, id).await?;
-    let samples: Vec<ProgressSample> = history::samples(&state.store.pool, id)
+    let samples: Vec<ProgressSample> = state.store.samples(id)
         .await?
         .into_iter()
         .map(ProgressSample::from)
@@ -106,7 +106,7 @@ pub async fn reasons(
     let id = job_id(&id)?;
     let status = reason_status(query.into_inner().status)?;
     load(&state, id).await?;
-    let counts: Vec<ReasonCount> = history::reasons(&state.store.pool, id, status)
+    let counts: Vec<ReasonCount> = state.store.reasons(id, status)
         .await?
         .into_iter()
         .map(|(reason, count)| ReasonCount { reason, count })

@@ -12,11 +12,8 @@ use super::{
 };
 use crate::{
     redis::cache::Lookup,
-    store::{
-        bulk::{self, BulkChange},
-        items::{self, ItemFilter},
-        jobs::{self, JobRow},
-    },
+    database::Database,
+    store::{bulk::BulkChange, items::ItemFilter, jobs::JobRow},
 };
 
 /// Largest page of jobs or items one request may ask for.
@@ -43,7 +40,7 @@ pub(super) fn job_id(raw: &str) -> Result<i64, ApiError> {
 }
 
 pub(super) async fn load(state: &AppState, id: i64) -> Result<JobView, ApiError> {
-    jobs::get(&state.store.pool, id)
+    state.store.job(id)
         .await?
         .map(JobView::from)
         .ok_or_else(|| ApiError::not_found(format!("no job {id}")))
@@ -116,7 +113,7 @@ pub async fn list(
         Lookup::Hit(body) => return Ok(list_response("HIT", body)),
         Lookup::Miss { generation } => generation,
     };
-    let (rows, total) = jobs::list(&state.store.pool, status, limit, offset).await?;
+    let (rows, total) = state.store.jobs(status, limit, offset).await?;
     let jobs: Vec<JobView> = rows.into_iter().map(JobView::from).collect();
     let body = json!({"jobs": jobs, "total": total, "limit": limit, "offset": offset}).to_string();
     if let Some(generation) = generation {
@@ -222,9 +219,9 @@ pub async fn list_items(
         limit,
     };
     if csv {
-        return super::export::csv_response(state.store.pool.clone(), id, filter).await;
+        return super::export::csv_response(state.store.clone(), id, filter).await;
     }
-    let items: Vec<ItemView> = items::list(&state.store.pool, id, &filter)
+    let items: Vec<ItemView> = state.store.items(id, &filter)
         .await?
         .into_iter()
         .map(ItemView::from)
@@ -297,12 +294,12 @@ enum StateChange {
 }
 
 impl StateChange {
-    async fn apply(self, pool: &deadpool_postgres::Pool, id: i64) -> Result<JobRow, ApiError> {
+    async fn apply(self, store: &Database, id: i64) -> Result<JobRow, ApiError> {
         Ok(match self {
-            StateChange::Pause => jobs::pause(pool, id).await?,
-            StateChange::Resume => jobs::resume(pool, id).await?,
-            StateChange::Cancel => jobs::cancel(pool, id).await?,
-            StateChange::Retry => jobs::retry(pool, id).await?,
+            StateChange::Pause => store.pause(id).await?,
+            StateChange::Resume => store.resume(id).await?,
+            StateChange::Cancel => store.cancel(id).await?,
+            StateChange::Retry => store.retry(id).await?,
         })
     }
 
@@ -326,17 +323,17 @@ async fn change_state(
     change: StateChange,
 ) -> Result<HttpResponse, ApiError> {
     let id = job_id(&id)?;
-    let mut row = change.apply(&state.store.pool, id).await?;
+    let mut row = change.apply(&state.store, id).await?;
     if let Some(bulk_change) = change.bulk() {
-        let (pool, events) = (state.store.pool.clone(), state.events.clone());
+        let (store, events) = (state.store.clone(), state.events.clone());
         let mut items = actix_web::rt::spawn(async move {
-            if let Err(error) = bulk::finish(&pool, id, bulk_change, events.as_ref()).await {
+            if let Err(error) = store.finish_bulk(id, bulk_change, events.as_ref()).await {
                 tracing::warn!(job_id = id, %error, "the job's items were not all changed; \
                     the next sweep goes on");
             }
         });
         if tokio::time::timeout(BULK_WAIT, &mut items).await.is_ok() {
-            row = jobs::get(&state.store.pool, id).await?.unwrap_or(row);
+            row = state.store.job(id).await?.unwrap_or(row);
         }
     }
     let job = JobView::from(row);
@@ -361,7 +358,7 @@ pub async fn run_for_real(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let row = jobs::run_for_real(&state.store.pool, job_id(&id)?).await?;
+    let row = state.store.run_for_real(job_id(&id)?).await?;
     let job = JobView::from(row);
     state.events.announce(&announced(&job)).await;
     Ok(HttpResponse::Created()

@@ -33,7 +33,7 @@ async fn scrape(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
         }
     }
     let handle = m::install(state.registry.names());
-    m::refresh(&state.engine_pool, &state.store.pool).await;
+    m::refresh(&state.engine_store, &state.store).await;
     handle.run_upkeep();
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")

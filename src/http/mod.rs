@@ -32,17 +32,18 @@ use std::{net::SocketAddr, sync::Arc, time::Instant};
 use actix_web::{App, HttpResponse, HttpServer, dev::ServerHandle, http::StatusCode, web};
 use overseer_actors::{JobEvents, OperationRegistry};
 
-use crate::{config::Config, store::PgStore};
+use crate::{config::Config, database::Database};
 pub use error::ApiError;
 
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
-    /// The API's own pool: every handler's statements, submissions included.
-    pub store: PgStore,
-    /// The engine's pool, only to show its numbers (`/api/health/pool`): no handler takes one of
-    /// its connections.
-    pub engine_pool: deadpool_postgres::Pool,
+    /// The API's store (on PostgreSQL its own pool): every handler's statements, submissions
+    /// included.
+    pub store: Database,
+    /// The engine's store, only to show its pool's numbers (`/api/health/pool`): no handler
+    /// takes one of its connections.
+    pub engine_store: Database,
     /// One permit per submission being received (`OVERSEER_MAX_CONCURRENT_SUBMISSIONS`).
     pub submissions: Arc<tokio::sync::Semaphore>,
     /// How submissions are written, with the connections they may hold.

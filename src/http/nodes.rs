@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::{ApiError, AppState};
-use crate::store::nodes::{self, NodeRow, OwnedJob};
+use crate::store::nodes::{NodeRow, OwnedJob};
 
 /// Most nodes listed: every process start under host name + pid adds a row that stays.
 const MAX_NODES: i64 = 100;
@@ -84,7 +84,7 @@ impl From<OwnedJob> for NodeJob {
     ))]
 pub async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let lease = state.config.engine.lease;
-    let nodes: Vec<NodeView> = nodes::list(&state.store.pool, MAX_NODES)
+    let nodes: Vec<NodeView> = state.store.nodes(MAX_NODES)
         .await?
         .into_iter()
         .map(|row| NodeView::of(row, lease))

@@ -25,7 +25,6 @@ use tokio::time::Instant;
 use super::{ApiError, AppState, views::JobView};
 use crate::{
     ingest::{self, Format, RawHeader, Source, body},
-    store::{ingest::PgRowStore, jobs},
 };
 
 /// What a client is told to wait before trying again when every submission slot is taken.
@@ -149,12 +148,13 @@ pub async fn submit(
         deadline: started + Duration::from_millis(timeout_ms),
         timeout_ms,
     };
-    let rows = PgRowStore {
-        pool: &state.store.pool,
-        settings: &state.ingest,
-    };
-    let ingested = ingest::submit(source, &state.registry, &rows).await?;
-    let job = jobs::get(&state.store.pool, ingested.job_id)
+    let ingested = state
+        .store
+        .submit(source, &state.registry, &state.ingest)
+        .await?;
+    let job = state
+        .store
+        .job(ingested.job_id)
         .await?
         .map(JobView::from)
         .ok_or_else(|| ApiError::not_found(format!("no job {}", ingested.job_id)))?;

@@ -34,7 +34,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
 use super::{ApiError, AppState, views::JobView};
-use crate::{config::Config, store::jobs};
+use crate::config::Config;
 
 /// Unacknowledged batches a session may have on the wire before it lets events coalesce.
 pub const WINDOW: u64 = 2;
@@ -167,7 +167,7 @@ async fn job_feed(
         .filter(|id| *id > 0)
         .ok_or_else(|| ApiError::not_found(format!("no job {id:?}: job ids are positive")))?;
     let subscription = state.live.bus.subscribe(Some(id));
-    let job = jobs::get(&state.store.pool, id)
+    let job = state.store.job(id)
         .await
         .map_err(ApiError::from)?
         .map(JobView::from)
@@ -184,7 +184,7 @@ async fn all_feed(
     body: web::Payload,
 ) -> Result<HttpResponse, actix_web::Error> {
     let subscription = state.live.bus.subscribe(None);
-    let snapshots = jobs::active(&state.store.pool, MAX_SNAPSHOTS)
+    let snapshots = state.store.active_jobs(MAX_SNAPSHOTS)
         .await
         .map_err(ApiError::from)?
         .into_iter()

@@ -12,7 +12,7 @@
 //! process stopped) is found again by [`unfinished`] and finished by any node.
 
 use deadpool_postgres::Pool;
-use overseer_actors::{JobChange, JobEvents, JobId, JobStatus};
+use overseer_actors::JobId;
 
 use super::DbError;
 
@@ -30,17 +30,19 @@ pub enum BulkChange {
 }
 
 impl BulkChange {
-    /// `(status it changes, assignments, the counter it takes the rows from or gives them to)`.
-    fn parts(self) -> (&'static str, &'static str, &'static str) {
+    /// `(status it changes, assignments, the counter it takes the rows from or gives them to)`,
+    /// with `now` the SQL of the current time (the embedded store passes it as a parameter).
+    pub(crate) fn parts(self, now: &str) -> (&'static str, String, &'static str) {
         match self {
             BulkChange::SkipCancelled => (
                 "pending",
-                "status = 'skipped', error = 'cancelled', processed_at = now()",
+                format!("status = 'skipped', error = 'cancelled', processed_at = {now}"),
                 "skipped = skipped +",
             ),
             BulkChange::ResetFailed => (
                 "failed",
-                "status = 'pending', error = NULL, result = NULL, processed_at = NULL, attempts = 0",
+                "status = 'pending', error = NULL, result = NULL, processed_at = NULL, attempts = 0"
+                    .to_string(),
                 "failed = failed -",
             ),
         }
@@ -50,7 +52,7 @@ impl BulkChange {
     /// the changed status locked in id order, changed, and the counter moved by the rows
     /// changed. It answers the window's last id and the rows changed.
     fn sql(self) -> String {
-        let (from, set, counter) = self.parts();
+        let (from, set, counter) = self.parts("now()");
         format!(
             "WITH win AS (
                 SELECT i.id, i.status FROM job_items i
@@ -92,56 +94,16 @@ pub async fn step(
     Ok((row.get(0), row.get(1)))
 }
 
-/// Runs the change over every item of the job, then (for a retry) makes the job claimable and
-/// announces it. Returns the items changed. A batch that fails is tried again a few times (a
-/// flush may have been chosen as a deadlock's victim's partner); then the work is left for
-/// [`unfinished`] to find.
-pub async fn finish(
-    pool: &Pool,
-    job_id: JobId,
-    change: BulkChange,
-    events: &dyn JobEvents,
-) -> Result<i64, DbError> {
-    let mut after_id = 0;
-    let mut changed = 0;
-    let mut failures = 0;
-    loop {
-        match step(pool, job_id, change, after_id).await {
-            Ok((None, _)) => break,
-            Ok((Some(last), rows)) => {
-                after_id = last;
-                changed += rows;
-                failures = 0;
-            }
-            Err(error) if failures < 3 => {
-                failures += 1;
-                tracing::warn!(job_id, %error, ?change, "a bulk item batch failed; trying again");
-                tokio::time::sleep(std::time::Duration::from_millis(200 * failures)).await;
-            }
-            Err(error) => return Err(error),
-        }
-    }
-    let status = match change {
-        BulkChange::SkipCancelled => JobStatus::Cancelled,
-        BulkChange::ResetFailed => {
-            let client = pool.get().await?;
-            client
-                .execute(
-                    "UPDATE jobs SET retrying = false, updated_at = now() WHERE id = $1",
-                    &[&job_id],
-                )
-                .await?;
-            JobStatus::Running
-        }
-    };
-    events
-        .announce(&JobChange {
-            job_id,
-            status: Some(status),
-            error: None,
-        })
-        .await;
-    Ok(changed)
+/// Ends a retry's reset: the job is claimable again.
+pub async fn end_retrying(pool: &Pool, job_id: JobId) -> Result<(), DbError> {
+    let client = pool.get().await?;
+    client
+        .execute(
+            "UPDATE jobs SET retrying = false, updated_at = now() WHERE id = $1",
+            &[&job_id],
+        )
+        .await?;
+    Ok(())
 }
 
 /// Jobs whose bulk change was cut short: cancelled jobs with items left pending, retried jobs

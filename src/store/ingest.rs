@@ -75,6 +75,12 @@ impl From<tokio_postgres::Error> for IngestError {
     }
 }
 
+impl From<rusqlite::Error> for IngestError {
+    fn from(e: rusqlite::Error) -> Self {
+        IngestError::Db(e.into())
+    }
+}
+
 impl From<deadpool_postgres::PoolError> for IngestError {
     fn from(e: deadpool_postgres::PoolError) -> Self {
         IngestError::Db(e.into())
@@ -113,13 +119,13 @@ impl WriterSettings {
 
 /// Collects row problems up to the reporting limit.
 #[derive(Default)]
-struct Problems {
-    rows: Vec<RowError>,
-    bad_rows: usize,
+pub(crate) struct Problems {
+    pub(crate) rows: Vec<RowError>,
+    pub(crate) bad_rows: usize,
 }
 
 impl Problems {
-    fn add(&mut self, errors: Vec<RowError>) {
+    pub(crate) fn add(&mut self, errors: Vec<RowError>) {
         self.bad_rows += 1;
         if self.bad_rows <= MAX_REPORTED_ROWS {
             self.rows.extend(errors);

@@ -318,6 +318,12 @@ impl From<tokio_postgres::Error> for ChangeError {
     }
 }
 
+impl From<rusqlite::Error> for ChangeError {
+    fn from(e: rusqlite::Error) -> Self {
+        ChangeError::Db(e.into())
+    }
+}
+
 impl From<deadpool_postgres::PoolError> for ChangeError {
     fn from(e: deadpool_postgres::PoolError) -> Self {
         ChangeError::Db(e.into())

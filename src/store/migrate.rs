@@ -6,7 +6,7 @@ use tokio_postgres::NoTls;
 
 use super::DbError;
 
-refinery::embed_migrations!("migrations");
+refinery::embed_migrations!("migrations/postgres");
 
 /// Arbitrary, fixed key of the advisory lock that serialises migrations across processes.
 const MIGRATION_LOCK_KEY: i64 = 0x6f76_6572_7365_6572;

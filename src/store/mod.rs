@@ -41,6 +41,12 @@ pub enum DbError {
     Query(#[from] tokio_postgres::Error),
     #[error("{0}")]
     Setup(String),
+    /// The embedded store's statement failed (`crate::sqlite`).
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The embedded store's pool gave no connection in time.
+    #[error("database unavailable: {0}")]
+    SqlitePool(String),
 }
 
 /// What a database error means for whoever caused it.
@@ -58,8 +64,10 @@ pub enum DbErrorKind {
 
 impl DbError {
     pub fn kind(&self) -> DbErrorKind {
-        let DbError::Query(error) = self else {
-            return DbErrorKind::Unavailable;
+        let error = match self {
+            DbError::Query(error) => error,
+            DbError::Sqlite(error) => return sqlite_kind(error),
+            _ => return DbErrorKind::Unavailable,
         };
         let Some(code) = error.code() else {
             // No SQLSTATE: the connection failed or closed under the statement.
@@ -93,6 +101,25 @@ impl DbError {
                 .map_or_else(|| error.to_string(), |db| db.message().to_string()),
             other => other.to_string(),
         }
+    }
+}
+
+/// SQLite's primary result codes, read as PostgreSQL's SQLSTATE classes are above.
+fn sqlite_kind(error: &rusqlite::Error) -> DbErrorKind {
+    use rusqlite::ErrorCode;
+    match error.sqlite_error_code() {
+        Some(ErrorCode::ConstraintViolation | ErrorCode::TooBig | ErrorCode::TypeMismatch) => {
+            DbErrorKind::RefusedData
+        }
+        Some(
+            ErrorCode::DatabaseBusy
+            | ErrorCode::DatabaseLocked
+            | ErrorCode::DiskFull
+            | ErrorCode::OutOfMemory
+            | ErrorCode::SystemIoFailure
+            | ErrorCode::CannotOpen,
+        ) => DbErrorKind::Unavailable,
+        _ => DbErrorKind::Fault,
     }
 }
 

@@ -106,18 +106,18 @@ fn register() {
 
 /// Sets the gauges that are read rather than pushed: jobs by status (one grouped count on the
 /// status index, on the API's pool) and both pools' numbers.
-pub async fn refresh(engine_pool: &deadpool_postgres::Pool, api_pool: &deadpool_postgres::Pool) {
-    let status = engine_pool.status();
+pub async fn refresh(engine_store: &crate::database::Database, api_store: &crate::database::Database) {
+    let status = engine_store.pool_status(true);
     metrics::gauge!(POOL_MAX_SIZE).set(status.max_size as f64);
     metrics::gauge!(POOL_SIZE).set(status.size as f64);
     metrics::gauge!(POOL_AVAILABLE).set(status.available as f64);
     metrics::gauge!(POOL_WAITING).set(status.waiting as f64);
-    let status = api_pool.status();
+    let status = api_store.pool_status(false);
     metrics::gauge!(API_POOL_MAX_SIZE).set(status.max_size as f64);
     metrics::gauge!(API_POOL_SIZE).set(status.size as f64);
     metrics::gauge!(API_POOL_AVAILABLE).set(status.available as f64);
     metrics::gauge!(API_POOL_WAITING).set(status.waiting as f64);
-    match crate::store::jobs::count_by_status(api_pool).await {
+    match api_store.jobs_by_status().await {
         Ok(counts) => {
             for status in JobStatus::ALL {
                 let n = counts
