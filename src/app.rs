@@ -298,7 +298,7 @@ async fn open_store(
             ))
         }
         StoreUrl::Sqlite(path) => {
-            let database = Database::open_sqlite(path).await?;
+            let database = Database::open_sqlite(path, config.api_pool_size).await?;
             let lock = lock_for_one_node(path)?;
             Ok((database.clone(), database, Some(lock)))
         }
@@ -358,8 +358,7 @@ fn spawn_bulk_sweeper(
             };
             for (job_id, change) in unfinished {
                 tracing::info!(job_id, ?change, "finishing a cancel or retry cut short");
-                if let Err(error) = store.finish_bulk(job_id, change, events.as_ref()).await
-                {
+                if let Err(error) = store.finish_bulk(job_id, change, events.as_ref()).await {
                     tracing::warn!(job_id, %error, "finishing a cancel or retry failed");
                 }
             }

@@ -77,10 +77,10 @@ pub enum Database {
 }
 
 impl Database {
-    /// Opens the embedded store at `path`.
-    pub async fn open_sqlite(path: &Path) -> Result<Database, DbError> {
-        // Readers beside the one writer: the API's reads and the engine's page reads.
-        Ok(Database::Sqlite(SqliteStore::open(path, 4).await?))
+    /// Opens the embedded store at `path`, with `readers` connections beside its one writer
+    /// (the API's reads and the engine's page reads).
+    pub async fn open_sqlite(path: &Path, readers: usize) -> Result<Database, DbError> {
+        Ok(Database::Sqlite(SqliteStore::open(path, readers).await?))
     }
 
     /// The engine's view of the same store.
@@ -94,8 +94,12 @@ impl Database {
     /// Where the rate limiter keeps what it learned.
     pub fn learned_limits(&self) -> Arc<dyn LearnedLimits> {
         match self {
-            Database::Postgres(pg) => Arc::new(store::limits::PgLearnedLimits::new(pg.pool.clone())),
-            Database::Sqlite(lite) => Arc::new(sqlite::limits::SqliteLearnedLimits::new(lite.clone())),
+            Database::Postgres(pg) => {
+                Arc::new(store::limits::PgLearnedLimits::new(pg.pool.clone()))
+            }
+            Database::Sqlite(lite) => {
+                Arc::new(sqlite::limits::SqliteLearnedLimits::new(lite.clone()))
+            }
         }
     }
 
@@ -137,7 +141,11 @@ impl Database {
             Database::Postgres(pg) => pg.pool.status(),
             Database::Sqlite(lite) => {
                 let (writer, readers) = lite.pools();
-                if engine { writer.status() } else { readers.status() }
+                if engine {
+                    writer.status()
+                } else {
+                    readers.status()
+                }
             }
         }
     }
@@ -240,7 +248,11 @@ impl Database {
         }
     }
 
-    pub async fn payload_keys(&self, id: JobId, filter: &ItemFilter) -> Result<Vec<String>, DbError> {
+    pub async fn payload_keys(
+        &self,
+        id: JobId,
+        filter: &ItemFilter,
+    ) -> Result<Vec<String>, DbError> {
         match self {
             Database::Postgres(pg) => store::items::payload_keys(&pg.pool, id, filter).await,
             Database::Sqlite(lite) => sqlite::items::payload_keys(lite, id, filter).await,
@@ -310,7 +322,11 @@ impl Database {
     }
 
     /// Deletes the unfinished submissions of this node's previous life and the stale ones.
-    pub async fn sweep_submissions(&self, node_id: &str, stale_after: Duration) -> Result<u64, DbError> {
+    pub async fn sweep_submissions(
+        &self,
+        node_id: &str,
+        stale_after: Duration,
+    ) -> Result<u64, DbError> {
         match self {
             Database::Postgres(pg) => store::ingest::sweep(&pg.pool, node_id, stale_after).await,
             Database::Sqlite(lite) => sqlite::ingest::sweep(lite, node_id, stale_after).await,
@@ -397,11 +413,26 @@ mod tests {
     #[test]
     fn database_urls_name_their_store() {
         let cases = [
-            ("postgres://u@h/db", Ok(StoreUrl::Postgres("postgres://u@h/db".into()))),
-            ("postgresql://h/db", Ok(StoreUrl::Postgres("postgresql://h/db".into()))),
-            ("sqlite:overseer.db", Ok(StoreUrl::Sqlite("overseer.db".into()))),
-            ("sqlite://data/o.db", Ok(StoreUrl::Sqlite("data/o.db".into()))),
-            ("sqlite:///var/lib/o.db", Ok(StoreUrl::Sqlite("/var/lib/o.db".into()))),
+            (
+                "postgres://u@h/db",
+                Ok(StoreUrl::Postgres("postgres://u@h/db".into())),
+            ),
+            (
+                "postgresql://h/db",
+                Ok(StoreUrl::Postgres("postgresql://h/db".into())),
+            ),
+            (
+                "sqlite:overseer.db",
+                Ok(StoreUrl::Sqlite("overseer.db".into())),
+            ),
+            (
+                "sqlite://data/o.db",
+                Ok(StoreUrl::Sqlite("data/o.db".into())),
+            ),
+            (
+                "sqlite:///var/lib/o.db",
+                Ok(StoreUrl::Sqlite("/var/lib/o.db".into())),
+            ),
             ("sqlite:o.db?mode=rwc", Ok(StoreUrl::Sqlite("o.db".into()))),
         ];
         for (url, expected) in cases {

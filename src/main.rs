@@ -564,7 +564,7 @@ async fn migrate(config: Config, from: Option<String>, to: Option<String>) -> an
     let applied = match StoreUrl::parse(&config.database_url).map_err(anyhow::Error::msg)? {
         StoreUrl::Sqlite(path) => {
             // Opening the embedded store applies its migrations.
-            Database::open_sqlite(&path).await?;
+            Database::open_sqlite(&path, 1).await?;
             Vec::new()
         }
         StoreUrl::Postgres(_) => {
@@ -584,7 +584,9 @@ async fn migrate(config: Config, from: Option<String>, to: Option<String>) -> an
 
 async fn run_roles(config: Config, roles: Roles) -> anyhow::Result<()> {
     // A role the store cannot serve is a usage error, refused before anything starts.
-    if let Err(problem) = StoreUrl::parse(&config.database_url).and_then(|url| roles.check_store(&url)) {
+    if let Err(problem) =
+        StoreUrl::parse(&config.database_url).and_then(|url| roles.check_store(&url))
+    {
         eprintln!("error: {problem}");
         std::process::exit(2);
     }

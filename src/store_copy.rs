@@ -53,7 +53,9 @@ pub async fn sqlite_to_postgres(from: &Path, settings: &PoolSettings) -> anyhow:
     let tx = client.transaction().await?;
     let existing: i64 = tx.query_one("SELECT count(*) FROM jobs", &[]).await?.get(0);
     if existing > 0 {
-        bail!("the target database already holds {existing} jobs: migrate copies into an empty one");
+        bail!(
+            "the target database already holds {existing} jobs: migrate copies into an empty one"
+        );
     }
     let mut copied = Copied::default();
     let mut after = 0_i64;
@@ -122,7 +124,9 @@ const ITEMS_SQL: &str = "SELECT id, job_id, customer_id, item_key, payload, stat
     WHERE id > ?1 AND job_id IN (SELECT id FROM jobs) ORDER BY id LIMIT ?2";
 const ITEMS_INSERT: &str = "INSERT INTO job_items (id, job_id, customer_id, item_key, payload,
     status, attempts, result, error, processed_at, \"row\") VALUES";
-const ITEM_TYPES: &[Kind] = &[Int, Int, Text, Text, Json, Text, Int4, Json, Text, Time, Int];
+const ITEM_TYPES: &[Kind] = &[
+    Int, Int, Text, Text, Json, Text, Int4, Json, Text, Time, Int,
+];
 
 const SAMPLES_SQL: &str = "SELECT job_id, at, succeeded, failed, skipped, items_per_minute
     FROM job_progress WHERE ?1 >= 0 ORDER BY job_id, at LIMIT ?2";
@@ -177,9 +181,9 @@ fn parameter(kind: Kind, value: &SqlValue) -> anyhow::Result<Box<dyn ToSql + Syn
             SqlValue::Null => None,
             SqlValue::Integer(n) => Some(Value::from(*n)),
             SqlValue::Real(x) => Some(Value::from(*x)),
-            SqlValue::Text(text) => Some(
-                serde_json::from_str::<Value>(text).context("a JSON column holds no JSON")?,
-            ),
+            SqlValue::Text(text) => {
+                Some(serde_json::from_str::<Value>(text).context("a JSON column holds no JSON")?)
+            }
             SqlValue::Blob(_) => bail!("a JSON column holds a blob"),
         }),
     })
@@ -203,12 +207,15 @@ async fn write_page(
             for (kind, value) in kinds.iter().zip(row) {
                 params.push(parameter(*kind, value)?);
             }
-            let placeholders: Vec<String> =
-                (first + 1..=params.len()).map(|i| format!("${i}")).collect();
+            let placeholders: Vec<String> = (first + 1..=params.len())
+                .map(|i| format!("${i}"))
+                .collect();
             tuples.push(format!("({})", placeholders.join(", ")));
         }
-        let refs: Vec<&(dyn ToSql + Sync)> =
-            params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect();
+        let refs: Vec<&(dyn ToSql + Sync)> = params
+            .iter()
+            .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+            .collect();
         written += tx
             .execute(&format!("{insert} {}", tuples.join(", ")), &refs)
             .await?;

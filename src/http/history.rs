@@ -60,7 +60,9 @@ pub async fn progress(
     let id = job_id(&id)?;
     // 404 for an unknown job rather than an empty history.
     load(&state, id).await?;
-    let samples: Vec<ProgressSample> = state.store.samples(id)
+    let samples: Vec<ProgressSample> = state
+        .store
+        .samples(id)
         .await?
         .into_iter()
         .map(ProgressSample::from)
@@ -106,7 +108,9 @@ pub async fn reasons(
     let id = job_id(&id)?;
     let status = reason_status(query.into_inner().status)?;
     load(&state, id).await?;
-    let counts: Vec<ReasonCount> = state.store.reasons(id, status)
+    let counts: Vec<ReasonCount> = state
+        .store
+        .reasons(id, status)
         .await?
         .into_iter()
         .map(|(reason, count)| ReasonCount { reason, count })

@@ -11,8 +11,8 @@ use super::{
     views::{ItemView, JobView},
 };
 use crate::{
-    redis::cache::Lookup,
     database::Database,
+    redis::cache::Lookup,
     store::{bulk::BulkChange, items::ItemFilter, jobs::JobRow},
 };
 
@@ -40,7 +40,9 @@ pub(super) fn job_id(raw: &str) -> Result<i64, ApiError> {
 }
 
 pub(super) async fn load(state: &AppState, id: i64) -> Result<JobView, ApiError> {
-    state.store.job(id)
+    state
+        .store
+        .job(id)
         .await?
         .map(JobView::from)
         .ok_or_else(|| ApiError::not_found(format!("no job {id}")))
@@ -221,7 +223,9 @@ pub async fn list_items(
     if csv {
         return super::export::csv_response(state.store.clone(), id, filter).await;
     }
-    let items: Vec<ItemView> = state.store.items(id, &filter)
+    let items: Vec<ItemView> = state
+        .store
+        .items(id, &filter)
         .await?
         .into_iter()
         .map(ItemView::from)

@@ -84,7 +84,9 @@ impl From<OwnedJob> for NodeJob {
     ))]
 pub async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let lease = state.config.engine.lease;
-    let nodes: Vec<NodeView> = state.store.nodes(MAX_NODES)
+    let nodes: Vec<NodeView> = state
+        .store
+        .nodes(MAX_NODES)
         .await?
         .into_iter()
         .map(|row| NodeView::of(row, lease))

@@ -23,9 +23,7 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use super::{ApiError, AppState, views::JobView};
-use crate::{
-    ingest::{self, Format, RawHeader, Source, body},
-};
+use crate::ingest::{self, Format, RawHeader, Source, body};
 
 /// What a client is told to wait before trying again when every submission slot is taken.
 const BUSY_RETRY_AFTER_SECS: u64 = 5;

@@ -167,7 +167,9 @@ async fn job_feed(
         .filter(|id| *id > 0)
         .ok_or_else(|| ApiError::not_found(format!("no job {id:?}: job ids are positive")))?;
     let subscription = state.live.bus.subscribe(Some(id));
-    let job = state.store.job(id)
+    let job = state
+        .store
+        .job(id)
         .await
         .map_err(ApiError::from)?
         .map(JobView::from)
@@ -184,7 +186,9 @@ async fn all_feed(
     body: web::Payload,
 ) -> Result<HttpResponse, actix_web::Error> {
     let subscription = state.live.bus.subscribe(None);
-    let snapshots = state.store.active_jobs(MAX_SNAPSHOTS)
+    let snapshots = state
+        .store
+        .active_jobs(MAX_SNAPSHOTS)
         .await
         .map_err(ApiError::from)?
         .into_iter()

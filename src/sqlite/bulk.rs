@@ -24,9 +24,7 @@ pub async fn step(
                    WHERE job_id = ?1
                      AND id > max(?2, (SELECT item_id_floor FROM jobs WHERE id = ?1))
                    ORDER BY id LIMIT ?3";
-    let update = format!(
-        "UPDATE job_items SET {set} WHERE id IN ({window}) AND status = '{from}'"
-    );
+    let update = format!("UPDATE job_items SET {set} WHERE id IN ({window}) AND status = '{from}'");
     let last = format!("SELECT max(id) FROM ({window})");
     let counter = format!("UPDATE jobs SET {counter} ?2, updated_at = ?3 WHERE id = ?1");
     store
@@ -37,9 +35,12 @@ pub async fn step(
                 .query_row(params![job_id, after_id, BATCH], |row| row.get(0))
                 .optional()?
                 .flatten();
-            let changed = tx
-                .prepare_cached(&update)?
-                .execute(params![job_id, after_id, BATCH, now])?;
+            let mut update = tx.prepare_cached(&update)?;
+            // Only the assignments that stamp a time bind `now`.
+            let changed = match update.parameter_count() {
+                4 => update.execute(params![job_id, after_id, BATCH, now])?,
+                _ => update.execute(params![job_id, after_id, BATCH])?,
+            };
             let changed = super::count(changed);
             if changed > 0 {
                 tx.prepare_cached(&counter)?

@@ -79,7 +79,11 @@ impl StagedRows for Staged {
         self.store
             .write(move |tx| {
                 let now = now_us();
-                if tx.execute("DELETE FROM ingests WHERE job_id = ?1", [reservation.job_id])? != 1 {
+                if tx.execute(
+                    "DELETE FROM ingests WHERE job_id = ?1",
+                    [reservation.job_id],
+                )? != 1
+                {
                     return Err(IngestError::Db(DbError::Setup(format!(
                         "submission {} was swept before it was committed",
                         reservation.job_id

@@ -136,11 +136,12 @@ pub async fn renew_lease(
     store
         .write(move |tx| {
             let now = now_us();
-            let n = tx.prepare_cached(
-                "UPDATE jobs SET lease_expires_at = ?4 + ?5, last_heartbeat = ?4
+            let n = tx
+                .prepare_cached(
+                    "UPDATE jobs SET lease_expires_at = ?4 + ?5, last_heartbeat = ?4
                   WHERE id = ?1 AND owner = ?2 AND lease_epoch = ?3",
-            )?
-            .execute(params![job_id, node_id, epoch, now, lease])?;
+                )?
+                .execute(params![job_id, node_id, epoch, now, lease])?;
             Ok(n == 1)
         })
         .await
@@ -179,7 +180,11 @@ pub async fn status(store: &SqliteStore, job_id: JobId) -> Result<Option<JobStat
         .await
 }
 
-pub async fn complete(store: &SqliteStore, job_id: JobId, epoch: i64) -> Result<JobStatus, DbError> {
+pub async fn complete(
+    store: &SqliteStore,
+    job_id: JobId,
+    epoch: i64,
+) -> Result<JobStatus, DbError> {
     store
         .write(move |tx| {
             tx.execute(
@@ -194,7 +199,12 @@ pub async fn complete(store: &SqliteStore, job_id: JobId, epoch: i64) -> Result<
         .await
 }
 
-pub async fn fail(store: &SqliteStore, job_id: JobId, epoch: i64, error: &str) -> Result<(), DbError> {
+pub async fn fail(
+    store: &SqliteStore,
+    job_id: JobId,
+    epoch: i64,
+    error: &str,
+) -> Result<(), DbError> {
     let error = error.to_string();
     store
         .write(move |tx| {
@@ -236,7 +246,9 @@ fn read_job(connection: &Connection, job_id: JobId) -> rusqlite::Result<Option<J
 }
 
 pub async fn get(store: &SqliteStore, job_id: JobId) -> Result<Option<JobRow>, DbError> {
-    store.read(move |connection| read_job(connection, job_id)).await
+    store
+        .read(move |connection| read_job(connection, job_id))
+        .await
 }
 
 fn job_rows(

@@ -106,7 +106,10 @@ fn register() {
 
 /// Sets the gauges that are read rather than pushed: jobs by status (one grouped count on the
 /// status index, on the API's pool) and both pools' numbers.
-pub async fn refresh(engine_store: &crate::database::Database, api_store: &crate::database::Database) {
+pub async fn refresh(
+    engine_store: &crate::database::Database,
+    api_store: &crate::database::Database,
+) {
     let status = engine_store.pool_status(true);
     metrics::gauge!(POOL_MAX_SIZE).set(status.max_size as f64);
     metrics::gauge!(POOL_SIZE).set(status.size as f64);

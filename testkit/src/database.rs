@@ -1,9 +1,14 @@
 //! A database of one's own on the local PostgreSQL, so a test or bench never touches real jobs
 //! nor another run's rows: [`TestDb`] names a fresh one and drops it afterwards, and
 //! [`with_database`] turns a server URL into that database's URL. Overseer creates and
-//! migrates the database when it first connects, so nothing here knows the schema.
+//! migrates the database when it first connects, so nothing here knows the schema. The same
+//! fixture makes an embedded SQLite store instead ([`TestDb::sqlite`], or every [`TestDb::new`]
+//! under `OVERSEER_TEST_STORE=sqlite`).
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::{
+    path::PathBuf,
+    sync::atomic::{AtomicU32, Ordering},
+};
 
 /// The server tests use when `OVERSEER_TEST_DATABASE_URL` is not set.
 const LOCAL_SERVER: &str = "postgres://postgres@127.0.0.1:5432/postgres";
@@ -40,22 +45,63 @@ pub fn with_database(url: &str, database: &str) -> Result<String, NoDatabasePart
 pub struct TestDb {
     pub name: String,
     pub url: String,
+    /// For an embedded store, the directory of its file (removed when dropped).
+    pub dir: Option<PathBuf>,
 }
 
+/// `OVERSEER_TEST_STORE=sqlite` makes [`TestDb::new`] an embedded store: the tests written
+/// against the API, not the SQL, then run on SQLite unchanged.
+pub const STORE_VARIABLE: &str = "OVERSEER_TEST_STORE";
+
 impl TestDb {
-    /// A fresh, empty database named after the test (Overseer creates and migrates it).
+    /// A fresh, empty database named after the test (Overseer creates and migrates it): on
+    /// PostgreSQL, or on SQLite when [`STORE_VARIABLE`] says so.
     pub fn new(test: &str) -> TestDb {
-        let n = NEXT_DB.fetch_add(1, Ordering::SeqCst);
-        let name = format!("overseer_test_{test}_{}_{n}", std::process::id());
+        if std::env::var(STORE_VARIABLE).is_ok_and(|store| store == "sqlite") {
+            return TestDb::sqlite(test);
+        }
+        let name = unique_name(test);
         let url = with_database(&server_url(), &name).expect("test database url");
         drop_database(&server_url(), &name);
-        TestDb { name, url }
+        TestDb {
+            name,
+            url,
+            dir: None,
+        }
     }
+
+    /// A fresh embedded store: `overseer.db` in a directory of its own.
+    pub fn sqlite(test: &str) -> TestDb {
+        let name = unique_name(test);
+        let dir = std::env::temp_dir().join(&name);
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("a directory for the test's SQLite file");
+        let url = format!("sqlite://{}", dir.join("overseer.db").display());
+        TestDb {
+            name,
+            url,
+            dir: Some(dir),
+        }
+    }
+
+    pub fn is_sqlite(&self) -> bool {
+        self.dir.is_some()
+    }
+}
+
+fn unique_name(test: &str) -> String {
+    let n = NEXT_DB.fetch_add(1, Ordering::SeqCst);
+    format!("overseer_test_{test}_{}_{n}", std::process::id())
 }
 
 impl Drop for TestDb {
     fn drop(&mut self) {
-        drop_database(&server_url(), &self.name);
+        match &self.dir {
+            Some(dir) => {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            None => drop_database(&server_url(), &self.name),
+        }
     }
 }
 

@@ -66,7 +66,7 @@ async fn three_jobs_at_once_complete_with_a_small_pool() {
         assert_eq!(job["processed"], 6_000, "{job}");
         assert_counters_equal_rows(&app, &job).await;
     }
-    let pool = app.store.pool.status();
+    let pool = crate::support::pg(&app).status();
     assert!(pool.size <= 4, "pool grew past its size: {pool:?}");
 }
 
@@ -74,7 +74,7 @@ async fn three_jobs_at_once_complete_with_a_small_pool() {
 async fn every_connection_is_named_after_the_node() {
     let db = TestDb::new("app_name");
     let app = start(test_config(&db)).await;
-    let client = app.store.pool.get().await.expect("connection");
+    let client = crate::support::pg(&app).get().await.expect("connection");
     let names: Vec<String> = client
         .query(
             "SELECT DISTINCT application_name FROM pg_stat_activity WHERE datname = $1",

@@ -345,7 +345,7 @@ fn cases() -> Vec<Case> {
 
 /// Jobs, items and unfinished submissions in the database.
 async fn stored(app: &overseer::app::App) -> (i64, i64, i64) {
-    let client = app.store.pool.get().await.expect("connection");
+    let client = crate::support::pg(&app).get().await.expect("connection");
     let row = client
         .query_one(
             "SELECT (SELECT count(*) FROM jobs), (SELECT count(*) FROM job_items),
@@ -435,7 +435,7 @@ async fn database_errors_are_classed_by_what_caused_them() {
 
     let db = TestDb::new("ingest_db_errors");
     let app = start(test_config(&db)).await;
-    let client = app.store.pool.get().await.expect("connection");
+    let client = crate::support::pg(&app).get().await.expect("connection");
     let kind = |e: tokio_postgres::Error| DbError::from(e).kind();
     // Data the database refuses: never a 503 (retrying cannot help). The NUL jsonb refuses is
     // what the probe's submissions ran into.

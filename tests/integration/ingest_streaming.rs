@@ -67,7 +67,7 @@ async fn read_response(stream: &mut TcpStream, within: Duration) -> (u16, String
 }
 
 async fn item_rows(app: &overseer::app::App) -> (i64, i64) {
-    let client = app.store.pool.get().await.expect("connection");
+    let client = crate::support::pg(&app).get().await.expect("connection");
     let row = client
         .query_one(
             "SELECT (SELECT count(*) FROM job_items), (SELECT count(*) FROM ingests)",
@@ -411,7 +411,7 @@ async fn unfinished_submissions_of_a_dead_process_are_swept_at_start() {
     let config = test_config(&db);
     let node_id = config.node_id();
     let first = start(config.clone()).await;
-    let client = first.store.pool.get().await.expect("connection");
+    let client = crate::support::pg(&first).get().await.expect("connection");
     // What a process killed mid-upload leaves: its own submission, and another node's that
     // nobody touched for an hour.
     client
@@ -431,7 +431,7 @@ async fn unfinished_submissions_of_a_dead_process_are_swept_at_start() {
     drop(first);
     // The same node starts again.
     let again = start(config).await;
-    let client = again.store.pool.get().await.expect("connection");
+    let client = crate::support::pg(&again).get().await.expect("connection");
     let left: Vec<(i64, i64)> = client
         .query(
             "SELECT job_id, count(*) FROM job_items GROUP BY job_id ORDER BY job_id",

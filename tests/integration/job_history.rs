@@ -55,12 +55,12 @@ async fn wait_for_samples(base: &str, id: i64, at_least: usize) -> Vec<Value> {
 }
 
 async fn execute(app: &App, sql: &str, id: i64) -> u64 {
-    let client = app.store.pool.get().await.expect("connection");
+    let client = crate::support::pg(&app).get().await.expect("connection");
     client.execute(sql, &[&id]).await.expect(sql)
 }
 
 async fn sample_count(app: &App, id: i64) -> i64 {
-    let client = app.store.pool.get().await.expect("connection");
+    let client = crate::support::pg(&app).get().await.expect("connection");
     client
         .query_one(
             "SELECT count(*) FROM job_progress WHERE job_id = $1",
@@ -141,7 +141,7 @@ async fn a_running_job_samples_again_once_its_last_sample_is_ten_seconds_old() {
 #[actix_rt::test]
 async fn two_flushes_of_one_job_in_flight_at_once_take_one_sample() {
     let (_db, app, base) = started("history_concurrent").await;
-    let pool = &app.store.pool;
+    let pool = crate::support::pg(&app);
     let client = pool.get().await.expect("connection");
     // A job the engine leaves alone (paused) with two pending items, under lease epoch 1.
     let id: i64 = client
@@ -387,7 +387,7 @@ async fn nodes_lists_this_node_alive_with_the_running_job_it_owns() {
     let node_id = app.config.node_id();
     // A process that stopped beating long ago.
     {
-        let client = app.store.pool.get().await.expect("connection");
+        let client = crate::support::pg(&app).get().await.expect("connection");
         client
             .execute(
                 "INSERT INTO nodes (id, hostname, pid, version, started_at, last_heartbeat)

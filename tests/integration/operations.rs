@@ -403,7 +403,7 @@ async fn every_api_route_needs_the_token() {
 }
 
 async fn assert_nothing_stored_with_token(app: &overseer::app::App, _base: &str) {
-    let client = app.store.pool.get().await.expect("connection");
+    let client = crate::support::pg(&app).get().await.expect("connection");
     let jobs: i64 = client
         .query_one("SELECT count(*) FROM jobs", &[])
         .await
@@ -537,7 +537,7 @@ fn database_password_is_redacted() {
 async fn list_queries_use_their_indexes() {
     let db = TestDb::new("ops_explain");
     let app = start(test_config(&db)).await;
-    let client = app.store.pool.get().await.expect("connection");
+    let client = crate::support::pg(&app).get().await.expect("connection");
     client
         .batch_execute(
             "INSERT INTO jobs (name, operation, status, created_at)

@@ -1,11 +1,11 @@
 //! The engine's `Store` contract (`overseer_testkit::store_contract`) run against each adapter:
-//! the in-memory store the engine's own tests use, and PostgreSQL. Each check gets a store of
+//! the in-memory store the engine's own tests use, PostgreSQL and the embedded SQLite store. Each check gets a store of
 //! its own (for PostgreSQL, a database of its own).
 
 use std::{collections::BTreeMap, sync::Arc};
 
 use async_trait::async_trait;
-use overseer::store::PgStore;
+use overseer::{sqlite::SqliteStore, store::PgStore};
 use overseer_actors::{JobId, Store, memory_store::MemoryStore};
 use overseer_testkit::store_contract::{self, Fixture};
 use serde_json::json;
@@ -116,6 +116,79 @@ async fn postgresql_keeps_the_store_contract() {
                 _db: db,
                 store: PgStore::new(pool),
             }) as Box<dyn Fixture>
+        })
+    })
+    .await;
+}
+
+struct Sqlite {
+    /// Kept so the file outlives the check.
+    _db: TestDb,
+    store: SqliteStore,
+}
+
+#[async_trait]
+impl Fixture for Sqlite {
+    fn store(&self) -> Arc<dyn Store> {
+        Arc::new(self.store.clone())
+    }
+
+    async fn add_job(&self, items: &[(&str, &str)]) -> JobId {
+        let items: Vec<(String, String)> = items
+            .iter()
+            .map(|(c, k)| (c.to_string(), k.to_string()))
+            .collect();
+        self.store
+            .write(move |tx| -> Result<JobId, overseer::store::DbError> {
+                tx.execute(
+                    "INSERT INTO jobs (name, operation, total_items, created_at, updated_at)
+                     VALUES ('contract', 'noop', ?1, 0, 0)",
+                    [items.len() as i64],
+                )?;
+                let job = tx.last_insert_rowid();
+                for (row, (customer, key)) in items.iter().enumerate() {
+                    tx.execute(
+                        "INSERT INTO job_items (job_id, customer_id, item_key, \"row\")
+                         VALUES (?1, ?2, ?3, ?4)",
+                        rusqlite::params![job, customer, key, row as i64 + 1],
+                    )?;
+                }
+                Ok(job)
+            })
+            .await
+            .expect("insert the job")
+    }
+
+    async fn counters(&self, job: JobId) -> (i64, i64, i64) {
+        self.store
+            .read(move |c| {
+                c.query_row(
+                    "SELECT succeeded, failed, skipped FROM jobs WHERE id = ?1",
+                    [job],
+                    |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+                )
+            })
+            .await
+            .expect("the job")
+    }
+
+    async fn rows_by_status(&self, job: JobId) -> BTreeMap<String, i64> {
+        overseer::sqlite::items::count_by_status(&self.store, job)
+            .await
+            .expect("count the rows")
+            .into_iter()
+            .collect()
+    }
+}
+
+#[actix_rt::test]
+async fn the_embedded_store_keeps_the_store_contract() {
+    store_contract::run(|| {
+        Box::pin(async {
+            let db = TestDb::sqlite("store_contract");
+            let path = db.dir.as_ref().expect("a directory").join("overseer.db");
+            let store = SqliteStore::open(&path, 2).await.expect("open and migrate");
+            Box::new(Sqlite { _db: db, store }) as Box<dyn Fixture>
         })
     })
     .await;

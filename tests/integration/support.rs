@@ -178,9 +178,7 @@ pub async fn submit_csv(base: &str, query: &[(&str, &str)], csv: String) -> (u16
 /// counter equals the item rows in that state.
 pub async fn assert_counters_equal_rows(app: &App, job: &Value) {
     let id = job["id"].as_i64().expect("id");
-    let counts = overseer::store::items::count_by_status(&app.store.pool, id)
-        .await
-        .expect("count rows");
+    let counts = app.store.items_by_status(id).await.expect("count rows");
     let rows = |status: &str| {
         counts
             .iter()
@@ -240,12 +238,21 @@ pub async fn job_count(base: &str) -> i64 {
 /// Asserts a refused submission left nothing behind: no job through the API, no item row.
 pub async fn assert_nothing_stored(app: &App, base: &str) {
     assert_eq!(job_count(base).await, 0, "no job may be stored");
-    let client = app.store.pool.get().await.expect("connection");
-    let items: i64 = client
-        .query_one("SELECT count(*) FROM job_items", &[])
-        .await
-        .expect("count items")
-        .get(0);
+    let items: i64 = match &app.store {
+        overseer::database::Database::Postgres(pg) => pg
+            .pool
+            .get()
+            .await
+            .expect("connection")
+            .query_one("SELECT count(*) FROM job_items", &[])
+            .await
+            .expect("count items")
+            .get(0),
+        overseer::database::Database::Sqlite(lite) => lite
+            .read(|c| c.query_row("SELECT count(*) FROM job_items", [], |row| row.get(0)))
+            .await
+            .expect("count items"),
+    };
     assert_eq!(items, 0, "no item may be stored");
 }
 
@@ -373,4 +380,12 @@ pub async fn list_page(base: &str) -> (String, Value) {
         .unwrap_or("none")
         .to_string();
     (cache, response.json().await.expect("list JSON"))
+}
+
+/// The PostgreSQL pool of an app started on PostgreSQL (the tests that read rows with SQL).
+pub fn pg(app: &App) -> &deadpool_postgres::Pool {
+    &app.store
+        .postgres()
+        .expect("this test runs on PostgreSQL")
+        .pool
 }
