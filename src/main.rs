@@ -268,6 +268,9 @@ enum BenchCommand {
         items: u64,
         #[arg(long, default_value_t = 1_000)]
         customers: u64,
+        /// `sqlite`: the embedded store against PostgreSQL, with the ratios.
+        #[arg(long, value_parser = ["postgres", "sqlite"], default_value = "postgres")]
+        store: String,
     },
     /// Submission speed and memory: 1M CSV rows and a 1M-item JSON body through the real path,
     /// against PostgreSQL's own COPY of the same rows.
@@ -376,9 +379,14 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
 
 async fn run_bench(config: Config, command: BenchCommand) -> anyhow::Result<()> {
     match command {
-        BenchCommand::Engine { items, customers } => {
-            bench::engine::run(config, items, customers).await
-        }
+        BenchCommand::Engine {
+            items,
+            customers,
+            store,
+        } => match store.as_str() {
+            "sqlite" => bench::store_compare::run(config, items, customers).await,
+            _ => bench::engine::run(config, items, customers).await,
+        },
         BenchCommand::Ingest {
             items,
             customers,

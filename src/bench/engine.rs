@@ -29,6 +29,7 @@ pub async fn run(mut config: Config, items: u64, customers: u64) -> anyhow::Resu
     let settings = config.pool_settings();
     let pool = store::connect(&settings).await?;
     let store = PgStore::new(pool.clone());
+    let database = overseer::database::Database::Postgres(store.clone());
     println!(
         "bench engine: {items} noop items over {customers} customers; flush {} items on {} connections",
         config.engine.writer.flush_max_items, config.engine.writer.flush_connections
@@ -38,8 +39,15 @@ pub async fn run(mut config: Config, items: u64, customers: u64) -> anyhow::Resu
     let writer_settings = super::ingest::bench_writer_settings(&config);
     let csv = overseer::ingest::Format::Csv;
     let registry = Arc::new(ops::registry(&config));
-    let (ingested, ingest_time) =
-        super::ingest::submit(&pool, &writer_settings, csv, items, customers, &registry).await?;
+    let (ingested, ingest_time) = super::ingest::submit(
+        &database,
+        &writer_settings,
+        csv,
+        items,
+        customers,
+        &registry,
+    )
+    .await?;
     let ingest_rate = per_sec(ingested.items, ingest_time);
     println!(
         "(a) ingest: {} rows in {:.2} s = {:.0} rows/s",
@@ -114,7 +122,7 @@ pub async fn run(mut config: Config, items: u64, customers: u64) -> anyhow::Resu
     // (d) the default preset's cost on a never-throttled job
     super::preset_cost::run(&config, &store, || async {
         let (ingested, _) = super::ingest::submit(
-            &pool,
+            &database,
             &writer_settings,
             csv,
             super::preset_cost::ITEMS,

@@ -73,7 +73,7 @@ pub fn bench_writer_settings(config: &Config) -> writer::WriterSettings {
 
 /// One generated submission through the real path; returns what was stored and the time it took.
 pub async fn submit(
-    pool: &deadpool_postgres::Pool,
+    store: &overseer::database::Database,
     settings: &writer::WriterSettings,
     format: Format,
     items: u64,
@@ -113,8 +113,8 @@ pub async fn submit(
         deadline: tokio::time::Instant::now() + std::time::Duration::from_secs(24 * 3600),
         timeout_ms: 24 * 3600 * 1000,
     };
-    let rows = writer::PgRowStore { pool, settings };
-    let ingested = ingest::submit(source, registry, &rows)
+    let ingested = store
+        .submit(source, registry, settings)
         .await
         .map_err(|e| anyhow::anyhow!("the bench submission was refused: {e:?}"))?;
     let _ = generator.await;
@@ -181,8 +181,15 @@ async fn run_phase(config: Config, phase: &str, items: u64, customers: u64) -> a
     settings.parallel_copies = phase.parallel_copies;
     let rss_before = current_rss_mib().unwrap_or(0.0);
     let registry = ops::registry(&config);
-    let (ingested, took) =
-        submit(&pool, &settings, phase.format, items, customers, &registry).await?;
+    let (ingested, took) = submit(
+        &overseer::database::Database::Postgres(overseer::store::PgStore::new(pool.clone())),
+        &settings,
+        phase.format,
+        items,
+        customers,
+        &registry,
+    )
+    .await?;
     let peak = peak_rss_mib().unwrap_or(0.0);
     println!(
         "PHASE {} {} {:.3} {rss_before:.1} {peak:.1}",

@@ -15,6 +15,7 @@ pub mod preset_cost;
 pub mod progress;
 pub mod recovery;
 pub mod shapes;
+pub mod store_compare;
 pub mod theme_job;
 
 use std::time::Duration;
@@ -37,6 +38,10 @@ pub async fn use_fresh_database(
     config: &mut overseer::config::Config,
     database: &str,
 ) -> anyhow::Result<()> {
+    // The benches measure PostgreSQL; with the embedded store's default URL, the local server.
+    if config.database_url.starts_with("sqlite:") {
+        config.database_url = overseer_testkit::database::server_url();
+    }
     config.database_url = with_database(&config.database_url, database)?;
     let mut admin = overseer::store::pool::pg_config(&config.pool_settings())?;
     admin.dbname("postgres");

@@ -345,7 +345,7 @@ fn cases() -> Vec<Case> {
 
 /// Jobs, items and unfinished submissions in the database.
 async fn stored(app: &overseer::app::App) -> (i64, i64, i64) {
-    let client = crate::support::pg(&app).get().await.expect("connection");
+    let client = crate::support::pg(app).get().await.expect("connection");
     let row = client
         .query_one(
             "SELECT (SELECT count(*) FROM jobs), (SELECT count(*) FROM job_items),

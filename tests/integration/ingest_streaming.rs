@@ -67,7 +67,7 @@ async fn read_response(stream: &mut TcpStream, within: Duration) -> (u16, String
 }
 
 async fn item_rows(app: &overseer::app::App) -> (i64, i64) {
-    let client = crate::support::pg(&app).get().await.expect("connection");
+    let client = crate::support::pg(app).get().await.expect("connection");
     let row = client
         .query_one(
             "SELECT (SELECT count(*) FROM job_items), (SELECT count(*) FROM ingests)",

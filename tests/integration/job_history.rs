@@ -55,12 +55,12 @@ async fn wait_for_samples(base: &str, id: i64, at_least: usize) -> Vec<Value> {
 }
 
 async fn execute(app: &App, sql: &str, id: i64) -> u64 {
-    let client = crate::support::pg(&app).get().await.expect("connection");
+    let client = crate::support::pg(app).get().await.expect("connection");
     client.execute(sql, &[&id]).await.expect(sql)
 }
 
 async fn sample_count(app: &App, id: i64) -> i64 {
-    let client = crate::support::pg(&app).get().await.expect("connection");
+    let client = crate::support::pg(app).get().await.expect("connection");
     client
         .query_one(
             "SELECT count(*) FROM job_progress WHERE job_id = $1",

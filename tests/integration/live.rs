@@ -77,7 +77,7 @@ async fn event(socket: &mut Socket) -> Value {
 
 /// The job row's counters as PostgreSQL holds them now.
 async fn committed(app: &App, id: i64) -> (i64, i64, i64) {
-    let client = crate::support::pg(&app).get().await.expect("connection");
+    let client = crate::support::pg(app).get().await.expect("connection");
     let row = client
         .query_one(
             "SELECT succeeded, failed, skipped FROM jobs WHERE id = $1",

@@ -403,7 +403,7 @@ async fn every_api_route_needs_the_token() {
 }
 
 async fn assert_nothing_stored_with_token(app: &overseer::app::App, _base: &str) {
-    let client = crate::support::pg(&app).get().await.expect("connection");
+    let client = crate::support::pg(app).get().await.expect("connection");
     let jobs: i64 = client
         .query_one("SELECT count(*) FROM jobs", &[])
         .await
