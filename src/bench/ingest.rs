@@ -24,7 +24,7 @@ use overseer_actors::OperationRegistry;
 
 use overseer::{
     config::Config,
-    ingest::{self, Format, Ingested, NewJob, Source, body},
+    ingest::{Format, Ingested, NewJob, Source, body},
     ops,
     store::{self, ingest as writer},
 };
