@@ -31,6 +31,8 @@ pub const READ_ELSEWHERE: [&str; 7] = [
     "OVERSEER_BENCH_NODE_LOG",
     // Tests: the PostgreSQL server their databases are made on.
     "OVERSEER_TEST_DATABASE_URL",
+    // Tests: `sqlite` makes their databases embedded stores.
+    "OVERSEER_TEST_STORE",
     // The dashboard test: the headless browser to drive.
     "OVERSEER_CHROMIUM",
 ];
