@@ -25,7 +25,15 @@ struct Numbers {
     ingest_rows_per_sec: f64,
     items_per_sec: f64,
     peak_rss_mib: Option<f64>,
+    /// One-statement reads (`job_status`) and writes (`renew_lease`) per second, one at a
+    /// time: what a round trip through the store costs (for SQLite, a hop to a blocking thread
+    /// through the pool and the statement).
+    reads_per_sec: f64,
+    writes_per_sec: f64,
 }
+
+/// Round trips timed per kind.
+const ROUND_TRIPS: u64 = 5_000;
 
 pub async fn run(mut config: Config, items: u64, customers: u64) -> anyhow::Result<()> {
     config.rate_limit_preset = overseer::config::UNLIMITED.into();
@@ -45,9 +53,11 @@ pub async fn run(mut config: Config, items: u64, customers: u64) -> anyhow::Resu
     let pg = measure("postgres", &pg_config, &postgres, items, customers).await?;
     let ratio = |a: f64, b: f64| a / b;
     println!(
-        "SQLite / PostgreSQL: ingest {:.2}, processing {:.2}, peak RSS {}",
+        "SQLite / PostgreSQL: ingest {:.2}, processing {:.2}, reads {:.2}, writes {:.2}, peak RSS {}",
         ratio(lite.ingest_rows_per_sec, pg.ingest_rows_per_sec),
         ratio(lite.items_per_sec, pg.items_per_sec),
+        ratio(lite.reads_per_sec, pg.reads_per_sec),
+        ratio(lite.writes_per_sec, pg.writes_per_sec),
         match (lite.peak_rss_mib, pg.peak_rss_mib) {
             (Some(a), Some(b)) => format!("{:.2}", a / b),
             _ => "unknown".into(),
@@ -100,10 +110,14 @@ async fn measure(
         job.processed(),
         job.total_items
     );
+    let peak_rss = peak_rss_mib();
+    let (reads_per_sec, writes_per_sec) = round_trips(database, ingested.job_id).await?;
     let numbers = Numbers {
         ingest_rows_per_sec: per_sec(ingested.items, ingest_time),
         items_per_sec: per_sec(job.processed() as u64, process_time),
-        peak_rss_mib: peak_rss_mib(),
+        peak_rss_mib: peak_rss,
+        reads_per_sec,
+        writes_per_sec,
     };
     println!(
         "{name:>8}: ingest {} rows in {:.2} s = {:.0} rows/s; processing {:.2} s = {:.0} items/s; peak RSS {}",
@@ -116,5 +130,26 @@ async fn measure(
             .peak_rss_mib
             .map_or("unknown".to_string(), |r| format!("{r:.0} MiB"))
     );
+    println!(
+        "{name:>8}: one at a time, {:.0} reads/s and {:.0} writes/s",
+        numbers.reads_per_sec, numbers.writes_per_sec
+    );
     Ok(numbers)
+}
+
+async fn round_trips(database: &Database, job_id: i64) -> anyhow::Result<(f64, f64)> {
+    let store = database.engine_store();
+    let started = Instant::now();
+    for _ in 0..ROUND_TRIPS {
+        store.job_status(job_id).await?;
+    }
+    let reads = per_sec(ROUND_TRIPS, started.elapsed());
+    let started = Instant::now();
+    for _ in 0..ROUND_TRIPS {
+        // Refused (no lease under this node): the statement runs, changes nothing.
+        store
+            .renew_lease(job_id, "bench-nobody", 0, std::time::Duration::from_secs(1))
+            .await?;
+    }
+    Ok((reads, per_sec(ROUND_TRIPS, started.elapsed())))
 }

@@ -17,7 +17,7 @@ pub const UNPREFIXED: [(&str, &str); 2] =
 
 /// `OVERSEER_*` variables that are not `Config` fields but are read elsewhere: refusing them
 /// would stop the programs and tests that set them on purpose.
-pub const READ_ELSEWHERE: [&str; 7] = [
+pub const READ_ELSEWHERE: [&str; 8] = [
     // The path of the TOML file itself (`Config::load`).
     "OVERSEER_CONFIG",
     // The CLI's `--server` (the API's URL) for `submit` and `jobs`, as the API contract names

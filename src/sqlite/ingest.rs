@@ -18,12 +18,12 @@ use tokio::sync::mpsc;
 
 use super::{SqliteStore, jobs, micros, now_us};
 use crate::ingest::{
-    NewJob, RowBatch, RowEvent, ValidItem,
+    NewJob, RowBatch, ValidItem,
     submit::{Ingested, RowStore, StagedRows},
 };
 use crate::store::{
     DbError,
-    ingest::{IngestError, Problems, WriterSettings},
+    ingest::{Gathered, IngestError, WriterSettings},
 };
 
 /// The embedded side of the ingest pipeline (`ingest::submit`).
@@ -140,38 +140,17 @@ async fn write_rows(
     staged: &mut Staged,
 ) -> Result<(), IngestError> {
     let rows_per_batch = settings.rows_per_copy.max(1);
-    let mut pending: Vec<ValidItem> = Vec::new();
-    let mut problems = Problems::default();
+    let mut gathered = Gathered::default();
     while let Some(batch) = rows.recv().await {
-        for event in batch.map_err(IngestError::Body)? {
-            match event {
-                RowEvent::Item(item) if problems.bad_rows == 0 => {
-                    staged.items += 1;
-                    if staged.items > settings.max_items {
-                        return Err(IngestError::TooManyItems(settings.max_items));
-                    }
-                    pending.push(item);
-                }
-                RowEvent::Item(_) => {}
-                RowEvent::Invalid(errors) => {
-                    problems.add(errors);
-                    pending = Vec::new();
-                }
-            }
-        }
-        if pending.len() >= rows_per_batch {
-            let batch = std::mem::replace(&mut pending, Vec::with_capacity(rows_per_batch));
+        gathered.take(batch, settings.max_items)?;
+        if let Some(batch) = gathered.full_batch(rows_per_batch) {
             insert_batch(store, settings, staged, batch).await?;
         }
     }
-    if problems.bad_rows > 0 {
-        return Err(IngestError::InvalidRows(problems.rows));
-    }
-    if staged.items == 0 {
-        return Err(IngestError::Empty);
-    }
-    if !pending.is_empty() {
-        insert_batch(store, settings, staged, pending).await?;
+    staged.items = gathered.items;
+    let last = gathered.finish()?;
+    if !last.is_empty() {
+        insert_batch(store, settings, staged, last).await?;
     }
     Ok(())
 }

@@ -119,17 +119,69 @@ impl WriterSettings {
 
 /// Collects row problems up to the reporting limit.
 #[derive(Default)]
-pub(crate) struct Problems {
-    pub(crate) rows: Vec<RowError>,
-    pub(crate) bad_rows: usize,
+struct Problems {
+    rows: Vec<RowError>,
+    bad_rows: usize,
 }
 
 impl Problems {
-    pub(crate) fn add(&mut self, errors: Vec<RowError>) {
+    fn add(&mut self, errors: Vec<RowError>) {
         self.bad_rows += 1;
         if self.bad_rows <= MAX_REPORTED_ROWS {
             self.rows.extend(errors);
         }
+    }
+}
+
+/// What a submission's writer has taken from the parser: the valid rows waiting for their
+/// batch, the problems of the invalid ones, and the items counted. After the first invalid row
+/// nothing more is kept (the submission will be refused). Both stores' writers use it, so they
+/// refuse the same submissions the same way.
+#[derive(Default)]
+pub(crate) struct Gathered {
+    pending: Vec<ValidItem>,
+    problems: Problems,
+    pub(crate) items: u64,
+}
+
+impl Gathered {
+    /// Takes one batch of parser events.
+    pub(crate) fn take(&mut self, batch: RowBatch, max_items: u64) -> Result<(), IngestError> {
+        for event in batch.map_err(IngestError::Body)? {
+            match event {
+                RowEvent::Item(item) if self.problems.bad_rows == 0 => {
+                    self.items += 1;
+                    if self.items > max_items {
+                        return Err(IngestError::TooManyItems(max_items));
+                    }
+                    self.pending.push(item);
+                }
+                RowEvent::Item(_) => {}
+                RowEvent::Invalid(errors) => {
+                    self.problems.add(errors);
+                    // Nothing more is written; what was is deleted at the end.
+                    self.pending = Vec::new();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The next full batch of `size` rows, when one is ready.
+    pub(crate) fn full_batch(&mut self, size: usize) -> Option<Vec<ValidItem>> {
+        (self.pending.len() >= size)
+            .then(|| std::mem::replace(&mut self.pending, Vec::with_capacity(size)))
+    }
+
+    /// At the body's end: the last rows (possibly none), or why the submission is refused.
+    pub(crate) fn finish(self) -> Result<Vec<ValidItem>, IngestError> {
+        if self.problems.bad_rows > 0 {
+            return Err(IngestError::InvalidRows(self.problems.rows));
+        }
+        if self.items == 0 {
+            return Err(IngestError::Empty);
+        }
+        Ok(self.pending)
     }
 }
 
@@ -266,8 +318,7 @@ async fn write_batches<'a>(
     copies: &mut FuturesUnordered<Copy<'a>>,
 ) -> Result<(), IngestError> {
     let rows_per_copy = settings.rows_per_copy.max(1);
-    let mut pending: Vec<ValidItem> = Vec::new();
-    let mut problems = Problems::default();
+    let mut gathered = Gathered::default();
     loop {
         let batch = tokio::select! {
             biased;
@@ -278,31 +329,14 @@ async fn write_batches<'a>(
             batch = rows.recv() => batch,
         };
         let Some(batch) = batch else { break };
-        for event in batch.map_err(IngestError::Body)? {
-            match event {
-                RowEvent::Item(item) if problems.bad_rows == 0 => {
-                    staged.items += 1;
-                    if staged.items > settings.max_items {
-                        return Err(IngestError::TooManyItems(settings.max_items));
-                    }
-                    pending.push(item);
-                }
-                RowEvent::Item(_) => {}
-                RowEvent::Invalid(errors) => {
-                    problems.add(errors);
-                    // Nothing more is written; what was is deleted at the end.
-                    pending = Vec::new();
-                }
-            }
-        }
-        if pending.len() >= rows_per_copy {
+        gathered.take(batch, settings.max_items)?;
+        if let Some(batch) = gathered.full_batch(rows_per_copy) {
             while copies.len() >= settings.parallel_copies.max(1) {
                 if let Some(done) = copies.next().await {
                     done?;
                 }
             }
             let reservation = reserve(pool, settings, staged).await?;
-            let batch = std::mem::replace(&mut pending, Vec::with_capacity(rows_per_copy));
             copies.push(Box::pin(copy_batch(
                 pool,
                 settings,
@@ -311,19 +345,15 @@ async fn write_batches<'a>(
             )));
         }
     }
-    if problems.bad_rows > 0 {
-        return Err(IngestError::InvalidRows(problems.rows));
-    }
-    if staged.items == 0 {
-        return Err(IngestError::Empty);
-    }
-    if !pending.is_empty() {
+    staged.items = gathered.items;
+    let last = gathered.finish()?;
+    if !last.is_empty() {
         let reservation = reserve(pool, settings, staged).await?;
         copies.push(Box::pin(copy_batch(
             pool,
             settings,
             reservation.job_id,
-            pending,
+            last,
         )));
     }
     while let Some(done) = copies.next().await {
