@@ -45,13 +45,18 @@ pub enum StoreUrl {
 
 impl StoreUrl {
     pub fn parse(url: &str) -> Result<StoreUrl, String> {
-        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            return Ok(StoreUrl::Postgres(url.to_string()));
-        }
         let Some(rest) = url.strip_prefix("sqlite:") else {
+            // A URL, or libpq's `key=value` form (`host=… dbname=…`), both PostgreSQL's.
+            if url.starts_with("postgres://")
+                || url.starts_with("postgresql://")
+                || (!url.contains("://") && url.contains('='))
+            {
+                return Ok(StoreUrl::Postgres(url.to_string()));
+            }
             return Err(format!(
-                "DATABASE_URL must start with postgres://, postgresql:// or sqlite:, not {:?}",
-                url.split(':').next().unwrap_or(url)
+                "DATABASE_URL must be postgres://…, postgresql://…, a PostgreSQL key=value \
+                 string or sqlite:PATH, not {:?}",
+                url.split("://").next().unwrap_or(url)
             ));
         };
         // `sqlite:///abs` keeps its leading slash; `sqlite://rel` and `sqlite:rel` are relative.

@@ -7,7 +7,6 @@ mod config;
 mod crash_recovery;
 mod dashboard;
 mod dry_runs;
-mod embedded;
 mod engine;
 mod export;
 mod google_ads;

@@ -71,6 +71,7 @@ fn noop_job(items: u64, customers: u64, params: Value) -> Value {
 
 #[actix_rt::test]
 async fn a_50k_item_job_on_sqlite_completes_with_counters_equal_to_rows() {
+    let _alone = crate::ONE_AT_A_TIME.lock().await;
     let db = TestDb::sqlite("embedded_50k");
     let node = Node::spawn(&db, "embedded-50k", &[]).await;
     let id = submit(
@@ -86,6 +87,7 @@ async fn a_50k_item_job_on_sqlite_completes_with_counters_equal_to_rows() {
 
 #[actix_rt::test]
 async fn kill_9_three_times_on_sqlite_loses_nothing_and_every_item_ends_terminal() {
+    let _alone = crate::ONE_AT_A_TIME.lock().await;
     let db = TestDb::sqlite("embedded_kill9");
     let path = file(&db);
     let node_id = "embedded-kill9";
@@ -145,6 +147,7 @@ fn run(args: &[&str], database_url: &str, dir: &Path) -> (Option<i32>, String) {
 
 #[actix_rt::test]
 async fn worker_and_api_roles_on_sqlite_are_refused_with_a_clear_message() {
+    let _alone = crate::ONE_AT_A_TIME.lock().await;
     let db = TestDb::sqlite("embedded_roles");
     let dir = db.dir.clone().expect("dir");
     for role in ["worker", "api"] {
@@ -161,6 +164,7 @@ async fn worker_and_api_roles_on_sqlite_are_refused_with_a_clear_message() {
 
 #[actix_rt::test]
 async fn a_second_node_on_the_same_sqlite_file_is_refused() {
+    let _alone = crate::ONE_AT_A_TIME.lock().await;
     let db = TestDb::sqlite("embedded_second_node");
     let node = Node::spawn(&db, "embedded-first", &[]).await;
     let (code, text) = run(&["serve"], &db.url, db.dir.as_ref().expect("dir"));
@@ -173,6 +177,7 @@ async fn a_second_node_on_the_same_sqlite_file_is_refused() {
 
 #[actix_rt::test]
 async fn migrate_moves_a_finished_and_a_running_job_to_postgresql_with_matching_counts() {
+    let _alone = crate::ONE_AT_A_TIME.lock().await;
     let lite = TestDb::sqlite("embedded_migrate");
     let path = file(&lite);
     let env = [("OVERSEER_MAX_CONCURRENT_CUSTOMERS", "2".to_string())];
