@@ -145,12 +145,8 @@ impl Database {
         match self {
             Database::Postgres(pg) => pg.pool.status(),
             Database::Sqlite(lite) => {
-                let (writer, readers) = lite.pools();
-                if engine {
-                    writer.status()
-                } else {
-                    readers.status()
-                }
+                let (writer, readers) = lite.pool_status();
+                if engine { writer } else { readers }
             }
         }
     }

@@ -15,6 +15,7 @@ pub mod preset_cost;
 pub mod progress;
 pub mod recovery;
 pub mod shapes;
+pub mod sqlite_writer;
 pub mod store_compare;
 pub mod theme_job;
 

@@ -3,7 +3,8 @@
 //! the real pipeline, then processing of that job by the engine (`noop`, no rate limit) from
 //! start to `completed`, and the process's peak RSS over the two (reset between the stores
 //! through `/proc/self/clear_refs`, so each store's peak is its own). Printed with the ratio
-//! SQLite ÷ PostgreSQL of each number.
+//! SQLite ÷ PostgreSQL of each number. Between the two, the embedded store's writer choices
+//! ([`super::sqlite_writer`]).
 
 use std::{sync::Arc, time::Instant};
 
@@ -43,8 +44,10 @@ pub async fn run(mut config: Config, items: u64, customers: u64) -> anyhow::Resu
     std::fs::create_dir_all(&dir)?;
     let sqlite = Database::open_sqlite(&dir.join("overseer.db"), config.api_pool_size).await?;
     let lite = measure("sqlite", &config, &sqlite, items, customers).await;
+    let writers = super::sqlite_writer::run(&dir).await;
     let _ = std::fs::remove_dir_all(&dir);
     let lite = lite?;
+    writers?;
     let mut pg_config = config.clone();
     super::use_fresh_database(&mut pg_config, BENCH_DATABASE).await?;
     let postgres = Database::Postgres(PgStore::new(

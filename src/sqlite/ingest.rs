@@ -186,7 +186,7 @@ async fn insert_batch(
                     sweep_where(tx, "touched_at < ?2", params![node_id, now - stale_after])?;
                     let reservation = Reservation {
                         job_id: jobs::next_id(tx, "jobs")?,
-                        floor: jobs::last_id(tx, "job_items")?,
+                        floor: jobs::next_id(tx, "job_items")?,
                     };
                     tx.execute(
                         "INSERT INTO ingests (job_id, node_id, started_at, touched_at)

@@ -74,18 +74,6 @@ pub(crate) fn next_id(tx: &Transaction<'_>, table: &str) -> rusqlite::Result<i64
     Ok(next)
 }
 
-/// The last id `table`'s sequence gave: every row inserted later has a larger one.
-pub(crate) fn last_id(tx: &Transaction<'_>, table: &str) -> rusqlite::Result<i64> {
-    Ok(tx
-        .query_row(
-            "SELECT seq FROM sqlite_sequence WHERE name = ?1",
-            [table],
-            |row| row.get(0),
-        )
-        .optional()?
-        .unwrap_or(0))
-}
-
 pub async fn claim(
     store: &SqliteStore,
     node_id: &str,
@@ -444,7 +432,7 @@ pub async fn run_for_real(store: &SqliteStore, dry_run: JobId) -> Result<JobRow,
                     from,
                 });
             }
-            let (job_id, floor, now) = (next_id(tx, "jobs")?, last_id(tx, "job_items")?, now_us());
+            let (job_id, floor, now) = (next_id(tx, "jobs")?, next_id(tx, "job_items")?, now_us());
             let items = tx.execute(
                 "INSERT INTO job_items (job_id, customer_id, item_key, payload, \"row\")
                  SELECT ?1, customer_id, item_key, payload, \"row\" FROM job_items

@@ -60,6 +60,11 @@ impl TestDb {
         if std::env::var(STORE_VARIABLE).is_ok_and(|store| store == "sqlite") {
             return TestDb::sqlite(test);
         }
+        TestDb::postgres(test)
+    }
+
+    /// A fresh, empty PostgreSQL database, whatever [`STORE_VARIABLE`] says.
+    pub fn postgres(test: &str) -> TestDb {
         let name = unique_name(test);
         let url = with_database(&server_url(), &name).expect("test database url");
         drop_database(&server_url(), &name);

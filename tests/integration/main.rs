@@ -22,6 +22,7 @@ mod node_process;
 mod openapi;
 mod operations;
 mod roles;
+mod same_answers;
 mod security;
 mod store_contract;
 mod support;

@@ -1,0 +1,146 @@
+//! The embedded store's writer choices, measured on a scratch file (part of `bench engine
+//! --store sqlite`): the pool of one connection the store uses (`deadpool-sqlite`, each write
+//! hopping to one of tokio's blocking threads) against a dedicated writer thread fed by a
+//! channel, and `synchronous = NORMAL` (the store's setting) against `FULL`. Each write is one
+//! `BEGIN IMMEDIATE` transaction updating one row, the size of a lease renewal; the commit is
+//! what differs between the choices, so a bigger write would only hide it. Timed one at a time
+//! and with 16 writers queueing at once (the engine's actors and the API together).
+
+use std::{path::Path, sync::mpsc, time::Instant};
+
+use deadpool_sqlite::{Config as PoolSettings, Hook, HookError, Runtime};
+use rusqlite::{Connection, TransactionBehavior};
+use tokio::sync::oneshot;
+
+use super::per_sec;
+
+const WRITES: u64 = 4_000;
+const CONCURRENT_WRITERS: u64 = 16;
+
+/// A write handed to the dedicated thread, with where to send its result.
+type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+
+fn setup(path: &Path, synchronous: &str) -> rusqlite::Result<Connection> {
+    let connection = Connection::open(path)?;
+    connection.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))?;
+    connection.execute_batch(&format!(
+        "PRAGMA synchronous = {synchronous};
+         CREATE TABLE IF NOT EXISTS leases (id INTEGER PRIMARY KEY, epoch INTEGER NOT NULL);
+         INSERT OR IGNORE INTO leases (id, epoch) VALUES (1, 0);"
+    ))?;
+    Ok(connection)
+}
+
+fn one_write(connection: &mut Connection) -> rusqlite::Result<()> {
+    let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    tx.execute("UPDATE leases SET epoch = epoch + 1 WHERE id = 1", [])?;
+    tx.commit()
+}
+
+/// A writer the bench can time: sends one write and waits for its commit.
+trait Writer: Send + Sync + 'static {
+    fn write(&self) -> impl std::future::Future<Output = anyhow::Result<()>> + Send;
+}
+
+struct PoolOfOne(deadpool_sqlite::Pool);
+
+impl Writer for PoolOfOne {
+    async fn write(&self) -> anyhow::Result<()> {
+        let connection = self.0.get().await?;
+        connection
+            .interact(one_write)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))??;
+        Ok(())
+    }
+}
+
+struct WriterThread(mpsc::Sender<Job>);
+
+impl Writer for WriterThread {
+    async fn write(&self) -> anyhow::Result<()> {
+        let (done, committed) = oneshot::channel();
+        let job: Job = Box::new(move |connection| {
+            let _ = done.send(one_write(connection));
+        });
+        self.0
+            .send(job)
+            .map_err(|_| anyhow::anyhow!("the writer thread stopped"))?;
+        committed.await??;
+        Ok(())
+    }
+}
+
+fn writer_thread(mut connection: Connection) -> WriterThread {
+    let (jobs, queue) = mpsc::channel::<Job>();
+    std::thread::spawn(move || {
+        for job in queue {
+            job(&mut connection);
+        }
+    });
+    WriterThread(jobs)
+}
+
+/// Writes per second one at a time, then with [`CONCURRENT_WRITERS`] at once.
+async fn time<W: Writer>(writer: W) -> anyhow::Result<(f64, f64)> {
+    let started = Instant::now();
+    for _ in 0..WRITES {
+        writer.write().await?;
+    }
+    let alone = per_sec(WRITES, started.elapsed());
+    let writer = std::sync::Arc::new(writer);
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..CONCURRENT_WRITERS)
+        .map(|_| {
+            let writer = writer.clone();
+            tokio::spawn(async move {
+                for _ in 0..WRITES / CONCURRENT_WRITERS {
+                    writer.write().await?;
+                }
+                anyhow::Ok(())
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await??;
+    }
+    Ok((alone, per_sec(WRITES, started.elapsed())))
+}
+
+/// Prints writes/s of each choice, on files under `dir`.
+pub async fn run(dir: &Path) -> anyhow::Result<()> {
+    for (name, synchronous, thread) in [
+        ("pool of one, NORMAL (the store)", "NORMAL", false),
+        ("writer thread, NORMAL", "NORMAL", true),
+        ("pool of one, FULL", "FULL", false),
+    ] {
+        let path = dir.join(format!("writer-{synchronous}-{thread}.db"));
+        let connection = setup(&path, synchronous)?;
+        let (alone, queued) = if thread {
+            time(writer_thread(connection)).await?
+        } else {
+            drop(connection);
+            let mut config = PoolSettings::new(&path);
+            config.pool = Some(deadpool_sqlite::PoolConfig::new(1));
+            let pool = config
+                .builder(Runtime::Tokio1)?
+                .post_create(Hook::async_fn(move |connection, _| {
+                    Box::pin(async move {
+                        connection
+                            .interact(move |c| {
+                                c.execute_batch(&format!("PRAGMA synchronous = {synchronous}"))
+                            })
+                            .await
+                            .map_err(|e| HookError::message(e.to_string()))?
+                            .map_err(HookError::Backend)
+                    })
+                }))
+                .build()?;
+            time(PoolOfOne(pool)).await?
+        };
+        println!(
+            "  sqlite writer, {name:<32}: {alone:>7.0} writes/s one at a time, {queued:>7.0} with {CONCURRENT_WRITERS} at once"
+        );
+    }
+    Ok(())
+}
