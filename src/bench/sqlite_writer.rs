@@ -110,8 +110,8 @@ async fn time<W: Writer>(writer: W) -> anyhow::Result<(f64, f64)> {
 /// Prints writes/s of each choice, on files under `dir`.
 pub async fn run(dir: &Path) -> anyhow::Result<()> {
     for (name, synchronous, thread) in [
-        ("pool of one, NORMAL (the store)", "NORMAL", false),
-        ("writer thread, NORMAL", "NORMAL", true),
+        ("pool of one, NORMAL", "NORMAL", false),
+        ("writer thread, NORMAL (the store)", "NORMAL", true),
         ("pool of one, FULL", "FULL", false),
     ] {
         let path = dir.join(format!("writer-{synchronous}-{thread}.db"));

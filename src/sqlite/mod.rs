@@ -7,7 +7,7 @@
 //! connection ([`writer`]), so writes never contend for SQLite's lock and a transaction is
 //! `BEGIN IMMEDIATE` from its first statement. `synchronous = NORMAL` in WAL mode loses
 //! nothing when the process is killed (only a power cut can take the last commits), which is
-//! the guarantee the engine promises; `FULL` would cost 3× per commit (the same bench). The
+//! the guarantee the engine promises; `FULL` costs 3 to 5× per commit (the same bench). The
 //! readers' pool runs statements on tokio's blocking threads (`deadpool-sqlite`).
 //!
 //! One module per concern, as in the PostgreSQL adapter (`crate::store`), whose row types and
