@@ -1,24 +1,21 @@
 //! The embedded store's writer choices, measured on a scratch file (part of `bench engine
-//! --store sqlite`): the pool of one connection the store uses (`deadpool-sqlite`, each write
-//! hopping to one of tokio's blocking threads) against a dedicated writer thread fed by a
-//! channel, and `synchronous = NORMAL` (the store's setting) against `FULL`. Each write is one
+//! --store sqlite`): the store's writer thread fed by a channel ([`Writer`]) against a pool of
+//! one connection (`deadpool-sqlite`, each write hopping to one of tokio's blocking threads),
+//! and `synchronous = NORMAL` (the store's setting) against `FULL`. Each write is one
 //! `BEGIN IMMEDIATE` transaction updating one row, the size of a lease renewal; the commit is
 //! what differs between the choices, so a bigger write would only hide it. Timed one at a time
 //! and with 16 writers queueing at once (the engine's actors and the API together).
 
-use std::{path::Path, sync::mpsc, time::Instant};
+use std::{path::Path, time::Instant};
 
 use deadpool_sqlite::{Config as PoolSettings, Hook, HookError, Runtime};
+use overseer::sqlite::writer::Writer;
 use rusqlite::{Connection, TransactionBehavior};
-use tokio::sync::oneshot;
 
 use super::per_sec;
 
 const WRITES: u64 = 4_000;
 const CONCURRENT_WRITERS: u64 = 16;
-
-/// A write handed to the dedicated thread, with where to send its result.
-type Job = Box<dyn FnOnce(&mut Connection) + Send>;
 
 fn setup(path: &Path, synchronous: &str) -> rusqlite::Result<Connection> {
     let connection = Connection::open(path)?;
@@ -38,13 +35,13 @@ fn one_write(connection: &mut Connection) -> rusqlite::Result<()> {
 }
 
 /// A writer the bench can time: sends one write and waits for its commit.
-trait Writer: Send + Sync + 'static {
+trait BenchWriter: Send + Sync + 'static {
     fn write(&self) -> impl std::future::Future<Output = anyhow::Result<()>> + Send;
 }
 
 struct PoolOfOne(deadpool_sqlite::Pool);
 
-impl Writer for PoolOfOne {
+impl BenchWriter for PoolOfOne {
     async fn write(&self) -> anyhow::Result<()> {
         let connection = self.0.get().await?;
         connection
@@ -55,34 +52,18 @@ impl Writer for PoolOfOne {
     }
 }
 
-struct WriterThread(mpsc::Sender<Job>);
+/// The store's own writer ([`overseer::sqlite::writer::Writer`]).
+struct WriterThread(Writer);
 
-impl Writer for WriterThread {
+impl BenchWriter for WriterThread {
     async fn write(&self) -> anyhow::Result<()> {
-        let (done, committed) = oneshot::channel();
-        let job: Job = Box::new(move |connection| {
-            let _ = done.send(one_write(connection));
-        });
-        self.0
-            .send(job)
-            .map_err(|_| anyhow::anyhow!("the writer thread stopped"))?;
-        committed.await??;
+        self.0.run(one_write).await??;
         Ok(())
     }
 }
 
-fn writer_thread(mut connection: Connection) -> WriterThread {
-    let (jobs, queue) = mpsc::channel::<Job>();
-    std::thread::spawn(move || {
-        for job in queue {
-            job(&mut connection);
-        }
-    });
-    WriterThread(jobs)
-}
-
 /// Writes per second one at a time, then with [`CONCURRENT_WRITERS`] at once.
-async fn time<W: Writer>(writer: W) -> anyhow::Result<(f64, f64)> {
+async fn time<W: BenchWriter>(writer: W) -> anyhow::Result<(f64, f64)> {
     let started = Instant::now();
     for _ in 0..WRITES {
         writer.write().await?;
@@ -115,11 +96,11 @@ pub async fn run(dir: &Path) -> anyhow::Result<()> {
         ("pool of one, FULL", "FULL", false),
     ] {
         let path = dir.join(format!("writer-{synchronous}-{thread}.db"));
-        let connection = setup(&path, synchronous)?;
+        drop(setup(&path, synchronous)?);
         let (alone, queued) = if thread {
-            time(writer_thread(connection)).await?
+            let pragmas = format!("PRAGMA synchronous = {synchronous};");
+            time(WriterThread(Writer::start(&path, &pragmas)?)).await?
         } else {
-            drop(connection);
             let mut config = PoolSettings::new(&path);
             config.pool = Some(deadpool_sqlite::PoolConfig::new(1));
             let pool = config
