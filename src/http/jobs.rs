@@ -319,8 +319,9 @@ impl StateChange {
 
 /// Makes the change, announces it (feeds, list cache, engines), answers with the job. Cancel
 /// and retry change the job row at once and their items in the background ([`bulk`]); the
-/// answer waits up to [`BULK_WAIT`] for those, so a small job's answer shows its final
-/// counters and a job of a million items still answers within a second.
+/// answer waits for those when they fit one batch ([`ONE_BATCH_WAIT`] at most), so a small
+/// job's answer shows its final counters, and up to [`BULK_WAIT`] otherwise, so a job of a
+/// million items still answers within a second.
 async fn change_state(
     state: web::Data<AppState>,
     id: web::Path<String>,
@@ -336,7 +337,14 @@ async fn change_state(
                     the next sweep goes on");
             }
         });
-        if tokio::time::timeout(BULK_WAIT, &mut items).await.is_ok() {
+        // One batch (5,000 items) is one transaction: waiting for it keeps a small job's
+        // answer final even on a loaded machine, where 300 ms can pass before it commits.
+        let wait = if row.total_items <= crate::store::bulk::BATCH {
+            ONE_BATCH_WAIT
+        } else {
+            BULK_WAIT
+        };
+        if tokio::time::timeout(wait, &mut items).await.is_ok() {
             row = state.store.job(id).await?.unwrap_or(row);
         }
     }
@@ -347,6 +355,9 @@ async fn change_state(
 
 /// How long a cancel or retry answer waits for the items' side of the change.
 const BULK_WAIT: std::time::Duration = std::time::Duration::from_millis(300);
+/// How long it waits when the job's items fit one batch: for the change to end, unless the
+/// database is stuck (the batch's own retries take under 2 s).
+const ONE_BATCH_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 #[utoipa::path(post, path = "/api/jobs/{id}/run", operation_id = "runJobForReal", tag = "jobs",
     params(("id" = String, Path, description = "The dry run's id")),
